@@ -1,0 +1,74 @@
+"""Typed inference requests and the columns their answers fill.
+
+A task turns its prepared items into requests; an engine backend answers them for one model.
+Every request names the item it belongs to and a ``key``: the answers of all requests of one
+item become one row of the predictions table, with columns prefixed by the key
+(``{key}_logprob``, ``{key}_ntokens``, ``{key}_text``, ``{key}_reward``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+
+@dataclass(frozen=True)
+class Chat:
+    """A conversation to be formatted per model.
+
+    With ``chat_template: true`` the model's tokenizer formats ``messages`` with its own chat
+    template (adding the generation prompt when the last message is not the assistant's);
+    otherwise they are joined as plain ``User:``/``Assistant:`` turns. ``assistant_prefix`` is
+    text the assistant's turn starts with (e.g. the reply up to ``{country}``); for a
+    log-likelihood request the continuations follow it directly.
+    """
+
+    messages: tuple[tuple[str, str], ...]  # (role, content) pairs
+    assistant_prefix: str = ""
+
+
+# A prompt is either raw text, used as is, or a chat formatted by the model's template.
+Prompt = Union[str, Chat]
+
+
+@dataclass(frozen=True)
+class LoglikRequest:
+    """Log-likelihood of each continuation after ``context``.
+
+    Answer columns: ``{key}_logprob`` (list of summed log-probabilities, natural log) and
+    ``{key}_ntokens`` (list of continuation token counts), in the order of ``continuations``.
+    """
+
+    item_id: str
+    key: str
+    context: Prompt
+    continuations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """Greedy continuation of ``prompt``, cut before the first stop string.
+
+    Answer column: ``{key}_text``.
+    """
+
+    item_id: str
+    key: str
+    prompt: Prompt
+    max_new_tokens: int
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RewardRequest:
+    """Scalar reward of each conversation (the last message is normally the assistant's).
+
+    Answer column: ``{key}_reward`` (list of floats, in the order of ``conversations``).
+    """
+
+    item_id: str
+    key: str
+    conversations: tuple[Chat, ...]
+
+
+Request = Union[LoglikRequest, GenerateRequest, RewardRequest]
