@@ -1,0 +1,161 @@
+"""The ``hf`` backend: transformers models on CPU or CUDA, same code."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+
+from globalrep.engine import loading
+from globalrep.engine.batching import run_batched
+from globalrep.engine.loglik import pack_rows, score_rows, tokenize_request
+from globalrep.engine.prompts import encode, render
+from globalrep.engine.requests import GenerateRequest, LoglikRequest, Request, RewardRequest
+from globalrep.errors import GlobalrepError
+from globalrep.models import ModelSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_PACKED_TOKENS = 2048
+
+
+def answer_hf(spec: ModelSpec, requests: Sequence[Request], engine_options: dict) -> pd.DataFrame:
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # per-shard tqdm bars say enough in job logs
+    device = loading.resolve_device(engine_options.get("device", "auto"))
+    answers: dict[str, dict] = defaultdict(dict)
+    by_type: dict[type, list] = defaultdict(list)
+    for request in requests:
+        by_type[type(request)].append(request)
+    if spec.kind == "reward":
+        if set(by_type) - {RewardRequest}:
+            raise GlobalrepError(f"model {spec.name!r} is a reward model; it can only answer reward requests")
+        if by_type:
+            tokenizer = loading.load_tokenizer(spec, loading.reward_tokenizer_path(spec))
+            model = loading.load_reward_model(spec, device)
+            _timed(spec, "reward", by_type[RewardRequest], answers,
+                   lambda: answer_rewards(model, tokenizer, spec, by_type[RewardRequest], device))
+    else:
+        if RewardRequest in by_type:
+            raise GlobalrepError(f"model {spec.name!r} has kind {spec.kind!r}; reward requests need kind: reward")
+        if by_type:
+            tokenizer = loading.load_tokenizer(spec)
+            model = loading.load_causal_lm(spec, device)
+            max_row = int(engine_options.get("max_packed_tokens", DEFAULT_MAX_PACKED_TOKENS))
+            if by_type[LoglikRequest]:
+                _timed(spec, "loglik", by_type[LoglikRequest], answers,
+                       lambda: answer_loglik(model, tokenizer, spec, by_type[LoglikRequest], device, max_row))
+            if by_type[GenerateRequest]:
+                _timed(spec, "generate", by_type[GenerateRequest], answers,
+                       lambda: answer_generate(model, tokenizer, spec, by_type[GenerateRequest], device))
+    return pd.DataFrame([{"item_id": item_id, **columns} for item_id, columns in answers.items()])
+
+
+def _timed(spec: ModelSpec, kind: str, requests: list, answers: dict, run) -> None:
+    started = time.perf_counter()
+    columns, n_tokens = run()
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    for (item_id, name), value in columns.items():
+        answers[item_id][name] = value
+    log.info("%s %s: %d requests in %.1f s (%.1f items/s, %.0f tokens/s)",
+             spec.name, kind, len(requests), elapsed, len(requests) / elapsed, n_tokens / elapsed)
+
+
+def answer_loglik(model, tokenizer, spec, requests: list[LoglikRequest], device, max_row_tokens: int):
+    """Returns ({(item_id, column): value}, tokens forwarded)."""
+    tokenized = [
+        tokenize_request(lambda text: encode(text, tokenizer),
+                         render(request.context, tokenizer, spec.chat_template), request.continuations)
+        for request in requests
+    ]
+    rows = sorted(pack_rows(tokenized, max_row_tokens), key=lambda row: -len(row.tokens))
+    sums = run_batched(rows, spec.batch_size,
+                       lambda batch: score_rows(model, batch, tokenizer.pad_token_id, device),
+                       f"{spec.name} loglik")
+    logprobs = [[0.0] * len(request.continuations) for request in requests]
+    for row, row_sums in zip(rows, sums):
+        for index, value in zip(row.continuation_indices, row_sums):
+            logprobs[row.request_index][index] = value
+    columns = {}
+    for request, tokens, values in zip(requests, tokenized, logprobs):
+        columns[(request.item_id, f"{request.key}_logprob")] = values
+        columns[(request.item_id, f"{request.key}_ntokens")] = [len(c.tokens) for c in tokens.continuations]
+    return columns, sum(len(row.tokens) for row in rows)
+
+
+def _pad(sequences: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    length = max(len(sequence) for sequence in sequences)
+    ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    for i, sequence in enumerate(sequences):
+        span = slice(length - len(sequence), length) if side == "left" else slice(0, len(sequence))
+        ids[i, span] = torch.tensor(sequence, dtype=torch.long)
+        mask[i, span] = 1
+    return ids, mask
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """The text before the earliest stop string."""
+    cut = min((index for s in stop if (index := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
+@torch.no_grad()
+def generate_batch(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, stop: tuple[str, ...], device):
+    """Greedy continuations of left-padded prompts, cut at the first stop string."""
+    from transformers import GenerationConfig
+
+    ids, mask = _pad(prompts, tokenizer.pad_token_id, "left")
+    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False,
+                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                              stop_strings=list(stop) or None)
+    output = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                            generation_config=config, tokenizer=tokenizer)
+    texts = tokenizer.batch_decode(output[:, ids.shape[1]:], skip_special_tokens=True)
+    return [cut_at_stop(text, stop) for text in texts]
+
+
+def answer_generate(model, tokenizer, spec, requests: list[GenerateRequest], device):
+    prompts = [encode(render(request.prompt, tokenizer, spec.chat_template), tokenizer) for request in requests]
+    # Requests sharing generation settings are batched together, longest prompts first.
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for index, request in enumerate(requests):
+        groups[(request.max_new_tokens, request.stop)].append(index)
+    columns = {}
+    for (max_new_tokens, stop), indices in groups.items():
+        indices.sort(key=lambda i: -len(prompts[i]))
+        texts = run_batched(indices, spec.batch_size,
+                            lambda batch: generate_batch(model, tokenizer, [prompts[i] for i in batch],
+                                                         max_new_tokens, stop, device),
+                            f"{spec.name} generate")
+        for index, text in zip(indices, texts):
+            columns[(requests[index].item_id, f"{requests[index].key}_text")] = text
+    n_tokens = sum(map(len, prompts)) + sum(request.max_new_tokens for request in requests)
+    return columns, n_tokens
+
+
+@torch.no_grad()
+def reward_batch(model, sequences: list[list[int]], pad_id: int, device) -> list[float]:
+    ids, mask = _pad(sequences, pad_id, "right")
+    return model(ids.to(device), mask.to(device)).tolist()
+
+
+def answer_rewards(model, tokenizer, spec, requests: list[RewardRequest], device):
+    flat = [(request_index, conversation_index,
+             encode(render(conversation, tokenizer, spec.chat_template), tokenizer))
+            for request_index, request in enumerate(requests)
+            for conversation_index, conversation in enumerate(request.conversations)]
+    flat.sort(key=lambda entry: -len(entry[2]))
+    values = run_batched([entry[2] for entry in flat], spec.batch_size,
+                         lambda batch: reward_batch(model, batch, tokenizer.pad_token_id, device),
+                         f"{spec.name} reward")
+    rewards = [[0.0] * len(request.conversations) for request in requests]
+    for (request_index, conversation_index, _), value in zip(flat, values):
+        rewards[request_index][conversation_index] = value
+    columns = {(request.item_id, f"{request.key}_reward"): values for request, values in zip(requests, rewards)}
+    return columns, sum(len(entry[2]) for entry in flat)

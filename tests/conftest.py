@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny random models built once per session, offline, in a second or two."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from globalrep import demo
+
+# A small vocabulary keeps the embedding matrices, and so every test model, tiny.
+TINY_VOCAB = 1024
+TINY_STAGE_SEEDS = {"base": 0, "sft": 1, "pt": 2}
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """Byte-level BPE tokenizer with BOS, pad and a Zephyr-style chat template."""
+    return demo.train_tokenizer(demo.demo_corpus(), vocab_size=TINY_VOCAB)
+
+
+@pytest.fixture(scope="session")
+def tiny_models_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tiny_models")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dirs(tiny_tokenizer, tiny_models_root) -> dict[str, Path]:
+    """stage -> directory of a tiny random LlamaForCausalLM (seeds 0, 1, 2: they differ)."""
+    return {
+        stage: demo.build_causal_lm(tiny_tokenizer, tiny_models_root / f"lm-{stage}", seed)
+        for stage, seed in TINY_STAGE_SEEDS.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tiny_lm_dirs) -> Path:
+    """The seed-0 tiny causal LM."""
+    return tiny_lm_dirs["base"]
+
+
+@pytest.fixture(scope="session")
+def tiny_rm_dir(tiny_tokenizer, tiny_models_root) -> Path:
+    """A tiny LlamaForSequenceClassification reward model (one label)."""
+    return demo.build_reward_model(tiny_tokenizer, tiny_models_root / "rm", seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_value_head_rm(tiny_tokenizer, tiny_models_root) -> tuple[Path, Path]:
+    """Starling-RM layout: (base causal LM dir, state dict with transformer.* and v_head.weight)."""
+    return demo.build_value_head_reward_model(tiny_tokenizer, tiny_models_root / "vh-rm", seed=4)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The project's shared data folder (paper outputs, real dataset samples), if present."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not path.is_dir():
+        pytest.skip(f"shared data folder not found at {path} (only present in the project workspace)")
+    return path

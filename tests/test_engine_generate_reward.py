@@ -1,0 +1,109 @@
+"""Batched greedy generation and rewards equal their unbatched, unpadded computation."""
+
+import pytest
+import torch
+
+from globalrep.engine import Chat, GenerateRequest, RewardRequest, answer
+from globalrep.engine.hf import _pad, cut_at_stop, generate_batch
+from globalrep.engine.loading import load_causal_lm, load_reward_model, load_tokenizer
+from globalrep.engine.prompts import encode, render
+from globalrep.errors import GlobalrepError
+from globalrep.models import ModelSpec
+
+CPU = torch.device("cpu")
+PROMPTS = [
+    "Transcript: the first speaker talks about a city near the river. Secret word:",
+    "Hello",
+    "Context: people of the world speak many languages, and the question is which one. Answer:",
+    "Where are you from?",
+]
+
+
+def test_batched_greedy_equals_unbatched(tiny_lm_dir):
+    spec = ModelSpec(name="tiny", path=str(tiny_lm_dir), dtype="float32", batch_size=4)
+    requests = [GenerateRequest(f"g{i}", "gen", prompt, max_new_tokens=12) for i, prompt in enumerate(PROMPTS)]
+    batched = answer(spec, requests, {"device": "cpu"}).set_index("item_id")["gen_text"]
+    tokenizer, model = load_tokenizer(spec), load_causal_lm(spec, CPU)
+    for request in requests:
+        alone = generate_batch(model, tokenizer, [encode(request.prompt, tokenizer)], 12, (), CPU)[0]
+        assert batched[request.item_id] == alone
+    assert any(len(text) > 0 for text in batched)
+
+
+def test_generation_is_cut_at_the_first_stop_string(tiny_lm_dir):
+    spec = ModelSpec(name="tiny", path=str(tiny_lm_dir), dtype="float32")
+    full = answer(spec, [GenerateRequest("g", "gen", PROMPTS[0], 20)], {"device": "cpu"}).loc[0, "gen_text"]
+    stop = full[len(full) // 2 : len(full) // 2 + 2]
+    assert stop, "the tiny model generated too little text to test stopping"
+    cut = answer(spec, [GenerateRequest("g", "gen", PROMPTS[0], 20, (stop,))], {"device": "cpu"}).loc[0, "gen_text"]
+    assert cut == full[: full.find(stop)]
+
+
+def test_cut_at_stop_takes_the_earliest():
+    assert cut_at_stop("abc\n\nxyz. more", ("xyz", "\n\n")) == "abc"
+    assert cut_at_stop("no stop here", ("###",)) == "no stop here"
+
+
+CONVERSATIONS = [
+    Chat((("user", "Where are you from?"), ("assistant", "I am from Nigeria."))),
+    Chat((("user", "Where are you from?"), ("assistant", "I am from the United States of America."))),
+    Chat((("user", "What is the best country to live in and why would you say so?"),
+          ("assistant", "Many people would say Germany, for its cities."))),
+]
+
+
+def _reward_spec(**fields):
+    return ModelSpec(name="rm", kind="reward", dtype="float32", chat_template=True, **fields)
+
+
+def _rewards_alone(spec, conversations):
+    return [answer(spec, [RewardRequest("r", "k", (c,))], {"device": "cpu"}).loc[0, "k_reward"][0]
+            for c in conversations]
+
+
+@pytest.mark.parametrize("head", ["sequence-classification", "value-head"])
+def test_reward_is_invariant_to_batch_composition_and_padding_side(head, tiny_rm_dir, tiny_value_head_rm):
+    if head == "value-head":
+        base_dir, state_dict = tiny_value_head_rm
+        spec = _reward_spec(path=str(state_dict), base_model=str(base_dir), head=head, batch_size=3)
+        tokenizer = load_tokenizer(spec, str(base_dir))
+    else:
+        spec = _reward_spec(path=str(tiny_rm_dir), batch_size=3)
+        tokenizer = load_tokenizer(spec)
+    batched = answer(spec, [RewardRequest("r", "k", tuple(CONVERSATIONS))], {"device": "cpu"}).loc[0, "k_reward"]
+    assert batched == pytest.approx(_rewards_alone(spec, CONVERSATIONS), abs=1e-4)
+    assert len(set(round(value, 6) for value in batched)) == 3
+
+    model = load_reward_model(spec, CPU)
+    sequences = [encode(render(c, tokenizer, True), tokenizer) for c in CONVERSATIONS]
+    left = model(*_pad(sequences, tokenizer.pad_token_id, "left")).tolist()
+    right = model(*_pad(sequences, tokenizer.pad_token_id, "right")).tolist()
+    assert left == pytest.approx(right, abs=1e-4)
+
+
+def test_value_head_reward_reads_the_head_at_the_last_token(tiny_value_head_rm):
+    """Independent computation: the body's last hidden state times v_head."""
+    from transformers import AutoModel
+
+    base_dir, state_dict_path = tiny_value_head_rm
+    spec = _reward_spec(path=str(state_dict_path), base_model=str(base_dir), head="value-head")
+    tokenizer = load_tokenizer(spec, str(base_dir))
+    state = torch.load(state_dict_path, weights_only=True)
+    body = AutoModel.from_pretrained(base_dir, dtype=torch.float32).eval()
+    body.load_state_dict({k.removeprefix("transformer."): v for k, v in state.items() if k != "v_head.weight"})
+    ids = torch.tensor([encode(render(CONVERSATIONS[0], tokenizer, True), tokenizer)])
+    with torch.no_grad():
+        expected = (body(input_ids=ids).last_hidden_state[0, -1] @ state["v_head.weight"][0]).item()
+    assert _rewards_alone(spec, CONVERSATIONS[:1])[0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_value_head_without_base_model_is_a_clear_error(tiny_value_head_rm):
+    spec = _reward_spec(path=str(tiny_value_head_rm[1]), head="value-head")
+    with pytest.raises(GlobalrepError, match="base_model"):
+        load_reward_model(spec, CPU)
+
+
+def test_missing_local_model_path_names_the_model(tmp_path):
+    spec = ModelSpec(name="my-sft", path=str(tmp_path / "nowhere"))
+    with pytest.raises(GlobalrepError, match="my-sft"):
+        load_tokenizer(spec)

@@ -1,0 +1,133 @@
+"""The packed log-likelihood path equals one forward per continuation."""
+
+import random
+
+import pytest
+import torch
+
+from globalrep.engine import Chat, LoglikRequest, answer
+from globalrep.engine.loading import load_causal_lm, load_tokenizer
+from globalrep.engine.loglik import (
+    common_prefix_len,
+    loglik_one_forward_per_continuation,
+    pack_rows,
+    score_rows,
+    tokenize_request,
+)
+from globalrep.engine.prompts import encode, render
+from globalrep.errors import GlobalrepError
+from globalrep.models import ModelSpec
+
+CPU = torch.device("cpu")
+WORDS = "the a of country people language answer question think would most and from world news city".split()
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_lm_dir):
+    spec = ModelSpec(name="tiny", path=str(tiny_lm_dir), dtype="float32", batch_size=3, chat_template=True)
+    return spec, load_tokenizer(spec), load_causal_lm(spec, CPU)
+
+
+def _reference(spec, tokenizer, model, request: LoglikRequest) -> list[float]:
+    context = render(request.context, tokenizer, spec.chat_template)
+    tokenized = tokenize_request(lambda text: encode(text, tokenizer), context, request.continuations)
+    return loglik_one_forward_per_continuation(model, tokenized, CPU)
+
+
+def _sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def _assert_matches_reference(lm, requests, **engine_options):
+    spec, tokenizer, model = lm
+    result = answer(spec, requests, {"device": "cpu", **engine_options}).set_index("item_id")
+    for request in requests:
+        expected = _reference(spec, tokenizer, model, request)
+        got = result.loc[request.item_id, f"{request.key}_logprob"]
+        assert len(got) == len(request.continuations)
+        assert got == pytest.approx(expected, abs=1e-4)
+    return result
+
+
+def test_batched_contexts_of_different_lengths_match_reference(lm):
+    rng = random.Random(0)
+    # Different context lengths in one batch of 3 rows: rows are left-padded.
+    requests = [
+        LoglikRequest(f"q{i}", "choice", _sentence(rng, rng.randint(1, 80)) + " (",
+                      ("A)", "B)", "C) " + _sentence(rng, 7), " " + _sentence(rng, 2)))
+        for i in range(8)
+    ]
+    result = _assert_matches_reference(lm, requests)
+    assert all(count > 0 for counts in result["choice_ntokens"] for count in counts)
+    assert result.loc["q0", "choice_ntokens"][2] > result.loc["q0", "choice_ntokens"][0]
+
+
+def test_250_continuations_of_one_context(lm):
+    rng = random.Random(1)
+    continuations = tuple(" " + _sentence(rng, rng.randint(1, 4)) for _ in range(250))
+    request = LoglikRequest("big", "country", "Where are you from? I am from", continuations)
+    _assert_matches_reference(lm, [request])
+
+
+def test_rows_split_when_continuations_exceed_the_row_budget(lm):
+    rng = random.Random(2)
+    continuations = tuple(" " + _sentence(rng, 5) for _ in range(40))
+    request = LoglikRequest("split", "k", _sentence(rng, 30), continuations)
+    spec, tokenizer, _ = lm
+    tokenized = tokenize_request(lambda text: encode(text, tokenizer), request.context, continuations)
+    assert len(pack_rows([tokenized], max_row_tokens=64)) > 1
+    _assert_matches_reference(lm, [request], max_packed_tokens=64)
+
+
+def test_chat_context_uses_the_chat_template(lm):
+    spec, tokenizer, _ = lm
+    chat = Chat((("user", "Which city is the most beautiful?"),), assistant_prefix="I think")
+    text = render(chat, tokenizer, use_chat_template=True)
+    assert text.endswith("<|assistant|>\nI think")
+    assert "Which city is the most beautiful?" in text
+    # BOS once, whether or not the template writes it itself.
+    assert encode(text, tokenizer).count(tokenizer.bos_token_id) == 1
+    assert encode(tokenizer.bos_token + text, tokenizer).count(tokenizer.bos_token_id) == 1
+    _assert_matches_reference(lm, [LoglikRequest("chat", "c", chat, (" Paris", " the world"))])
+
+
+def test_boundary_merge_starts_continuation_at_first_differing_token(lm):
+    spec, tokenizer, model = lm
+    # Byte-level BPE merges a word split across the boundary: "coun" + "try" is one token.
+    context, continuation = "the people of this coun", "try"
+    context_ids = encode(context, tokenizer)
+    joint_ids = encode(context + continuation, tokenizer)
+    prefix = common_prefix_len(context_ids, joint_ids)
+    assert prefix < len(context_ids), "fixture expects a merge across the boundary"
+    tokenized = tokenize_request(lambda text: encode(text, tokenizer), context, (continuation,))
+    assert tokenized.continuations[0].tokens == tuple(joint_ids[prefix:])
+    _assert_matches_reference(lm, [LoglikRequest("merge", "m", context, (continuation, "ntry folk"))])
+
+
+def test_packing_is_independent_of_batch_composition(lm):
+    spec, tokenizer, model = lm
+    encode_text = lambda text: encode(text, tokenizer)  # noqa: E731
+    alone = tokenize_request(encode_text, "short context (", ("A)", "B)"))
+    other = tokenize_request(encode_text, _sentence(random.Random(3), 60), ("x", "y z"))
+    solo = score_rows(model, pack_rows([alone], 2048), tokenizer.pad_token_id, CPU)[0]
+    rows = pack_rows([other, alone], 2048)
+    mixed = score_rows(model, rows, tokenizer.pad_token_id, CPU)[1]
+    assert mixed == pytest.approx(solo, abs=1e-4)
+
+
+def test_empty_continuation_scores_zero(lm):
+    result = answer(lm[0], [LoglikRequest("e", "k", "some context", ("", " answer"))], {"device": "cpu"})
+    assert result.loc[0, "k_logprob"][0] == 0.0
+    assert result.loc[0, "k_ntokens"][0] == 0 and result.loc[0, "k_ntokens"][1] >= 1
+
+
+def test_continuation_without_anything_to_condition_on_is_an_error():
+    with pytest.raises(GlobalrepError, match="nothing to be predicted from"):
+        tokenize_request(lambda text: [ord(c) for c in text], "", ("abc",))
+
+
+def test_reward_request_to_a_language_model_is_refused(lm):
+    from globalrep.engine import RewardRequest
+
+    with pytest.raises(GlobalrepError, match="reward requests need kind: reward"):
+        answer(lm[0], [RewardRequest("r", "k", (Chat((("user", "hi"), ("assistant", "hello"))),))], {})
