@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,8 @@ def write_parquet_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write to a temporary file beside ``path``, then rename: a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    # A pid-named file keeps the umask's mode (mkstemp's 0600 would hide shards on shared clusters).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, path)

@@ -1,0 +1,66 @@
+import warnings
+
+import numpy as np
+import pytest
+
+from globalrep.stats import bootstrap_ci, paired_difference
+
+
+def test_bootstrap_ci_contains_the_mean_and_shrinks_with_more_items():
+    rng = np.random.default_rng(1)
+    small = rng.normal(0.6, 0.1, size=20)
+    large = rng.normal(0.6, 0.1, size=2000)
+    for values in (small, large):
+        mean, low, high = bootstrap_ci(values)
+        assert mean == pytest.approx(values.mean())
+        assert low < mean < high
+    widths = [bootstrap_ci(values)[2] - bootstrap_ci(values)[1] for values in (small, large)]
+    assert widths[1] < widths[0] / 5  # ~1/sqrt(100) of the width
+
+
+def test_bootstrap_ci_is_seeded():
+    values = np.random.default_rng(2).random(30)
+    assert bootstrap_ci(values, seed=3) == bootstrap_ci(values, seed=3)
+    _, low50, high50 = bootstrap_ci(values, confidence=0.5)
+    _, low95, high95 = bootstrap_ci(values)
+    assert low95 < low50 < high50 < high95
+
+
+def test_bootstrap_ci_degenerate_inputs_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert bootstrap_ci([0.7, 0.7, 0.7]) == pytest.approx((0.7, 0.7, 0.7))
+        assert bootstrap_ci([0.3]) == (0.3, 0.3, 0.3)
+        assert all(np.isnan(bootstrap_ci([])))
+        assert paired_difference([0.2], [0.5]) == pytest.approx((0.3, 0.3, 0.3, 1.0))
+        assert paired_difference([0.2, 0.4], [0.2, 0.4])[3] == 1.0
+
+
+def test_paired_difference_detects_a_real_shift():
+    rng = np.random.default_rng(4)
+    before = rng.uniform(0.3, 0.9, size=60)  # items differ a lot; the shift is small but consistent
+    after = before + 0.03 + rng.normal(0, 0.02, size=60)
+    delta, low, high, p_value = paired_difference(before, after)
+    assert delta == pytest.approx(np.mean(after - before))
+    assert 0 < low < delta < high
+    assert p_value < 0.05
+
+
+def test_paired_difference_finds_no_shift_in_noise():
+    rng = np.random.default_rng(5)
+    before = rng.uniform(0.3, 0.9, size=60)
+    after = before + rng.normal(0, 0.02, size=60)
+    delta, low, high, p_value = paired_difference(before, after)
+    assert low < 0 < high
+    assert p_value > 0.05
+
+
+def test_sign_flip_test_is_exact_for_few_items():
+    # Five positive differences: only "all +" and "all −" are as extreme, so p = 2 / 2**5.
+    _, _, _, p_value = paired_difference(np.zeros(5), np.array([0.1, 0.2, 0.3, 0.4, 0.5]))
+    assert p_value == pytest.approx(2 / 32)
+
+
+def test_paired_difference_needs_equal_lengths():
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_difference([1.0, 2.0], [1.0])
