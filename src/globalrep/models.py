@@ -42,11 +42,16 @@ class ModelSpec:
         return is_local_path(self.path)
 
 
+# Data-file endings that no hub id has.
+LOCAL_FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt", ".zip", ".gz", ".pt", ".bin", ".gguf")
+
+
 def is_local_path(path: str) -> bool:
-    """Hub ids look like ``org/name``; anything else (absolute, ``./``, deeper) is a local path."""
+    """Hub ids look like ``name`` or ``org/name``; a path that exists, starts with ``/``, ``./``,
+    ``../`` or ``~``, goes deeper, or ends like a data file is local."""
     if path.startswith(("/", "./", "../", "~")) or Path(path).exists():
         return True
-    return path.count("/") != 1
+    return path.count("/") >= 2 or path.lower().endswith(LOCAL_FILE_SUFFIXES)
 
 
 def fingerprint(*parts: object) -> str:
@@ -55,12 +60,8 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def inference_fingerprint(model: ModelSpec, task_options: dict, prompt_version: str) -> str:
-    """Hash of exactly what determines an inference job's output.
-
-    Excluded: batch size and device (speed only) and the task's shard count (it changes the
-    output file names, so Snakemake plans those jobs anyway).
-    """
+def inference_fingerprint(model: ModelSpec, request_options: dict, prompt_version: str) -> str:
+    """Hash of exactly what determines an inference job's output: the model entry minus batch
+    size and device (speed only), the task options that shape its requests, the prompt version."""
     entry = {k: v for k, v in asdict(model).items() if k not in NON_RESULT_KEYS}
-    options = {k: v for k, v in task_options.items() if k != "shards"}
-    return fingerprint(entry, options, prompt_version, ENGINE_RESULTS_VERSION)
+    return fingerprint(entry, request_options, prompt_version, ENGINE_RESULTS_VERSION)

@@ -26,6 +26,8 @@ from globalrep.models import is_local_path
 NAME = "global_opinions"
 PROMPT_VERSION = "1"
 MODEL_KINDS = ("lm",)
+# Options that change only scoring: editing them reruns no inference.
+SCORE_ONLY_OPTIONS = ("focus_countries",)
 
 DEFAULT_SOURCE = "Anthropic/llm_global_opinions"
 FOCUS_COUNTRIES = ("United States", "China", "Jordan", "Brazil", "Nigeria", "Germany", "Australia")

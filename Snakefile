@@ -1,0 +1,35 @@
+# globalrep: how alignment changes an LLM's performance across dialects, languages and countries.
+#
+#   snakemake --cores all                              # the embedded demo (config.yaml)
+#   snakemake --cores all --configfile config/paper.yaml
+#   snakemake --profile profiles/slurm --configfile config/paper.yaml
+#
+# Layout: workflow/rules/*.smk (one file per stage), logic in src/globalrep.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The demo config, unless config files are given on the command line: then those alone are the
+# config (Snakemake would otherwise merge them into the demo's, adding the demo models to a run).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/infer.smk"
+include: "workflow/rules/score.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,445 @@
+"""The workflow's stage steps, one plain function each.
+
+``workflow/scripts/*.py`` are thin adapters: they read what Snakemake hands them and call one
+function here. Every function writes its outputs atomically (temporary file, then rename), logs
+what it did, and raises :class:`~globalrep.errors.GlobalrepError` with a message that says what
+to do. The checks the Snakefile runs before any job starts live here too, so they are tested
+without Snakemake.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from globalrep.errors import GlobalrepError
+from globalrep.models import ModelSpec, is_local_path
+from globalrep.sharding import shard_items, write_parquet_atomic
+from globalrep.tasks import get_task
+
+log = logging.getLogger(__name__)
+
+# File suffixes that mark a task source as a local file even when it looks like `org/name`.
+
+# Keys of config['engine'] that size the Snakemake job rather than configure the engine.
+JOB_RESOURCE_KEYS = ("threads", "gpus", "mem_mb", "runtime")
+
+# Packages whose versions the report records.
+VERSIONED_PACKAGES = (
+    "globalrep", "snakemake", "torch", "transformers", "tokenizers", "datasets",
+    "pandas", "numpy", "pyarrow", "scipy", "matplotlib",
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Logging
+
+
+def setup_logging(log_path: str | os.PathLike | None, level: int = logging.INFO) -> None:
+    """Log to ``log_path``, warnings and errors also to stderr (parallel jobs share the
+    terminal); uncaught errors end up in the log too."""
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(logging.WARNING)
+    handlers: list[logging.Handler] = [stderr]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    logging.captureWarnings(True)
+    for chatty in ("fontTools", "matplotlib", "PIL", "urllib3", "filelock"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
+    previous_hook = sys.excepthook
+
+    def log_uncaught(kind, error, traceback):
+        if issubclass(kind, GlobalrepError):
+            logging.getLogger("globalrep").error("%s", error)
+        else:
+            logging.getLogger("globalrep").error("uncaught error", exc_info=(kind, error, traceback))
+        previous_hook(kind, error, traceback)
+
+    sys.excepthook = log_uncaught
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks before any job runs
+
+
+def resolve_source(task_name: str, task_options: Mapping) -> str:
+    """The task's source: a hub id as given, or a local path (relative to the working directory)
+    that must exist."""
+    source = str(task_options.get("source", ""))
+    if not source:
+        raise GlobalrepError(f"config key 'tasks.{task_name}.source' is empty: give a hub dataset id or a local file")
+    if not is_local_path(source):
+        return source
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise GlobalrepError(
+            f"dataset file '{source}' does not exist (config key 'tasks.{task_name}.source', "
+            f"relative to the working directory {Path.cwd()}): fix the path or use a hub dataset id"
+        )
+    return str(path)
+
+
+def check_model_paths(models: Mapping[str, Mapping], built_paths: Iterable[str] = ()) -> None:
+    """Every model whose ``path`` is local must exist, unless the workflow builds it
+    (``built_paths``). Raises one error naming every missing model and its config key."""
+    built = {os.path.normpath(p) for p in built_paths}
+    problems = []
+    for name, entry in models.items():
+        for key in ("path", "base_model"):
+            value = entry.get(key)
+            if not value or not is_local_path(value) or os.path.normpath(value) in built:
+                continue
+            if not Path(value).expanduser().exists():
+                problems.append(f"model '{name}': {key} '{value}' does not exist (config key 'models.{name}.{key}')")
+    if problems:
+        raise GlobalrepError(
+            "local model paths are missing; fix them or use hub ids (`org/name`):\n  " + "\n  ".join(problems)
+        )
+
+
+def check_task_sources(tasks: Mapping[str, Mapping]) -> None:
+    """Every task's local source must exist (see :func:`resolve_source`)."""
+    for name, options in tasks.items():
+        resolve_source(name, options)
+
+
+def check_chains(chains: Mapping[str, Sequence[str]], models: Mapping[str, Mapping]) -> None:
+    """Chains may only name configured models."""
+    for chain, members in chains.items():
+        unknown = [m for m in members if m not in models]
+        if unknown:
+            raise GlobalrepError(
+                f"chain '{chain}' names undefined model(s) {', '.join(map(repr, unknown))} "
+                f"(config key 'chains.{chain}'); defined models: {', '.join(models)}"
+            )
+
+
+def task_models(task_name: str, models: Mapping[str, Mapping]) -> list[str]:
+    """The configured models a task evaluates: those whose ``kind`` is in its ``MODEL_KINDS``."""
+    kinds = get_task(task_name).MODEL_KINDS
+    chosen = [name for name, entry in models.items() if entry.get("kind", "lm") in kinds]
+    if not chosen:
+        raise GlobalrepError(
+            f"task '{task_name}' evaluates models of kind {' or '.join(kinds)}, but config key "
+            f"'models' has none: add one or remove 'tasks.{task_name}'"
+        )
+    return chosen
+
+
+def inference_options(task_name: str, task_options: Mapping) -> dict:
+    """The task options that can change a task's items or requests: all but ``shards`` and the
+    task's ``SCORE_ONLY_OPTIONS`` (e.g. which countries a table reports), so that changing
+    those reruns scoring, not inference."""
+    score_only = set(getattr(get_task(task_name), "SCORE_ONLY_OPTIONS", ())) | {"shards"}
+    return {k: v for k, v in task_options.items() if k not in score_only}
+
+
+def config_error_message(error: Exception) -> str:
+    """A one-paragraph description of a JSON-schema validation error that names the config key."""
+    path = ".".join(str(part) for part in getattr(error, "absolute_path", ()))
+    where = f"config key '{path}'" if path else "the config's top level"
+    if getattr(error, "validator", None) == "additionalProperties" and isinstance(error.instance, Mapping):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        keys = ", ".join(repr(f"{path}.{k}" if path else k) for k in unknown)
+        hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+        return f"unknown config key {keys}{hint}; see config/README.md"
+    return f"invalid value for {where}: {getattr(error, 'message', error)}; see config/README.md"
+
+
+def task_chains(chains: Mapping[str, Sequence[str]], models: Sequence[str]) -> dict[str, list[str]]:
+    """Each chain restricted to the models a task evaluates; chains left with < 2 models drop out."""
+    kept = {name: [m for m in members if m in models] for name, members in chains.items()}
+    return {name: members for name, members in kept.items() if len(members) >= 2}
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage steps
+
+
+def build_demo(out_dir: str | os.PathLike, text_files: Sequence[str | os.PathLike] = ()) -> None:
+    """Build the demo's tiny local models under ``out_dir``; ``text_files`` (the demo data) join
+    the tokenizer's training text."""
+    from globalrep.demo import build_demo_models
+
+    texts = [Path(f).read_text(encoding="utf-8", errors="replace") for f in text_files]
+    start = time.perf_counter()
+    built = build_demo_models(out_dir, texts)
+    for name, path in built.items():
+        log.info("built %s in %s", name, path)
+    log.info("built %d demo models in %.1f s", len(built), time.perf_counter() - start)
+
+
+def prepare_task(task_name: str, task_options: Mapping, out_path: str | os.PathLike) -> None:
+    """Read the task's raw source into one tidy table of items (``item_id``, ``group``, ...)."""
+    task = get_task(task_name)
+    source = resolve_source(task_name, task_options)
+    log.info("preparing task %s from %s", task_name, source)
+    items = task.prepare(dict(task_options), source)
+    _check_items(task_name, items)
+    write_parquet_atomic(items, out_path)
+    log.info("wrote %d items in %d groups to %s", len(items), items["group"].nunique(), out_path)
+
+
+def infer_shard(
+    task_name: str,
+    task_options: Mapping,
+    model: ModelSpec,
+    prepared_path: str | os.PathLike,
+    n_shards: int,
+    shard: int,
+    engine_options: Mapping,
+    out_path: str | os.PathLike,
+    threads: int | None = None,
+) -> None:
+    """Answer one shard of a task's items with one model; one row per item."""
+    from globalrep import engine
+
+    task = get_task(task_name)
+    items = shard_items(pd.read_parquet(prepared_path), n_shards, shard)
+    log.info("%s / %s: shard %d of %d holds %d items", task_name, model.name, shard, n_shards, len(items))
+    if items.empty:
+        write_parquet_atomic(pd.DataFrame({"item_id": pd.Series([], dtype=str)}), out_path)
+        return
+    _limit_threads(threads)
+    requests = task.requests(items, dict(task_options))
+    options = {k: v for k, v in engine_options.items() if k not in JOB_RESOURCE_KEYS}
+    start = time.perf_counter()
+    answers = _with_item_id(engine.answer(model, requests, options))
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    _check_shard_ids(answers, items["item_id"], f"model {model.name}'s answers")
+    write_parquet_atomic(answers, out_path)
+    log.info(
+        "answered %d items (%d requests) in %.1f s, model loading included: %.2f items/s",
+        len(items), len(requests), elapsed, len(items) / elapsed,
+    )  # fmt: skip
+
+
+def score_task(
+    task_name: str,
+    task_options: Mapping,
+    prepared_path: str | os.PathLike,
+    predictions: Mapping[str, Sequence[str | os.PathLike]],
+    chains: Mapping[str, Sequence[str]],
+    scores_out: str | os.PathLike,
+    table_out: str | os.PathLike,
+    deltas_out: str | os.PathLike,
+) -> None:
+    """Score every model's predictions; write per-item scores and the two standard tables.
+
+    ``predictions`` maps each model to its shard files in shard order. A shard that cannot be
+    read, or that does not hold exactly its items, is deleted and reported: rerunning Snakemake
+    recomputes exactly the missing shards.
+    """
+    from globalrep import tables
+
+    task = get_task(task_name)
+    options = dict(task_options)
+    items = pd.read_parquet(prepared_path)
+    frame = load_predictions(items, predictions)
+    scores = task.score(items, frame, options)
+    write_parquet_atomic(scores, scores_out)
+    rows = task.table_scores(scores, options) if hasattr(task, "table_scores") else scores
+    chains = task_chains(chains, list(predictions))
+    write_csv_atomic(tables.group_table(rows), table_out)
+    write_csv_atomic(tables.deltas_table(rows, chains), deltas_out)
+    log.info("scored %d models on %d items: %d score rows", len(predictions), len(items), len(scores))
+
+
+def task_figures(
+    task_name: str,
+    task_options: Mapping,
+    table_path: str | os.PathLike,
+    deltas_path: str | os.PathLike,
+    chains: Mapping[str, Sequence[str]],
+    models_stage: Mapping[str, str],
+    out_dir: str | os.PathLike,
+) -> list[Path]:
+    """Draw the task's figures (PDF + PNG) into ``out_dir``, which appears whole or not at all.
+
+    The task's ``figures()`` gets its options plus ``models_stage`` ({model: stage}) for colours.
+    """
+    task = get_task(task_name)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = _temporary_name(out_dir)
+    staging.mkdir()
+    try:
+        if hasattr(task, "figures"):
+            options = {**task_options, "models_stage": dict(models_stage)}
+            chains = {name: list(members) for name, members in chains.items()}
+            task.figures(read_table(table_path), read_table(deltas_path), chains, staging, options)
+        else:
+            log.warning("task %s draws no figures", task_name)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    written = sorted(p for p in out_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+    log.info("wrote %d figure files to %s: %s", len(written), out_dir, ", ".join(p.name for p in written))
+    return written
+
+
+def report(
+    out_path: str | os.PathLike,
+    tables: Mapping[str, tuple[str | os.PathLike, str | os.PathLike]],
+    figure_dirs: Mapping[str, str | os.PathLike],
+    config: Mapping,
+) -> None:
+    """Write the single-file HTML report: per task its two tables (``tables[task] = (table_csv,
+    deltas_csv)``) and the PNGs in ``figure_dirs[task]``, with the config and package versions."""
+    from globalrep.report import build_report
+
+    figures = {task: sorted(Path(d).rglob("*.png")) for task, d in figure_dirs.items()}
+    build_report(out_path, dict(tables), figures, _plain(config), versions())  # writes atomically
+    log.info("wrote %s (%d tasks, %d figures)", out_path, len(tables), sum(map(len, figures.values())))
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A ``{task}.csv`` or ``{task}_deltas.csv`` table; only empty cells are missing (a group
+    code such as ``NA`` stays text)."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def load_predictions(items: pd.DataFrame, predictions: Mapping[str, Sequence[str | os.PathLike]]) -> pd.DataFrame:
+    """All models' shards, one frame with a ``model`` column. Unreadable or wrong shards are
+    deleted and named in the error, so that rerunning Snakemake recomputes just them."""
+    import pyarrow as pa
+
+    frames, bad = [], []
+    for model, paths in predictions.items():
+        for shard, path in enumerate(paths):
+            expected = shard_items(items, len(paths), shard)["item_id"]
+            try:
+                frame = _read_shard(path)
+                _check_shard_ids(frame, expected, f"shard {path}")
+            except (GlobalrepError, OSError, ValueError, pa.ArrowException) as error:
+                bad.append((Path(path), error))
+                continue
+            frames.append(frame.assign(model=model))
+    if bad:
+        for path, _ in bad:
+            path.unlink(missing_ok=True)
+        listing = "\n  ".join(f"{path}: {error}" for path, error in bad)
+        raise GlobalrepError(
+            f"{len(bad)} prediction shard(s) could not be used and were deleted:\n  {listing}\n"
+            "Rerun snakemake: it recomputes exactly the missing shards, then scores again."
+        )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"item_id": [], "model": []})
+
+
+def _read_shard(path: str | os.PathLike) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    if not Path(path).exists():
+        raise GlobalrepError("missing")
+    return pq.read_table(path).to_pandas()
+
+
+def _check_shard_ids(frame: pd.DataFrame, expected: pd.Series, what: str) -> None:
+    """``frame`` must hold exactly one row per expected item."""
+    if "item_id" not in frame.columns:
+        raise GlobalrepError(f"{what} has no item_id column")
+    got = frame["item_id"].astype(str)
+    if got.duplicated().any():
+        raise GlobalrepError(f"{what} repeats item_id(s) {sorted(set(got[got.duplicated()]))[:5]}")
+    missing = set(expected.astype(str)) - set(got)
+    extra = set(got) - set(expected.astype(str))
+    if missing or extra:
+        raise GlobalrepError(
+            f"{what} does not match its items: {len(missing)} missing (e.g. {sorted(missing)[:3]}), "
+            f"{len(extra)} unexpected (e.g. {sorted(extra)[:3]})"
+        )
+
+
+def _check_items(task_name: str, items: pd.DataFrame) -> None:
+    missing = {"item_id", "group"} - set(items.columns)
+    if missing:
+        raise GlobalrepError(f"task {task_name}'s prepare() returned no {', '.join(sorted(missing))} column")
+    if items.empty:
+        raise GlobalrepError(f"task {task_name} has no items: check config key 'tasks.{task_name}.source'")
+    duplicated = items["item_id"][items["item_id"].duplicated()]
+    if len(duplicated):
+        raise GlobalrepError(f"task {task_name}'s item_ids repeat: {sorted(set(duplicated))[:5]}")
+
+
+def _with_item_id(answers: pd.DataFrame) -> pd.DataFrame:
+    """Answers with ``item_id`` as a column, whether the engine put it in a column or the index."""
+    if "item_id" not in answers.columns and answers.index.name == "item_id":
+        answers = answers.reset_index()
+    return answers.reset_index(drop=True)
+
+
+def _limit_threads(threads: int | None) -> None:
+    """Keep torch to the job's Snakemake ``threads`` so parallel jobs do not oversubscribe."""
+    if not threads:
+        return
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(int(threads))
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a CSV beside ``path`` under a temporary name, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_name(path)
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _temporary_name(path: Path) -> Path:
+    """A unique hidden name beside ``path``. Not mkstemp/mkdtemp: their 0600/0700 modes would
+    survive the rename and hide results from the other users of a shared cluster directory."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def versions() -> dict[str, str]:
+    """Python and package versions, for the report."""
+    found = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            if package == "globalrep":
+                from globalrep import __version__
+
+                found[package] = f"{__version__} (not installed; from source)"
+    return found
+
+
+def _plain(value: object) -> object:
+    """Snakemake's config may hold its own mapping types; the report gets plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

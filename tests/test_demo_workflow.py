@@ -1,0 +1,106 @@
+"""The embedded demo end to end, and Snakemake's caching: only what changed reruns.
+
+One temporary copy of the workflow runs the whole demo once (a couple of minutes on 2 CPU
+cores); the tests after it edit that copy's config or outputs and look at what Snakemake plans.
+They run in file order and share the copy, so they are one module-scoped story.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+import yaml
+
+from test_workflow import copy_workflow, edit_config, job_stats, output_of, snakemake
+
+pytestmark = pytest.mark.slow
+
+TASK = "global_opinions"
+
+
+def planned_jobs(output: str) -> list[tuple[str, list[str]]]:
+    """(rule, outputs) of every job a Snakemake (dry) run lists."""
+    jobs = []
+    for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?rule )", output):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        if rule:
+            outputs = re.search(r"^\s+output: (.*)$", block, re.M)
+            jobs.append((rule.group(1), outputs.group(1).split(", ") if outputs else []))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A copy of the workflow after a complete demo run."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
+    result = snakemake(workdir, "--cores", "2", timeout=900)
+    assert result.returncode == 0, output_of(result)[-5000:]
+    return workdir
+
+
+def test_demo_writes_tables_figures_and_report(demo):
+    table = pd.read_csv(demo / f"results/tables/{TASK}.csv")
+    assert list(table.columns) == ["model", "group", "metric", "value", "ci_low", "ci_high", "n"]
+    assert set(table["model"]) == {"demo-base", "demo-sft", "demo-pt"}
+    deltas = pd.read_csv(demo / f"results/tables/{TASK}_deltas.csv")
+    assert {("demo-base", "demo-sft"), ("demo-sft", "demo-pt")} <= set(zip(deltas["from_model"], deltas["to_model"]))
+    figures = list((demo / f"results/figures/{TASK}").iterdir())
+    assert {".pdf", ".png"} <= {path.suffix for path in figures}
+    assert (demo / "results/report.html").stat().st_size > 0
+    for log in ("build_demo_models.log", f"prepare_task/{TASK}.log", f"infer/{TASK}/demo-sft/shard-0-of-2.log"):
+        assert (demo / "results/logs" / log).stat().st_size > 0, log
+    assert "items/s" in (demo / f"results/logs/infer/{TASK}/demo-sft/shard-0-of-2.log").read_text()
+
+
+def test_nothing_to_do_after_the_run(demo):
+    result = snakemake(demo, "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in output_of(result)
+
+
+def test_batch_size_does_not_rerun_inference(demo):
+    original = (demo / "config.yaml").read_text()
+    edit_config(demo, lambda c: c["models"]["demo-sft"].update(batch_size=3))
+    try:
+        result = snakemake(demo, "-n")
+        assert result.returncode == 0
+        assert not re.search(r"^rule infer:", output_of(result), re.M), output_of(result)
+    finally:
+        (demo / "config.yaml").write_text(original)
+
+
+def test_editing_one_model_reruns_only_its_jobs(demo):
+    edit_config(demo, lambda c: c["models"]["demo-sft"].update(dtype="bfloat16"))
+    result = snakemake(demo, "-n")
+    out = output_of(result)
+    assert result.returncode == 0, out
+    shards = yaml.safe_load((demo / "config.yaml").read_text())["tasks"][TASK]["shards"]
+    stats = job_stats(out)
+    assert stats.pop("infer") == shards
+    assert set(stats) <= {"score_task", "plot_task_figures", "build_report", "all"}, stats
+    infer_outputs = [path for rule, outputs in planned_jobs(out) if rule == "infer" for path in outputs]
+    assert sorted(infer_outputs) == [
+        f"results/predictions/{TASK}/demo-sft/shard-{i}-of-{shards}.parquet" for i in range(shards)
+    ]
+    # ...and the rerun itself completes, after which nothing is left to do.
+    run = snakemake(demo, "--cores", "2", timeout=600)
+    assert run.returncode == 0, output_of(run)[-5000:]
+    assert "Nothing to be done" in output_of(snakemake(demo, "-n"))
+
+
+def test_corrupt_shard_is_recomputed_not_scored(demo):
+    shard = demo / f"results/predictions/{TASK}/demo-pt/shard-1-of-2.parquet"
+    shard.write_bytes(b"not a parquet file")  # newer than the scores: scoring reruns
+    failed = snakemake(demo, "--cores", "2", timeout=600)
+    assert failed.returncode != 0
+    assert str(shard.relative_to(demo)) in output_of(failed) and "Rerun snakemake" in output_of(failed)
+    assert not shard.exists()
+    assert not (demo / f"results/tables/{TASK}.csv").exists(), "tables of a failed scoring must not remain"
+
+    planned = job_stats(output_of(snakemake(demo, "-n")))
+    assert planned.get("infer") == 1
+    rerun = snakemake(demo, "--cores", "2", timeout=600)
+    assert rerun.returncode == 0, output_of(rerun)[-5000:]
+    assert shard.exists() and (demo / f"results/tables/{TASK}.csv").exists()

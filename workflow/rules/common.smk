@@ -1,0 +1,160 @@
+# Config validation, model/task registries, shard lists, fingerprints and input functions.
+# Everything here runs when Snakemake parses the workflow, before any job starts.
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+# Use this checkout's package (src/) when present, here and in every job's Python.
+_SRC = Path(workflow.basedir) / "src"
+if _SRC.is_dir() and str(_SRC) not in sys.path:
+    sys.path.insert(0, str(_SRC))
+    _paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ.update(
+        PYTHONPATH=os.pathsep.join([str(_SRC)] + [p for p in _paths if p != str(_SRC)])
+    )
+
+from globalrep import pipeline
+from globalrep.errors import GlobalrepError
+from globalrep.models import ModelSpec, fingerprint, inference_fingerprint, is_local_path
+from globalrep.tasks import get_task
+
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+except WorkflowError as error:
+    cause = error.__context__  # the jsonschema ValidationError, if that is what failed
+    if not hasattr(cause, "absolute_path"):
+        raise
+    raise WorkflowError(pipeline.config_error_message(cause)) from None
+
+
+MODELS = config["models"]
+CHAINS = config["chains"]
+TASKS = list(config["tasks"])
+
+# The demo's models are built by rule build_demo_models; they need not exist before the run.
+DEMO_MODEL_DIR = "results/demo/models"
+DEMO_MODELS = ["demo-base", "demo-sft", "demo-pt", "demo-rm"]
+BUILT_MODEL_DIRS = [f"{DEMO_MODEL_DIR}/{name}" for name in DEMO_MODELS]
+DEMO_TEXTS = sorted(str(p) for p in Path("data/demo").glob("*") if p.is_file())
+
+try:
+    pipeline.check_chains(CHAINS, MODELS)
+    pipeline.check_model_paths(MODELS, BUILT_MODEL_DIRS)
+    pipeline.check_task_sources(config["tasks"])
+    TASK_MODELS = {task: pipeline.task_models(task, MODELS) for task in TASKS}
+except GlobalrepError as error:
+    raise WorkflowError(str(error)) from None
+
+
+wildcard_constraints:
+    task="|".join(map(re.escape, TASKS)),
+    model="|".join(map(re.escape, MODELS)),
+    shard=r"\d+",
+    nshards=r"\d+",
+
+
+# ---- paths ---------------------------------------------------------------------------------
+
+
+def n_shards(task):
+    return config["tasks"][task]["shards"]
+
+
+def shard_files(task, model):
+    """One task's prediction shards for one model, in shard order."""
+    n = n_shards(task)
+    return [
+        f"results/predictions/{task}/{model}/shard-{i}-of-{n}.parquet" for i in range(n)
+    ]
+
+
+def prediction_files(task):
+    """{model: shard files} for every model the task evaluates."""
+    return {model: shard_files(task, model) for model in TASK_MODELS[task]}
+
+
+def built_model_files(model):
+    """The demo model's config.json when the workflow builds the model, else nothing."""
+    path = os.path.normpath(MODELS[model]["path"])
+    return [f"{path}/config.json"] if path in BUILT_MODEL_DIRS else []
+
+
+def model_spec(model):
+    return ModelSpec.from_config(model, MODELS[model])
+
+
+def chains_for(task):
+    return pipeline.task_chains(CHAINS, TASK_MODELS[task])
+
+
+def models_stage(task):
+    """{model: stage} of the models a task evaluates (figures colour by stage)."""
+    return {model: MODELS[model]["stage"] for model in TASK_MODELS[task]}
+
+
+def all_targets():
+    return [
+        *[f"results/tables/{task}.csv" for task in TASKS],
+        *[f"results/tables/{task}_deltas.csv" for task in TASKS],
+        *[f"results/figures/{task}" for task in TASKS],
+        "results/report.html",
+    ]
+
+
+# ---- input functions and params ------------------------------------------------------------
+
+
+def prepare_source(wildcards):
+    """The local source file, so that editing it reruns prepare; nothing for a hub dataset."""
+    source = config["tasks"][wildcards.task]["source"]
+    return [source] if is_local_path(source) else []
+
+
+def prepare_fingerprint(wildcards):
+    return fingerprint(
+        pipeline.inference_options(wildcards.task, config["tasks"][wildcards.task])
+    )
+
+
+def infer_inputs(wildcards):
+    return {
+        "prepared": f"results/prepared/{wildcards.task}.parquet",
+        "model": built_model_files(wildcards.model),
+    }
+
+
+def infer_fingerprint(wildcards):
+    """Hash of what determines the shard's answers: model entry (minus batch size), the task
+    options that shape its requests, the task's prompt version and the engine's results version.
+    """
+    task = get_task(wildcards.task)
+    options = pipeline.inference_options(
+        wildcards.task, config["tasks"][wildcards.task]
+    )
+    return inference_fingerprint(
+        model_spec(wildcards.model), options, task.PROMPT_VERSION
+    )
+
+
+def score_inputs(wildcards):
+    files = prediction_files(wildcards.task)
+    return {
+        "prepared": f"results/prepared/{wildcards.task}.parquet",
+        "predictions": [path for paths in files.values() for path in paths],
+    }
+
+
+def score_fingerprint(wildcards):
+    options = {
+        k: v for k, v in config["tasks"][wildcards.task].items() if k != "shards"
+    }
+    return fingerprint(options, chains_for(wildcards.task))
+
+
+def report_fingerprint(wildcards):
+    return fingerprint(config)

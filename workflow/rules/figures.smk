@@ -1,0 +1,49 @@
+# Tables -> each task's figures (PDF + PNG), and the single-file HTML report of everything.
+
+
+rule plot_task_figures:
+    input:
+        table="results/tables/{task}.csv",
+        deltas="results/tables/{task}_deltas.csv",
+    output:
+        report(
+            directory("results/figures/{task}"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+            subcategory="{task}",
+        ),
+    log:
+        "results/logs/plot_task_figures/{task}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        chains=lambda wildcards: chains_for(wildcards.task),
+        models_stage=lambda wildcards: models_stage(wildcards.task),
+        fingerprint=score_fingerprint,
+    script:
+        "../scripts/task_figures.py"
+
+
+rule build_report:
+    input:
+        tables=expand("results/tables/{task}.csv", task=TASKS),
+        deltas=expand("results/tables/{task}_deltas.csv", task=TASKS),
+        figures=expand("results/figures/{task}", task=TASKS),
+    output:
+        "results/report.html",
+    log:
+        "results/logs/build_report.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        tasks=TASKS,
+        fingerprint=report_fingerprint,
+    script:
+        "../scripts/report.py"

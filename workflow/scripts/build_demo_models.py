@@ -1,0 +1,9 @@
+"""Snakemake adapter: build the demo's local models (globalrep.pipeline.build_demo)."""
+
+from pathlib import Path
+
+from globalrep.pipeline import build_demo, setup_logging
+
+setup_logging(snakemake.log[0])
+# Outputs are {out_dir}/{model}/config.json.
+build_demo(Path(snakemake.output[0]).parent.parent, list(snakemake.input))

@@ -1,0 +1,22 @@
+"""Snakemake adapter: answer one shard of a task with one model (globalrep.pipeline.infer_shard).
+
+The model entry and engine options are read from the config, not from params, so that options
+that do not change results (batch size, device) do not trigger reruns; params.fingerprint does.
+"""
+
+from globalrep.models import ModelSpec
+from globalrep.pipeline import infer_shard, setup_logging
+
+setup_logging(snakemake.log[0])
+wildcards, config = snakemake.wildcards, snakemake.config
+infer_shard(
+    task_name=wildcards.task,
+    task_options=config["tasks"][wildcards.task],
+    model=ModelSpec.from_config(wildcards.model, config["models"][wildcards.model]),
+    prepared_path=snakemake.input.prepared,
+    n_shards=int(wildcards.nshards),
+    shard=int(wildcards.shard),
+    engine_options=config["engine"],
+    out_path=snakemake.output[0],
+    threads=snakemake.threads,
+)

@@ -1,0 +1,16 @@
+"""Snakemake adapter: score a task and write its tables (globalrep.pipeline.score_task)."""
+
+from globalrep.pipeline import score_task, setup_logging
+
+setup_logging(snakemake.log[0])
+task = snakemake.wildcards.task
+score_task(
+    task_name=task,
+    task_options=snakemake.config["tasks"][task],
+    prepared_path=snakemake.input.prepared,
+    predictions=snakemake.params.predictions,
+    chains=snakemake.params.chains,
+    scores_out=snakemake.output.scores,
+    table_out=snakemake.output.table,
+    deltas_out=snakemake.output.deltas,
+)

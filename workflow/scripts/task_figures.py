@@ -1,0 +1,15 @@
+"""Snakemake adapter: draw one task's figures (globalrep.pipeline.task_figures)."""
+
+from globalrep.pipeline import setup_logging, task_figures
+
+setup_logging(snakemake.log[0])
+task = snakemake.wildcards.task
+task_figures(
+    task_name=task,
+    task_options=snakemake.config["tasks"][task],
+    table_path=snakemake.input.table,
+    deltas_path=snakemake.input.deltas,
+    chains=snakemake.params.chains,
+    models_stage=snakemake.params.models_stage,
+    out_dir=snakemake.output[0],
+)
