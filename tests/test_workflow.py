@@ -328,7 +328,7 @@ class FakeTask:
     SCORE_ONLY_OPTIONS = ("focus",)
 
     @staticmethod
-    def requests(items, options):
+    def requests(items, options, model_kind):
         return list(items["item_id"])
 
 

@@ -219,7 +219,7 @@ def infer_shard(
         write_parquet_atomic(pd.DataFrame({"item_id": pd.Series([], dtype=str)}), out_path)
         return
     _limit_threads(threads)
-    requests = task.requests(items, dict(task_options))
+    requests = task.requests(items, dict(task_options), model.kind)
     options = {k: v for k, v in engine_options.items() if k not in JOB_RESOURCE_KEYS}
     start = time.perf_counter()
     answers = _with_item_id(engine.answer(model, requests, options))

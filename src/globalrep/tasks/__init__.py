@@ -10,7 +10,8 @@ A task is a module with:
 - ``prepare(options, source) -> DataFrame``: read the raw source (``source`` is the config's
   local path or hub id) into one tidy table with ``item_id`` (str, unique), ``group`` (str) and
   the task's own fields;
-- ``requests(items, options) -> list[Request]``: the engine requests for a shard of items;
+- ``requests(items, options, model_kind) -> list[Request]``: the engine requests for a shard of
+  items, for a model of ``model_kind`` (``lm`` or ``reward``; a task may ask each kind differently);
 - ``score(items, predictions, options) -> DataFrame``: long per-item scores with columns
   ``model, item_id, group, metric, value`` (extra columns allowed); ``predictions`` holds every
   model's prediction rows with a ``model`` column;

@@ -192,7 +192,7 @@ def _literal(text, bad, column: str):
 # --------------------------------------------------------------------------------- requests
 
 
-def requests(items: pd.DataFrame, options: dict) -> list[LoglikRequest]:
+def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list[LoglikRequest]:
     """One log-likelihood request per question: continuations ``A)``, ``B)``, … after the prompt."""
     return [
         LoglikRequest(
