@@ -217,29 +217,22 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096) -> PreTrainedT
     return fast
 
 
-def _llama_config(
-    tokenizer: PreTrainedTokenizerFast,
-    hidden_size: int,
-    num_layers: int,
-    num_heads: int,
-    intermediate_size: int,
-    max_position_embeddings: int,
-    **extra,
-) -> LlamaConfig:
+def _llama_config(tokenizer: PreTrainedTokenizerFast, **shape) -> LlamaConfig:
+    """``shape`` overrides TINY_SHAPE; other LlamaConfig fields (e.g. num_labels) pass through."""
+    shape = {**TINY_SHAPE, **shape}
     return LlamaConfig(
         vocab_size=len(tokenizer),  # includes the added special tokens
-        hidden_size=hidden_size,
-        intermediate_size=intermediate_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=num_heads,
-        max_position_embeddings=max_position_embeddings,
+        hidden_size=shape.pop("hidden_size"),
+        intermediate_size=shape.pop("intermediate_size"),
+        num_hidden_layers=shape.pop("num_layers"),
+        num_attention_heads=shape.pop("num_heads"),
+        max_position_embeddings=shape.pop("max_position_embeddings"),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
         dtype="float32",
-        **extra,
+        **shape,
     )
 
 
@@ -256,64 +249,21 @@ def _random_causal_lm(tokenizer: PreTrainedTokenizerFast, seed: int, **shape) ->
     return LlamaForCausalLM(_llama_config(tokenizer, **shape)).float().eval()
 
 
-def build_causal_lm(
-    tokenizer: PreTrainedTokenizerFast,
-    out_dir: Path | str,
-    seed: int,
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    num_heads: int = 4,
-    intermediate_size: int = 128,
-    max_position_embeddings: int = 2048,
-) -> Path:
-    """A tiny random-weight ``LlamaForCausalLM`` saved with its tokenizer; returns ``out_dir``."""
-    model = _random_causal_lm(
-        tokenizer,
-        seed,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        intermediate_size=intermediate_size,
-        max_position_embeddings=max_position_embeddings,
-    )
-    return _save(model, tokenizer, out_dir)
+def build_causal_lm(tokenizer: PreTrainedTokenizerFast, out_dir: Path | str, seed: int, **shape) -> Path:
+    """A tiny random-weight ``LlamaForCausalLM`` saved with its tokenizer; ``shape`` overrides
+    TINY_SHAPE. Returns ``out_dir``."""
+    return _save(_random_causal_lm(tokenizer, seed, **shape), tokenizer, out_dir)
 
 
-def build_reward_model(
-    tokenizer: PreTrainedTokenizerFast,
-    out_dir: Path | str,
-    seed: int,
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    num_heads: int = 4,
-    intermediate_size: int = 128,
-    max_position_embeddings: int = 2048,
-) -> Path:
+def build_reward_model(tokenizer: PreTrainedTokenizerFast, out_dir: Path | str, seed: int, **shape) -> Path:
     """A tiny random ``LlamaForSequenceClassification`` (one label) saved with its tokenizer."""
     torch.manual_seed(seed)
-    config = _llama_config(
-        tokenizer,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        intermediate_size=intermediate_size,
-        max_position_embeddings=max_position_embeddings,
-        num_labels=1,
-    )
-    model = LlamaForSequenceClassification(config).float().eval()
+    model = LlamaForSequenceClassification(_llama_config(tokenizer, num_labels=1, **shape)).float().eval()
     return _save(model, tokenizer, out_dir)
 
 
 def build_value_head_reward_model(
-    tokenizer: PreTrainedTokenizerFast,
-    out_dir: Path | str,
-    seed: int,
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    num_heads: int = 4,
-    intermediate_size: int = 128,
-    max_position_embeddings: int = 2048,
-    noise: float = 0.01,
+    tokenizer: PreTrainedTokenizerFast, out_dir: Path | str, seed: int, noise: float = 0.01, **shape
 ) -> tuple[Path, Path]:
     """The Starling-RM layout: a causal LM ``base`` plus a state dict for body and value head.
 
@@ -322,15 +272,9 @@ def build_value_head_reward_model(
     of shape (1, hidden). Returns ``(base_dir, state_dict_path)``.
     """
     out_dir = Path(out_dir)
-    shape = dict(
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        intermediate_size=intermediate_size,
-        max_position_embeddings=max_position_embeddings,
-    )
     base = _random_causal_lm(tokenizer, seed, **shape)
     base_dir = _save(base, tokenizer, out_dir / "base")
+    hidden_size = base.config.hidden_size
 
     generator = torch.Generator().manual_seed(seed + 1)
     state = {
@@ -355,11 +299,11 @@ def build_demo_models(
     out_dir = Path(out_dir)
     tokenizer = train_tokenizer(demo_corpus(extra_texts), vocab_size=vocab_size)
     built = {
-        name: build_causal_lm(tokenizer, out_dir / name, seed, **TINY_SHAPE)
+        name: build_causal_lm(tokenizer, out_dir / name, seed)
         for name, seed in DEMO_STAGES.items()
     }
     built[DEMO_REWARD_MODEL] = build_reward_model(
-        tokenizer, out_dir / DEMO_REWARD_MODEL, DEMO_REWARD_SEED, **TINY_SHAPE
+        tokenizer, out_dir / DEMO_REWARD_MODEL, DEMO_REWARD_SEED
     )
     return built
 
