@@ -12,10 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import shutil
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -24,12 +22,12 @@ import pandas as pd
 
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec, is_local_path
-from globalrep.sharding import shard_items, write_parquet_atomic
+from globalrep.atomic import atomic_path, write_csv_atomic, write_parquet_atomic
+from globalrep.sharding import shard_items
+from globalrep.tables import read_table
 from globalrep.tasks import get_task
 
 log = logging.getLogger(__name__)
-
-# File suffixes that mark a task source as a local file even when it looks like `org/name`.
 
 # Keys of config['engine'] that size the Snakemake job rather than configure the engine.
 JOB_RESOURCE_KEYS = ("threads", "gpus", "mem_mb", "runtime")
@@ -278,21 +276,14 @@ def task_figures(
     """
     task = get_task(task_name)
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = _temporary_name(out_dir)
-    staging.mkdir()
-    try:
+    with atomic_path(out_dir) as staging:
+        staging.mkdir()
         if hasattr(task, "figures"):
             options = {**task_options, "models_stage": dict(models_stage)}
             chains = {name: list(members) for name, members in chains.items()}
             task.figures(read_table(table_path), read_table(deltas_path), chains, staging, options)
         else:
             log.warning("task %s draws no figures", task_name)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     written = sorted(p for p in out_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
     log.info("wrote %d figure files to %s: %s", len(written), out_dir, ", ".join(p.name for p in written))
     return written
@@ -311,12 +302,6 @@ def report(
     figures = {task: sorted(Path(d).rglob("*.png")) for task, d in figure_dirs.items()}
     build_report(out_path, dict(tables), figures, _plain(config), versions())  # writes atomically
     log.info("wrote %s (%d tasks, %d figures)", out_path, len(tables), sum(map(len, figures.values())))
-
-
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """A ``{task}.csv`` or ``{task}_deltas.csv`` table; only empty cells are missing (a group
-    code such as ``NA`` stays text)."""
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,25 +386,6 @@ def _limit_threads(threads: int | None) -> None:
     except ImportError:
         return
     torch.set_num_threads(int(threads))
-
-
-def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a CSV beside ``path`` under a temporary name, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_name(path)
-    try:
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _temporary_name(path: Path) -> Path:
-    """A unique hidden name beside ``path``. Not mkstemp/mkdtemp: their 0600/0700 modes would
-    survive the rename and hide results from the other users of a shared cluster directory."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def versions() -> dict[str, str]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import yaml
 
+from globalrep.atomic import write_text_atomic
 from globalrep.models import ModelSpec, fingerprint
 from globalrep.tables import read_table
 
@@ -56,7 +56,7 @@ def build_report(
         + "\n".join(body)
         + "\n</body>\n</html>\n"
     )
-    _write_atomic(Path(out_path), page)
+    write_text_atomic(page, out_path)
 
 
 def _header(config: dict, versions: dict[str, str]) -> str:
@@ -145,16 +145,3 @@ def _ci(low: float, high: float) -> _Number:
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Temp file beside ``path``, then rename: a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its 0600 mode would survive the rename and hide the report from other users.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

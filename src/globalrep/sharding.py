@@ -1,12 +1,13 @@
-"""Deterministic shard assignment and atomic Parquet writes."""
+"""Deterministic shard assignment."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+# Re-exported while callers move to globalrep.atomic.
+from globalrep.atomic import write_parquet_atomic  # noqa: F401
 
 
 def shard_items(items: pd.DataFrame, n_shards: int, shard: int) -> pd.DataFrame:
@@ -17,17 +18,3 @@ def shard_items(items: pd.DataFrame, n_shards: int, shard: int) -> pd.DataFrame:
     ordered = items.sort_values(["group", "item_id"], kind="stable").reset_index(drop=True)
     bounds = np.linspace(0, len(ordered), n_shards + 1).round().astype(int)
     return ordered.iloc[bounds[shard] : bounds[shard + 1]].reset_index(drop=True)
-
-
-def write_parquet_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write to a temporary file beside ``path``, then rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A pid-named file keeps the umask's mode (mkstemp's 0600 would hide shards on shared clusters).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
