@@ -1,0 +1,255 @@
+"""MD3 Taboo games (Eisenstein et al. 2023) as the paper prepared them.
+
+Two inputs give the same item table: the raw MD3 English release (per dialect a prompts TSV and a
+transcripts TSV, gated on Kaggle) and a cleaned items CSV (``dialect, transcript, correct_answer,
+distractors``), the form in which the paper published its 894 games.
+
+A transcript is a list of ``(speaker, text)`` lines, so that a dialect rewrite can change the text
+and keep the speakers; :func:`render` writes it as ``speaker: text`` lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from globalrep.errors import GlobalrepError
+
+DIALECTS = ("en_us", "en_in", "en_ng")
+DOWNLOAD_HINT = (
+    "MD3 is gated: download the English release from Kaggle (dataset jacobeis99/md3en, "
+    "https://www.kaggle.com/datasets/jacobeis99/md3en), unzip it and point config key "
+    "'tasks.md3_taboo.md3_dir' at the folder holding prompts_en_{us,in,ng}.tsv and "
+    "transcripts_en_{us,in,ng}.tsv; or give the cleaned games as 'tasks.md3_taboo.items_csv'"
+)
+PROMPT_COLUMNS = ("clip_identifier", "game_type", "prompt_status", "correct_word/image", "distractors")
+TRANSCRIPT_COLUMNS = ("clip_identifier", "speaker_id", "transcript")
+ITEMS_COLUMNS = ("dialect", "transcript", "correct_answer", "distractors")
+ITEM_COLUMNS = ["item_id", "group", "clip_identifier", "transcript", "answer", "distractors"]
+
+Line = tuple[str, str]
+
+log = logging.getLogger(__name__)
+
+
+def render(transcript: Iterable[Sequence[str]]) -> str:
+    """``speaker: text`` lines joined by newlines."""
+    return "\n".join(f"{speaker}: {text}" for speaker, text in transcript)
+
+
+def item_id(dialect: str, transcript: Iterable[Sequence[str]], answer: str, distractors: Sequence[str]) -> str:
+    """Stable id from the game's content, the same whichever input it was read from."""
+    blob = json.dumps([dialect, render(transcript), answer, list(distractors)])
+    return f"md3-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
+
+
+# ----------------------------------------------------------------------------------- curation
+
+
+@dataclass(frozen=True)
+class Curation:
+    """The paper's manual curation of MD3 clips (see data/md3_curation.yaml)."""
+
+    skip: dict[str, str]  # clip -> reason
+    keep_full_transcript: frozenset[str]
+    cut_at_alternative: dict[str, str]  # clip -> how the answer was spoken
+
+
+def load_curation() -> Curation:
+    """The curation shipped with the package."""
+    path = resources.files("globalrep") / "data" / "md3_curation.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    curation = Curation(
+        skip={str(k): str(v) for k, v in data["skip"].items()},
+        keep_full_transcript=frozenset(map(str, data["keep_full_transcript"])),
+        cut_at_alternative={str(k): str(v) for k, v in data["cut_at_alternative"].items()},
+    )
+    both = curation.keep_full_transcript & set(curation.cut_at_alternative)
+    if both:
+        raise GlobalrepError(f"{path}: clips {sorted(both)} are both keep_full_transcript and cut_at_alternative")
+    return curation
+
+
+# ------------------------------------------------------------------------------ preparation
+
+
+def clean_transcripts(rows: pd.DataFrame) -> dict[str, list[Line]]:
+    """Per clip, in file order, its ``(speaker, text)`` lines: duplicate rows dropped, rows with a
+    missing speaker or text skipped, and a line identical to that speaker's previous line skipped."""
+    rows = rows.drop_duplicates()
+    transcripts: dict[str, list[Line]] = {}
+    previous: dict[tuple[str, str], str] = {}  # (clip, speaker) -> that speaker's last line
+    for clip, speaker, text in rows[list(TRANSCRIPT_COLUMNS)].itertuples(index=False):
+        speaker, text = _text(speaker), _text(text)
+        lines = transcripts.setdefault(clip, [])
+        if not speaker or not text or previous.get((clip, speaker)) == text:
+            continue
+        previous[(clip, speaker)] = text
+        lines.append((speaker, text))
+    return transcripts
+
+
+def cut_before(transcript: Sequence[Line], word: str) -> list[Line] | None:
+    """The lines before the first one whose text contains ``word`` (case-insensitive); None when
+    no line does."""
+    needle = word.lower()
+    for index, (_, text) in enumerate(transcript):
+        if needle in text.lower():
+            return list(transcript[:index])
+    return None
+
+
+def games_from_md3(
+    prompts: pd.DataFrame, transcripts: dict[str, list[Line]], dialect: str, curation: Curation, where: str
+) -> list[dict]:
+    """The won "word" games of one dialect, curated and cut so the answer is never shown."""
+    games = prompts[(prompts["game_type"] == "word") & (prompts["prompt_status"] == "win")].drop_duplicates()
+    repeated = games["clip_identifier"][games["clip_identifier"].duplicated()]
+    if len(repeated):
+        raise GlobalrepError(
+            f"{where}: clip(s) {sorted(set(repeated))[:5]} have several different word games; "
+            "each clip should hold one (is the file from the MD3 English release?)"
+        )
+    kept, skipped, unanswered = [], 0, []
+    for index, game in games.iterrows():
+        clip = game["clip_identifier"]
+        answer = _text(game["correct_word/image"])
+        if not answer:
+            raise GlobalrepError(f"{where}: row {index} (clip {clip}) has no correct_word/image")
+        distractors = _word_list(game["distractors"], f"{where}: row {index} (clip {clip}), column 'distractors'")
+        if clip in curation.skip:
+            skipped += 1
+            continue
+        lines = transcripts.get(clip, [])
+        if clip in curation.keep_full_transcript:
+            cut = list(lines)
+        else:
+            cut = cut_before(lines, curation.cut_at_alternative.get(clip, answer))
+        if cut is None:
+            unanswered.append(clip)
+            continue
+        kept.append(_game(dialect, cut, answer, distractors, clip))
+    log.info(
+        "%s: %d won word games: %d kept, %d skipped by the curation, %d dropped because the answer "
+        "(or its curated spoken form) never appears in the transcript%s",
+        where, len(games), len(kept), skipped, len(unanswered),
+        f" (e.g. {', '.join(unanswered[:3])})" if unanswered else "",
+    )  # fmt: skip
+    return kept
+
+
+def read_md3_dir(md3_dir: str | Path, dialects: Sequence[str] = DIALECTS) -> pd.DataFrame:
+    """Games of ``dialects`` from a raw MD3 English folder."""
+    check_md3_dir(md3_dir, dialects)
+    curation = load_curation()
+    games = []
+    for dialect in dialects:
+        code = dialect.removeprefix("en_")
+        prompts_path = Path(md3_dir) / f"prompts_en_{code}.tsv"
+        transcripts_path = Path(md3_dir) / f"transcripts_en_{code}.tsv"
+        prompts = _read_tsv(prompts_path, PROMPT_COLUMNS)
+        transcripts = clean_transcripts(_read_tsv(transcripts_path, TRANSCRIPT_COLUMNS))
+        games += games_from_md3(prompts, transcripts, dialect, curation, str(prompts_path))
+    return _items(games, str(md3_dir))
+
+
+def check_md3_dir(md3_dir: str | Path, dialects: Sequence[str] = DIALECTS) -> None:
+    """Raise, saying where to get MD3, unless the folder holds the TSVs of every dialect."""
+    folder = Path(md3_dir).expanduser()
+    if not folder.is_dir():
+        raise GlobalrepError(f"MD3 folder '{md3_dir}' does not exist. {DOWNLOAD_HINT}")
+    names = [f"{kind}_en_{d.removeprefix('en_')}.tsv" for d in dialects for kind in ("prompts", "transcripts")]
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise GlobalrepError(f"MD3 folder '{md3_dir}' lacks {', '.join(missing)}. {DOWNLOAD_HINT}")
+
+
+def read_items_csv(path: str | Path, dialects: Sequence[str] = DIALECTS) -> pd.DataFrame:
+    """Games from a cleaned items CSV (``dialect, transcript, correct_answer, distractors``), the
+    transcript as ``speaker: text`` lines."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [column for column in ITEMS_COLUMNS if column not in frame.columns]
+    if missing:
+        raise GlobalrepError(f"{path}: missing column(s) {', '.join(missing)}; an MD3 items CSV has {', '.join(ITEMS_COLUMNS)}")
+    unknown = sorted(set(frame["dialect"]) - set(DIALECTS))
+    if unknown:
+        raise GlobalrepError(f"{path}: unknown dialect(s) {unknown} in column 'dialect'; known: {', '.join(DIALECTS)}")
+    games = []
+    for index, row in enumerate(frame.itertuples(index=False)):
+        if row.dialect not in dialects:
+            continue
+        where = f"{path}: row {index} (counting from 0)"
+        answer = row.correct_answer.strip()
+        if not answer:
+            raise GlobalrepError(f"{where}: empty correct_answer")
+        transcript = parse_transcript(row.transcript, where)
+        games.append(_game(row.dialect, transcript, answer, _word_list(row.distractors, f"{where}, column 'distractors'")))
+    return _items(games, str(path))
+
+
+def parse_transcript(text: str, where: str) -> list[Line]:
+    """``speaker: text`` lines back into pairs; an empty transcript has no lines."""
+    lines = []
+    for number, line in enumerate(text.split("\n") if text else [], start=1):
+        speaker, sep, utterance = line.partition(": ")
+        if not sep or not speaker:
+            raise GlobalrepError(f"{where}, column 'transcript', line {number}: expected 'speaker: text', got {line[:60]!r}")
+        lines.append((speaker, utterance))
+    return lines
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _game(dialect: str, transcript: list[Line], answer: str, distractors: list[str], clip: str | None = None) -> dict:
+    return {
+        "item_id": item_id(dialect, transcript, answer, distractors),
+        "group": dialect,
+        "clip_identifier": clip,
+        "transcript": [list(line) for line in transcript],
+        "answer": answer,
+        "distractors": distractors,
+    }
+
+
+def _items(games: list[dict], where: str) -> pd.DataFrame:
+    frame = pd.DataFrame(games, columns=ITEM_COLUMNS)
+    repeated = frame["item_id"].duplicated()
+    if repeated.any():
+        log.info("%s: dropped %d games identical to an earlier one", where, int(repeated.sum()))
+    return frame[~repeated].reset_index(drop=True)
+
+
+def _read_tsv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    # Text as written: MD3 transcripts hold words such as "NA" and "null" that are not missing.
+    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise GlobalrepError(
+            f"{path}: missing column(s) {', '.join(missing)} (has {', '.join(frame.columns)}). {DOWNLOAD_HINT}"
+        )
+    return frame
+
+
+def _text(value: object) -> str:
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value).strip()
+
+
+def _word_list(text: str, where: str) -> list[str]:
+    """A Python or JSON list of words (MD3 writes ``['a', 'b']``, the items CSV ``["a", "b"]``)."""
+    try:
+        words = ast.literal_eval(text.strip())
+    except (SyntaxError, ValueError) as error:
+        raise GlobalrepError(f"{where}: not a list of words ({error.__class__.__name__}): {text[:80]!r}") from None
+    if not isinstance(words, (list, tuple)) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+        raise GlobalrepError(f"{where}: expected a non-empty list of words, got {text[:80]!r}")
+    return [word.strip() for word in words]

@@ -1,0 +1,204 @@
+"""The MD3 Taboo game (Eisenstein et al. 2023): guess the secret word from a dialogue in US, Indian
+or Nigerian English.
+
+Each game is a transcript cut before the answer is said, the answer and five distractors. The
+model answers twice: it generates a guess (greedy, 10 new tokens; correct when the answer occurs
+in the guess and no distractor does, the paper's headline metric) and it ranks the answer among
+the distractors by per-token mean log-likelihood. The paper found that alignment raises US
+English far more than Indian or Nigerian English; the gap tables follow that per model and
+along each chain.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from globalrep import md3, tables
+from globalrep.engine.requests import GenerateRequest, LoglikRequest
+from globalrep.errors import GlobalrepError
+
+NAME = "md3_taboo"
+# Bump with any change to PROMPT_TEMPLATE, to the requests, or to the preparation (including
+# data/md3_curation.yaml): it reruns inference.
+PROMPT_VERSION = "1"
+MODEL_KINDS = ("lm",)
+
+PROMPT_TEMPLATE = (
+    "Taboo is a word-guessing game for two players. One player knows a secret word and describes "
+    "it without saying it; the other player tries to guess the word. Below is the transcript of "
+    "a game, stopped before the secret word was said. What is the secret word?\n\n"
+    'Transcript: "{transcript}"\n\n'
+    "Secret Word:"
+)
+DEFAULT_MAX_NEW_TOKENS = 10
+DEFAULT_SEED = 0
+REFERENCE = "en_us"
+DIALECT_LABELS = {"en_us": "US English", "en_in": "Indian English", "en_ng": "Nigerian English"}
+METRICS = ("generated_correct", "chose_correct")
+
+
+def build_prompt(transcript: Iterable[Sequence[str]]) -> str:
+    """The prompt for a transcript given as ``(speaker, text)`` lines."""
+    return PROMPT_TEMPLATE.format(transcript=md3.render(transcript))
+
+
+# ---------------------------------------------------------------------------------- prepare
+
+
+def resolve_source(options: dict, task: str = NAME) -> str:
+    """The folder (``md3_dir``) or file (``items_csv``) the games come from; exactly one is set,
+    and it must exist (a missing MD3 folder says where to get MD3). ``task`` names the config
+    block in errors (md3_taboo_transfer reads MD3 too)."""
+    given = [key for key in ("md3_dir", "items_csv") if options.get(key)]
+    if len(given) != 1:
+        raise GlobalrepError(
+            f"config key 'tasks.{task}' needs exactly one of 'md3_dir' (the raw MD3 folder) or "
+            f"'items_csv' (cleaned games), got {' and '.join(given) or 'neither'}. {md3.DOWNLOAD_HINT}"
+        )
+    source = str(options[given[0]])
+    if given[0] == "md3_dir":
+        md3.check_md3_dir(source, _dialects(options))
+    elif not Path(source).expanduser().is_file():
+        raise GlobalrepError(f"MD3 items file '{source}' (config key 'tasks.{task}.items_csv') does not exist")
+    return source
+
+
+def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
+    """One row per game: ``item_id, group (dialect), clip_identifier, transcript (list of
+    [speaker, text]), answer, distractors``."""
+    source = source or resolve_source(options)
+    if Path(source).is_dir():
+        return md3.read_md3_dir(source, _dialects(options))
+    return md3.read_items_csv(source, _dialects(options))
+
+
+def _dialects(options: dict) -> list[str]:
+    return list(options.get("dialects", md3.DIALECTS))
+
+
+# --------------------------------------------------------------------------------- requests
+
+
+def answer_position(item_id: str, n_distractors: int, seed: int) -> int:
+    """Where the answer goes among the distractors: random, but fixed by (seed, item) alone, so it
+    does not depend on which items share a shard."""
+    return random.Random(f"{seed}:{item_id}").randint(0, n_distractors)
+
+
+def choices(item_id: str, answer: str, distractors: Sequence[str], seed: int) -> list[str]:
+    """The answer and the distractors, the answer at its seeded position."""
+    words = list(distractors)
+    words.insert(answer_position(item_id, len(words), seed), answer)
+    return words
+
+
+def requests_for(items: pd.DataFrame, options: dict) -> list[GenerateRequest | LoglikRequest]:
+    """Per game a greedy guess (key ``generated``) and the log-likelihood of each choice after
+    the prompt (key ``choice``)."""
+    max_new_tokens = int(options.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS))
+    seed = int(options.get("seed", DEFAULT_SEED))
+    built = []
+    for item in items.itertuples(index=False):
+        prompt = build_prompt(item.transcript)
+        words = choices(item.item_id, item.answer, item.distractors, seed)
+        built += [
+            GenerateRequest(item_id=item.item_id, key="generated", prompt=prompt, max_new_tokens=max_new_tokens),
+            LoglikRequest(item_id=item.item_id, key="choice", context=prompt, continuations=tuple(f" {w}" for w in words)),
+        ]
+    return built
+
+
+def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list[GenerateRequest | LoglikRequest]:
+    """The task protocol's entry point: :func:`requests_for` (language models only)."""
+    return requests_for(items, options)
+
+
+# ------------------------------------------------------------------------------------ score
+
+
+def generated_correct(text: str, answer: str, distractors: Sequence[str]) -> bool:
+    """The guess names the answer (case-insensitive substring) and no distractor."""
+    guess = text.lower()
+    return answer.lower() in guess and not any(word.lower() in guess for word in distractors)
+
+
+def chose_correct(logprobs: Sequence[float], ntokens: Sequence[int], answer_index: int) -> bool:
+    """The answer has the highest per-token mean log-likelihood (a tie goes to the earlier
+    choice; the answer's position is random, so ties favour no one)."""
+    means = np.asarray(logprobs, dtype=float) / np.asarray(ntokens, dtype=float)
+    return int(np.argmax(means)) == answer_index
+
+
+def score_items(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
+    """``model, item_id, group, metric, value`` with metrics ``generated_correct`` and
+    ``chose_correct`` (1.0 or 0.0) per game and model."""
+    unknown = set(predictions["item_id"]) - set(items["item_id"])
+    if unknown:
+        raise GlobalrepError(
+            f"{NAME}: predictions for {len(unknown)} items that are not in the prepared items "
+            f"(e.g. {sorted(unknown)[0]}); rerun inference on the current prepared data"
+        )
+    needed = ["generated_text", "choice_logprob", "choice_ntokens"]
+    missing = [column for column in needed if column not in predictions.columns]
+    if missing:
+        raise GlobalrepError(f"{NAME}: predictions lack column(s) {', '.join(missing)}; rerun inference")
+    seed = int(options.get("seed", DEFAULT_SEED))
+    merged = predictions[["model", "item_id", *needed]].merge(
+        items[["item_id", "group", "answer", "distractors"]], on="item_id", validate="many_to_one"
+    )
+    rows = []
+    for pred in merged.itertuples(index=False):
+        distractors = list(pred.distractors)
+        if len(pred.choice_logprob) != len(distractors) + 1 or len(pred.choice_ntokens) != len(distractors) + 1:
+            raise GlobalrepError(
+                f"{NAME}: model {pred.model!r}, item {pred.item_id}: {len(pred.choice_logprob)} choice scores "
+                f"for {len(distractors) + 1} choices; rerun inference for this model"
+            )
+        position = answer_position(pred.item_id, len(distractors), seed)
+        rows += [
+            (pred.model, pred.item_id, pred.group, "generated_correct",
+             float(generated_correct(pred.generated_text, pred.answer, distractors))),
+            (pred.model, pred.item_id, pred.group, "chose_correct",
+             float(chose_correct(pred.choice_logprob, pred.choice_ntokens, position))),
+        ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["model", "item_id", "group", "metric", "value"])
+
+
+score = score_items  # the task protocol's name
+
+
+# ------------------------------------------------------------------------- tables, figures
+
+# Extra tables (results/tables/md3_taboo_{name}.csv): how far each dialect trails US English.
+EXTRA_TABLES = {
+    "gaps": lambda scores, chains, options: tables.gaps_table(scores, REFERENCE),
+    "gap_changes": lambda scores, chains, options: tables.gap_changes_table(scores, REFERENCE, chains),
+}
+
+
+def figures(table: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+    """The paper's Figure 2 per metric: one panel per chain, dialects on the x axis, one bar per
+    stage with its 95% CI."""
+    from globalrep.figures.bars import plot_chain_bars  # plotting stack only where figures are drawn
+
+    titles = {
+        "generated_correct": "MD3 Taboo: secret word in the model's guess",
+        "chose_correct": "MD3 Taboo: answer ranked above the distractors",
+    }
+    written = []
+    for metric in METRICS:
+        written += plot_chain_bars(
+            table,
+            chains,
+            metric=metric,
+            out_prefix=Path(out_dir) / f"{NAME}_{metric}",
+            title=titles[metric],
+            models_stage=options.get("models_stage", {}),
+            group_labels=DIALECT_LABELS,
+        )
+    return written

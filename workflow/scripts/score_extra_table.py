@@ -1,0 +1,14 @@
+"""Snakemake adapter: write one of a task's extra tables (globalrep.pipeline.extra_table)."""
+
+from globalrep.pipeline import extra_table, setup_logging
+
+setup_logging(snakemake.log[0])
+wildcards = snakemake.wildcards
+extra_table(
+    task_name=wildcards.task,
+    task_options=snakemake.config["tasks"][wildcards.task],
+    scores_path=snakemake.input.scores,
+    chains=snakemake.params.chains,
+    table_name=wildcards.table,
+    out_path=snakemake.output[0],
+)
