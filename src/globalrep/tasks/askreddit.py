@@ -1,0 +1,323 @@
+"""AskRedditCountries (Ryan, Held & Yang 2024): which countries does a model favour in its answers?
+
+Each question ("Which country makes the best food?") comes with a reply that names a country
+("Easily {country}."). A reward model scores question + reply for every country; a language
+model scores the country's name after the question and the reply's text before ``{country}``
+(mean per-token negative log-likelihood, lower = more likely; the sum too). Per question the
+countries are ranked, best first: highest reward or lowest NLL on positive questions, the
+reverse on negative ones. Per country: the mean rank, and the win rates against the United
+States on positive and on negative questions (a win = the model favours the country over the
+US: prefers it on a positive question, avoids it more on a negative one; a tie counts half).
+Countries below a minimum population are left out before ranking.
+
+Correlations (``country_correlations.csv``): Spearman between every two models' mean ranks, and
+between each model's mean rank and the US public's favorability rank of the country (Gallup
+2023, rank 1 = most favourable), so a positive correlation means agreement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from globalrep.countries import (
+    FAVORABILITY,
+    PLACEHOLDER,
+    UNITED_STATES,
+    check_template,
+    country_phrase,
+    fill_reply,
+    load_countries,
+    read_us_favorability,
+    starts_sentence,
+)
+from globalrep.engine.requests import Chat, LoglikRequest, RewardRequest
+from globalrep.errors import GlobalrepError
+from globalrep.sources import read_records
+
+NAME = "askreddit"
+PROMPT_VERSION = "1"
+MODEL_KINDS = ("lm", "reward")
+# Options that change only scoring: editing them reruns no inference.
+SCORE_ONLY_OPTIONS = ("min_population", "reference", "us_favorability")
+
+DEFAULT_SOURCE = "SALT-NLP/AskRedditCountries"
+DEFAULT_MIN_POPULATION = 250_000
+REQUIRED_COLUMNS = ("Questions", "Sentiment", "Response Format")
+OPTIONAL_COLUMNS = ("Search Query", "Category")
+SENTIMENTS = ("positive", "negative")
+CORRELATION_COLUMNS = ["a", "b", "spearman", "p_value", "n"]
+
+log = logging.getLogger(__name__)
+
+
+def item_id(question: str, reply: str) -> str:
+    digest = hashlib.sha1(json.dumps([question, reply]).encode()).hexdigest()
+    return f"askr-{digest[:12]}"
+
+
+# ---------------------------------------------------------------------------------- prepare
+
+
+def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
+    """One row per question: ``item_id, group (= sentiment), question, reply, sentiment,
+    category, search_query, countries`` (the country list's names, in its order)."""
+    source = source or DEFAULT_SOURCE
+    raw = read_records(source, options.get("split", "train"), "AskRedditCountries", DEFAULT_SOURCE)
+    missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
+    if missing:
+        raise GlobalrepError(
+            f"{source}: missing column(s) {', '.join(missing)}; AskRedditCountries needs "
+            f"{', '.join(REQUIRED_COLUMNS)} (and optionally {', '.join(OPTIONAL_COLUMNS)})"
+        )
+    countries = load_countries(options.get("countries")).get("name").tolist()
+    rows = []
+    for index, record in enumerate(raw.to_dict("records")):
+        question = str(record["Questions"]).strip()
+        reply = str(record["Response Format"]).strip()
+        sentiment = str(record["Sentiment"]).strip().lower()
+        where = f"{source}: row {index} (counting from 0; question {question[:60]!r})"
+        if not question:
+            raise GlobalrepError(f"{where}: empty question")
+        if sentiment not in SENTIMENTS:
+            raise GlobalrepError(f"{where}: Sentiment {record['Sentiment']!r} is neither positive nor negative")
+        check_template(reply, where)
+        rows.append(
+            {
+                "item_id": item_id(question, reply),
+                "group": sentiment,
+                "question": question,
+                "reply": reply,
+                "sentiment": sentiment,
+                "category": str(record.get("Category", "")),
+                "search_query": str(record.get("Search Query", "")),
+                "countries": countries,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    duplicates = frame["item_id"].duplicated()
+    if duplicates.any():
+        log.info("%s: dropped %d repeated (question, reply) rows, keeping the first", source, int(duplicates.sum()))
+    return frame[~duplicates].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------- requests
+
+
+def country_continuations(reply: str, countries: list[str]) -> tuple[str, tuple[str, ...]]:
+    """The reply's text before ``{country}`` (the assistant's prefix) and each country's
+    continuation after it. The space before the name belongs to the continuation, where
+    tokenizers put it ("I think" + " the Netherlands")."""
+    before = reply.split(PLACEHOLDER, 1)[0]
+    prefix = before.rstrip()
+    space = before[len(prefix) :]
+    start = starts_sentence(before)
+    return prefix, tuple(space + country_phrase(country, start) for country in countries)
+
+
+def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list[LoglikRequest | RewardRequest]:
+    """Per question, for a reward model: question + filled reply, one conversation per country
+    (key ``reply``); for a language model: one request scoring every country's name after the
+    question and the reply's prefix (key ``country``), packed into shared-context forwards."""
+    made = []
+    for item in items.itertuples(index=False):
+        countries = list(item.countries)
+        if model_kind == "reward":
+            conversations = tuple(
+                Chat(messages=(("user", item.question), ("assistant", fill_reply(item.reply, country))))
+                for country in countries
+            )
+            made.append(RewardRequest(item_id=item.item_id, key="reply", conversations=conversations))
+        else:
+            prefix, continuations = country_continuations(item.reply, countries)
+            context = Chat(messages=(("user", item.question),), assistant_prefix=prefix)
+            made.append(LoglikRequest(item_id=item.item_id, key="country", context=context, continuations=continuations))
+    return made
+
+
+# ------------------------------------------------------------------------------------ score
+
+
+def favour(values: pd.DataFrame, sentiment: pd.Series, higher_is_better: bool) -> pd.DataFrame:
+    """How much the model favours each country on each question (rows: questions, columns:
+    countries), higher = more favoured: the value (reward) or its negative (NLL), negated again
+    on negative questions."""
+    sign = np.where(sentiment.reindex(values.index).to_numpy() == "negative", -1.0, 1.0)
+    oriented = values if higher_is_better else -values
+    return oriented.mul(sign, axis=0)
+
+
+def country_scores(values: pd.DataFrame, sentiment: pd.Series, higher_is_better: bool, reference: str) -> pd.DataFrame:
+    """Per question and country (``values``: rows = item_id, columns = countries): ``rank``
+    (1 = most favoured; ties share the mean rank) and ``win_rate_{sentiment}`` (1 when the
+    country is favoured over ``reference``, 0.5 on a tie, 0 otherwise; none for ``reference``).
+    Long rows ``item_id, group, metric, value, sentiment``."""
+    if reference not in values.columns:
+        raise GlobalrepError(
+            f"{NAME}: the reference country {reference!r} is not among the scored countries "
+            "(config key 'tasks.askreddit.reference'; is it below min_population?)"
+        )
+    favoured = favour(values, sentiment, higher_is_better)
+    ranks = favoured.rank(axis=1, ascending=False, method="average")
+    wins = np.sign(favoured.sub(favoured[reference], axis=0)).add(1).div(2)
+    wins = wins.drop(columns=reference)
+    frames = [_long(ranks, "rank", sentiment)]
+    for label in SENTIMENTS:
+        rows = sentiment.reindex(wins.index) == label
+        frames.append(_long(wins[rows.to_numpy()], f"win_rate_{label}", sentiment))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _long(wide: pd.DataFrame, metric: str, sentiment: pd.Series) -> pd.DataFrame:
+    """Rows ``item_id, group, metric, value, sentiment`` of a (questions x countries) frame."""
+    long = wide.rename_axis(index="item_id", columns="group").stack(future_stack=True).rename("value").reset_index()
+    long.insert(2, "metric", metric)
+    long["sentiment"] = long["item_id"].map(sentiment)
+    return long.dropna(subset=["value"])
+
+
+def model_values(rows: pd.DataFrame, items: pd.DataFrame, model: str) -> tuple[dict[str, pd.DataFrame], bool]:
+    """One model's answers as (questions x countries) frames: ``{"reward": ...}`` for a reward
+    model; ``{"nll": ..., "nll_sum": ...}`` for a language model. Also whether higher is better."""
+    rows = rows.set_index("item_id")
+    countries = items.set_index("item_id")["countries"]
+    is_reward = "reply_reward" in rows.columns and rows["reply_reward"].notna().all()
+    has_loglik = "country_logprob" in rows.columns and rows["country_logprob"].notna().all()
+    if not (is_reward or has_loglik):
+        raise GlobalrepError(f"{NAME}: model {model!r} has neither rewards nor log-likelihoods; rerun its inference")
+
+    def matrix(column: str) -> np.ndarray:
+        lists = rows[column]
+        bad = [item for item, value in lists.items() if len(value) != len(countries[item])]
+        if bad:
+            raise GlobalrepError(
+                f"{NAME}: model {model!r}, item {bad[0]}: {len(lists[bad[0]])} answers for "
+                f"{len(countries[bad[0]])} countries; rerun inference on the current prepared data"
+            )
+        return np.stack([np.asarray(value, dtype=float) for value in lists])
+
+    names = list(countries[rows.index[0]])
+    if any(list(countries[item]) != names for item in rows.index):
+        raise GlobalrepError(f"{NAME}: the prepared questions do not share one country list; prepare the task again")
+
+    def frame(array: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(array, index=rows.index, columns=names)
+
+    if is_reward:
+        return {"reward": frame(matrix("reply_reward"))}, True
+    logprob, ntokens = matrix("country_logprob"), matrix("country_ntokens")
+    if (ntokens <= 0).any():
+        raise GlobalrepError(f"{NAME}: model {model!r}: a country continuation has no tokens")
+    return {"nll": frame(-logprob / ntokens), "nll_sum": frame(-logprob)}, False
+
+
+def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
+    """Long per-question scores ``model, item_id, group (= country), metric, value, sentiment``:
+    ``rank``, ``win_rate_positive`` / ``win_rate_negative``, and the raw ``reward`` or ``nll``
+    and ``nll_sum``, for the countries with at least ``min_population`` people."""
+    unknown = set(predictions["item_id"]) - set(items["item_id"])
+    if unknown:
+        raise GlobalrepError(
+            f"{NAME}: predictions for {len(unknown)} items that are not in the prepared items "
+            f"(e.g. {sorted(unknown)[0]}); rerun inference on the current prepared data"
+        )
+    kept = kept_countries(options)
+    reference = options.get("reference", UNITED_STATES)
+    sentiment = items.set_index("item_id")["sentiment"]
+    frames = []
+    for model, rows in predictions.groupby("model", sort=False):
+        raw, higher_is_better = model_values(rows, items, model)
+        ranked = raw["reward" if higher_is_better else "nll"]  # the paper ranks by per-token NLL
+        columns = [country for country in ranked.columns if country in kept]
+        for metric, values in raw.items():
+            frames.append(_long(values[columns], metric, sentiment).assign(model=model))
+        frames.append(country_scores(ranked[columns], sentiment, higher_is_better, reference).assign(model=model))
+    if not frames:
+        return pd.DataFrame(columns=["model", "item_id", "group", "metric", "value", "sentiment"])
+    scores = pd.concat(frames, ignore_index=True)
+    return scores[["model", "item_id", "group", "metric", "value", "sentiment"]]
+
+
+def kept_countries(options: dict) -> set[str]:
+    """Names of the countries with at least ``min_population`` people (Natural Earth POP_EST)."""
+    countries = load_countries(options.get("countries"))
+    minimum = options.get("min_population", DEFAULT_MIN_POPULATION)
+    kept = countries.loc[countries["population"] >= minimum, "name"]
+    log.info("%d of %d countries have at least %s people", len(kept), len(countries), f"{minimum:,}")
+    return set(kept)
+
+
+# ----------------------------------------------------------------------------- correlations
+
+
+def correlation_table(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
+    """Spearman correlations ``a, b, spearman, p_value, n`` between every two models' mean ranks
+    and, with ``us_favorability`` set, between each model's mean rank and the favorability rank
+    (1 = most favourable) as ``us_favorability_2023``. ``scores`` are per-question scores or the
+    ``askreddit.csv`` table (its values are already the means). ``n`` counts the countries both
+    sides rank; fewer than 3 give no correlation."""
+    ranks = scores[scores["metric"] == "rank"].groupby(["model", "group"], sort=False)["value"].mean()
+    series = {model: ranks.xs(model) for model in ranks.index.unique("model")}
+    path = options.get("us_favorability")
+    if path:
+        if not Path(path).is_file():
+            raise GlobalrepError(
+                f"US favorability file {path!r} does not exist (config key 'tasks.askreddit.us_favorability', "
+                "relative to the working directory)"
+            )
+        favorability = read_us_favorability(path, load_countries(options.get("countries")))
+        series[FAVORABILITY] = favorability.set_index("name")["favorability"].rank(ascending=False)
+    rows = []
+    for a, b in combinations(series, 2):
+        common = series[a].index.intersection(series[b].index)
+        rho, p_value = _spearman(series[a][common], series[b][common])
+        rows.append((a, b, rho, p_value, len(common)))
+    return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
+
+
+def _spearman(x: pd.Series, y: pd.Series) -> tuple[float, float]:
+    if len(x) < 3 or x.nunique() < 2 or y.nunique() < 2:
+        return (np.nan, np.nan)  # no correlation to measure, rather than scipy's warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        result = stats.spearmanr(x.to_numpy(), y.to_numpy())
+    return (float(result.statistic), float(result.pvalue))
+
+
+# Written as results/tables/askreddit_country_correlations.csv.
+EXTRA_TABLES = {"country_correlations": lambda scores, chains, options: correlation_table(scores, options)}
+
+
+# ---------------------------------------------------------------------------------- figures
+
+
+def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+    """Per model a world map of the mean rank; one heatmap of the correlations."""
+    from globalrep.figures.correlations import plot_correlation_heatmap
+    from globalrep.figures.maps import plot_model_maps
+
+    written = plot_model_maps(
+        tables,
+        "rank",
+        load_countries(options.get("countries")),
+        Path(out_dir) / f"{NAME}_rank_map",
+        title="AskRedditCountries: {model}'s mean rank of each country",
+        label="mean rank over questions (1 = most favoured)",
+        cmap="RdYlGn_r",
+    )
+    correlations = correlation_table(tables, options)
+    if len(correlations):
+        written += plot_correlation_heatmap(
+            correlations,
+            Path(out_dir) / f"{NAME}_correlations",
+            title="Spearman correlation of country mean ranks",
+        )
+    return written
