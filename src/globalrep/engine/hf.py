@@ -15,6 +15,7 @@ from globalrep.engine.batching import run_batched
 from globalrep.engine.loglik import pack_rows, score_rows, tokenize_request
 from globalrep.engine.prompts import encode, render
 from globalrep.engine.requests import GenerateRequest, LoglikRequest, Request, RewardRequest
+from globalrep.engine.truncation import fit_prompt, model_window
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 
@@ -121,7 +122,17 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], max_new_tokens: i
 
 
 def answer_generate(model, tokenizer, spec, requests: list[GenerateRequest], device):
-    prompts = [encode(render(request.prompt, tokenizer, spec.chat_template), tokenizer) for request in requests]
+    window = model_window(model)
+    prompts, truncated = [], 0
+    for request in requests:
+        limit = window - request.max_new_tokens if window else None
+        ids, cut = fit_prompt(render(request.prompt, tokenizer, spec.chat_template), request.truncatable,
+                              lambda text: encode(text, tokenizer), limit, request.item_id)
+        prompts.append(ids)
+        truncated += cut
+    (log.warning if truncated else log.info)(
+        "%s: %d of %d prompts exceeded the model's window (%s tokens) and had their passage shortened from the left",
+        spec.name, truncated, len(requests), window)
     # Requests sharing generation settings are batched together, longest prompts first.
     groups: dict[tuple, list[int]] = defaultdict(list)
     for index, request in enumerate(requests):

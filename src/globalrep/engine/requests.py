@@ -49,7 +49,9 @@ class LoglikRequest:
 class GenerateRequest:
     """Greedy continuation of ``prompt``, cut before the first stop string.
 
-    Answer column: ``{key}_text``.
+    ``truncatable`` is the part of the prompt (a reading passage) that the engine may shorten from
+    the left when prompt and ``max_new_tokens`` exceed the model's window; without it such a
+    prompt is an error, never silently cut. Answer column: ``{key}_text``.
     """
 
     item_id: str
@@ -57,6 +59,7 @@ class GenerateRequest:
     prompt: Prompt
     max_new_tokens: int
     stop: tuple[str, ...] = field(default_factory=tuple)
+    truncatable: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,51 @@
+"""Fitting a generation prompt into the model's window by shortening its passage from the left.
+
+A request may name one part of its prompt (a reading passage) as ``truncatable``; when prompt and
+new tokens exceed the window, characters are dropped from the start of that part only, never from
+the instruction or the question, and the caller counts the prompts that were cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from globalrep.errors import GlobalrepError
+
+
+def model_window(model) -> int | None:
+    """The model's maximum sequence length (its position embeddings); None when it declares none."""
+    window = getattr(model.config, "max_position_embeddings", None)
+    return int(window) if window else None
+
+
+def fit_prompt(
+    text: str, truncatable: str, encode: Callable[[str], list[int]], limit: int | None, item_id: str
+) -> tuple[list[int], bool]:
+    """Token ids of ``text`` at most ``limit`` long, and whether it had to be cut.
+
+    The last occurrence of ``truncatable`` in ``text`` loses the fewest leading characters that
+    make the prompt fit (a binary search over re-encodings, so the tokenizer's merges at the new
+    boundary are accounted for). A prompt that does not fit even without that part is an error.
+    """
+    ids = encode(text)
+    if limit is None or len(ids) <= limit:
+        return ids, False
+    head, found, tail = text.rpartition(truncatable) if truncatable else ("", "", text)
+    if not found:
+        raise GlobalrepError(
+            f"item {item_id}: the prompt is {len(ids)} tokens, over the {limit} the model's window leaves "
+            "for it, and the request names no passage that may be shortened; use a model with a longer window"
+        )
+    if len(encode(head + tail)) > limit:
+        raise GlobalrepError(
+            f"item {item_id}: the prompt is over the {limit} tokens the model's window leaves for it even "
+            "without its passage; use a model with a longer window or fewer examples"
+        )
+    low, high = 1, len(truncatable)  # the fewest characters to drop lies in [low, high]
+    while low < high:
+        middle = (low + high) // 2
+        if len(encode(head + truncatable[middle:] + tail)) <= limit:
+            high = middle
+        else:
+            low = middle + 1
+    return encode(head + truncatable[high:] + tail), True

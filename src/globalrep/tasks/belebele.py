@@ -1,0 +1,167 @@
+"""Belebele (Bandarkar et al. 2023): multiple-choice reading comprehension on FLORES-200 passages in
+122 language variants, 900 questions each.
+
+The model reads an instruction, the passage, the question and four lettered choices; the choice
+whose letter continuation has the highest per-token mean log-likelihood is its answer. Metric:
+``accuracy`` in percent, per language variant (group = the FLORES code, e.g. ``deu_Latn``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from globalrep.datafiles import local_files
+from globalrep.engine.requests import LoglikRequest
+from globalrep.errors import GlobalrepError
+from globalrep.languages import language_name
+from globalrep.models import is_local_path
+from globalrep.sources import read_records
+
+NAME = "belebele"
+PROMPT_VERSION = "1"
+MODEL_KINDS = ("lm",)
+
+DEFAULT_SOURCE = "facebook/belebele"
+ANSWER_COLUMNS = tuple(f"mc_answer{k}" for k in range(1, 5))
+REQUIRED_COLUMNS = ("flores_passage", "question", *ANSWER_COLUMNS, "correct_answer_num", "dialect", "link", "question_number")
+LETTERS = "ABCD"
+INSTRUCTION = "Read the context, then answer the question by picking one of the four choices."
+
+log = logging.getLogger(__name__)
+
+
+def build_prompt(passage: str, question: str, choices: list[str]) -> str:
+    lines = "\n".join(f"({letter}) {choice}" for letter, choice in zip(LETTERS, choices))
+    return f"{INSTRUCTION}\n\nContext: {passage}\nQuestion: {question}\nChoices:\n{lines}\nAnswer:"
+
+
+CONTINUATIONS = tuple(f" ({letter})" for letter in LETTERS)
+
+
+# ---------------------------------------------------------------------------------- prepare
+
+
+def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
+    """One row per question: ``item_id, group (FLORES code), group_name, passage, question,
+    choices, answer (0-3), link, question_number``. ``options['languages']`` is ``all`` or a list
+    of FLORES codes."""
+    source = source or DEFAULT_SOURCE
+    languages = options.get("languages", "all")
+    raw = _read_local(source) if is_local_path(source) else _read_hub(source, languages, options.get("split", "test"))
+    missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
+    if missing:
+        raise GlobalrepError(f"{source}: missing column(s) {', '.join(missing)}; Belebele needs {', '.join(REQUIRED_COLUMNS)}")
+    raw["dialect"] = raw["dialect"].astype(str)
+    if languages != "all":
+        absent = sorted(set(languages) - set(raw["dialect"]))
+        if absent:
+            raise GlobalrepError(
+                f"{source}: no questions for language(s) {absent} (config key 'tasks.belebele.languages'); "
+                f"the source has {sorted(set(raw['dialect']))[:10]}"
+            )
+        raw = raw[raw["dialect"].isin(languages)]
+    items = pd.DataFrame([_parse_row(source, index, row) for index, row in enumerate(raw.itertuples(index=False))])
+    repeated = items["item_id"][items["item_id"].duplicated()]
+    if len(repeated):
+        raise GlobalrepError(f"{source}: question(s) {sorted(set(repeated))[:3]} occur twice (same dialect, link and question_number)")
+    log.info("%s: %d questions in %d language variants", source, len(items), items["group"].nunique())
+    return items
+
+
+def _read_local(source: str) -> pd.DataFrame:
+    files = local_files(source, (".jsonl", ".json", ".parquet"), "config key 'tasks.belebele.source'")
+    return pd.concat([read_records(str(path), "", "Belebele", DEFAULT_SOURCE) for path in files], ignore_index=True)
+
+
+def _read_hub(source: str, languages, split: str) -> pd.DataFrame:
+    # One hub config per language variant (load_dataset(source, "eng_Latn")), split "test".
+    from datasets import get_dataset_config_names, load_dataset  # heavy import, only for hub sources
+
+    names = get_dataset_config_names(source) if languages == "all" else list(languages)
+    return pd.concat([load_dataset(source, name, split=split).to_pandas() for name in names], ignore_index=True)
+
+
+def _parse_row(source: str, index: int, row) -> dict:
+    def bad(problem: str) -> GlobalrepError:
+        return GlobalrepError(f"{source}: row {index} (counting from 0; question {str(row.question)[:60]!r}): {problem}")
+
+    choices = [getattr(row, column) for column in ANSWER_COLUMNS]
+    if any(not isinstance(choice, str) or not choice.strip() for choice in choices):
+        raise bad("every mc_answer1..4 must be non-empty text")
+    if not str(row.flores_passage).strip() or not str(row.question).strip():
+        raise bad("empty flores_passage or question")
+    try:
+        answer = int(row.correct_answer_num)
+    except (TypeError, ValueError):
+        answer = 0
+    if not 1 <= answer <= 4:
+        raise bad(f"correct_answer_num must be 1-4, got {row.correct_answer_num!r}")
+    digest = hashlib.sha1(f"{row.link}|{row.question_number}".encode()).hexdigest()[:10]
+    return {
+        "item_id": f"{row.dialect}-{digest}-{row.question_number}",
+        "group": row.dialect,
+        "group_name": language_name(row.dialect),
+        "passage": str(row.flores_passage),
+        "question": str(row.question),
+        "choices": choices,
+        "answer": answer - 1,
+        "link": str(row.link),
+        "question_number": str(row.question_number),
+    }
+
+
+# --------------------------------------------------------------------------------- requests
+
+
+def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list[LoglikRequest]:
+    """One log-likelihood request per question: continuations `` (A)`` ... `` (D)``."""
+    return [
+        LoglikRequest(
+            item_id=item.item_id,
+            key="choice",
+            context=build_prompt(item.passage, item.question, list(item.choices)),
+            continuations=CONTINUATIONS,
+        )
+        for item in items.itertuples(index=False)
+    ]
+
+
+# ------------------------------------------------------------------------------------ score
+
+
+def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
+    """Per model and question, ``accuracy`` 100 or 0 of the choice with the highest per-token mean
+    log-likelihood: ``model, item_id, group, group_name, metric, value, predicted``."""
+    merged = predictions[["model", "item_id", "choice_logprob", "choice_ntokens"]].merge(
+        items[["item_id", "group", "group_name", "answer"]], on="item_id", validate="many_to_one"
+    )
+    if len(merged) != len(predictions):
+        raise GlobalrepError(f"{NAME}: predictions for items that are not in the prepared items; rerun inference")
+    logprobs = np.stack(merged["choice_logprob"].map(np.asarray))
+    ntokens = np.stack(merged["choice_ntokens"].map(np.asarray)).astype(float)
+    if logprobs.shape[1:] != (len(LETTERS),) or (ntokens <= 0).any():
+        raise GlobalrepError(f"{NAME}: every prediction needs 4 choice scores with tokens; rerun inference")
+    predicted = np.argmax(logprobs / ntokens, axis=1)
+    return pd.DataFrame(
+        {
+            "model": merged["model"],
+            "item_id": merged["item_id"],
+            "group": merged["group"],
+            "group_name": merged["group_name"],
+            "metric": "accuracy",
+            "value": 100.0 * (predicted == merged["answer"].to_numpy()),
+            "predicted": [LETTERS[i] for i in predicted],
+        }
+    )
+
+
+def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+    """The paper's Figure 3 per chain, and every model's accuracy per language."""
+    from globalrep.figures.languages import language_figures
+
+    return language_figures(tables, deltas, chains, Path(out_dir) / NAME, "accuracy", "Belebele accuracy (%)", options)

@@ -1,0 +1,91 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from globalrep.errors import GlobalrepError
+from globalrep.sharding import shard_items
+from globalrep.tables import group_table
+from globalrep.tasks import belebele
+
+DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "belebele.jsonl"
+
+
+def record(**changes):
+    base = {
+        "link": "https://example.org/a", "question_number": 1, "flores_passage": "A passage.",
+        "question": "What?", "mc_answer1": "one", "mc_answer2": "two", "mc_answer3": "three",
+        "mc_answer4": "four", "correct_answer_num": "2", "dialect": "eng_Latn",
+    }  # fmt: skip
+    return {**base, **changes}
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_prompt_lists_context_question_and_lettered_choices():
+    assert belebele.build_prompt("P.", "Q?", ["w", "x", "y", "z"]) == (
+        f"{belebele.INSTRUCTION}\n\nContext: P.\nQuestion: Q?\nChoices:\n(A) w\n(B) x\n(C) y\n(D) z\nAnswer:"
+    )
+    assert belebele.CONTINUATIONS == (" (A)", " (B)", " (C)", " (D)")
+
+
+def test_prepare_reads_the_demo_with_readable_language_names():
+    items = belebele.prepare({}, str(DEMO))
+    assert len(items) == 24 and items["item_id"].is_unique
+    names = dict(zip(items["group"], items["group_name"]))
+    assert names == {"eng_Latn": "English", "deu_Latn": "German", "fra_Latn": "French"}
+    first = items.iloc[0]
+    assert list(first["choices"]) == ["Sweet rolls", "Rye bread", "White bread", "Fruit cake"] and first["answer"] == 1
+
+
+def test_real_belebele_files_and_language_selection(shared_data):
+    items = belebele.prepare({"languages": ["deu_Latn"]}, str(shared_data / "belebele"))
+    assert len(items) == 900 and set(items["group"]) == {"deu_Latn"}
+    assert items["answer"].between(0, 3).all() and items["item_id"].is_unique
+    both = belebele.prepare({}, str(shared_data / "belebele"))
+    assert both.groupby("group").size().to_dict() == {"deu_Latn": 900, "eng_Latn": 900}
+    # Sorted by language, 2 shards = one language per inference job.
+    assert set(shard_items(both, 2, 0)["group"]) == {"deu_Latn"}
+
+
+def test_unknown_language_and_bad_rows_are_named(tmp_path):
+    path = write_jsonl(tmp_path / "b.jsonl", [record(), record(question_number=2, question="Which row?", correct_answer_num="5")])
+    with pytest.raises(GlobalrepError, match=r"row 1 .*Which row\?.*correct_answer_num must be 1-4"):
+        belebele.prepare({}, str(path))
+    with pytest.raises(GlobalrepError, match=r"no questions for language\(s\) \['swh_Latn'\]"):
+        belebele.prepare({"languages": ["swh_Latn"]}, str(write_jsonl(tmp_path / "c.jsonl", [record()])))
+    thin = write_jsonl(tmp_path / "thin.jsonl", [{"question": "Q?"}])
+    with pytest.raises(GlobalrepError, match="missing column.*flores_passage"):
+        belebele.prepare({}, str(thin))
+
+
+def test_score_picks_the_highest_per_token_mean():
+    items = belebele.prepare({}, str(DEMO)).head(2)  # answers: B, C
+    predictions = pd.DataFrame({
+        "model": ["m", "m"],
+        "item_id": items["item_id"],
+        # Item 1: A has the larger sum, but B's is spread over 4 tokens: -3/4 per token beats -2/1.
+        "choice_logprob": [[-2.0, -3.0, -9.0, -9.0], [-4.0, -4.0, -2.0, -4.0]],
+        "choice_ntokens": [[1, 4, 1, 1], [1, 1, 1, 1]],
+    })  # fmt: skip
+    scores = belebele.score(items, predictions, {})
+    assert list(scores["predicted"]) == ["B", "C"]
+    assert list(scores["value"]) == [100.0, 100.0] and set(scores["metric"]) == {"accuracy"}
+    predictions.loc[0, "choice_ntokens"] = [1, 1, 1, 1]
+    assert belebele.score(items, predictions, {})["value"].tolist() == [0.0, 100.0]
+    table = group_table(belebele.score(items, predictions, {}))
+    assert list(table.columns[:3]) == ["model", "group", "group_name"] and table.loc[0, "group_name"] == "English"
+
+
+def test_requests_are_one_loglik_per_question():
+    items = belebele.prepare({}, str(DEMO))
+    requests = belebele.requests(items, {})
+    assert [r.item_id for r in requests] == list(items["item_id"])
+    assert requests[0].continuations == belebele.CONTINUATIONS
+    assert requests[0].context.endswith("(D) Fruit cake\nAnswer:")
+    assert np.all([r.key == "choice" for r in requests])

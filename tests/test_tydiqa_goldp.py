@@ -1,0 +1,174 @@
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from globalrep import demo
+from globalrep.engine import GenerateRequest, answer
+from globalrep.engine.loading import load_tokenizer
+from globalrep.engine.prompts import encode
+from globalrep.engine.truncation import fit_prompt
+from globalrep.errors import GlobalrepError
+from globalrep.models import ModelSpec
+from globalrep.tables import group_table
+from globalrep.tasks import tydiqa_goldp as tydiqa
+
+DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
+DEMO_OPTIONS = {"train_source": str(DEMO / "tydiqa_goldp_train.json")}
+# The paper's published generations (1-shot, greedy) per model directory.
+PUBLISHED = {"mistral-7b": "{Mistral-7B-v0.1_8bit}", "zephyr-7b-beta": "{zephyr-7b-beta_8bit}"}
+
+
+# ------------------------------------------------------------------------------ scoring
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [("The  Cat's hat!", "cats hat"), ("an apple, a pear", "apple pear"), ("Theory", "theory"), ("¿Qué?", "¿qué")],
+)
+def test_squad_normalisation(text, normal):
+    assert tydiqa.normalize_answer(text) == normal
+
+
+def test_f1_and_exact_match_by_hand():
+    # "the cat sat" -> [cat, sat]; "a cat sat down" -> [cat, sat, down]: P = 1, R = 2/3, F1 = 0.8.
+    assert tydiqa.f1("the cat sat", "a cat sat down") == pytest.approx(0.8)
+    assert tydiqa.f1("cat cat", "cat") == pytest.approx(2 * 0.5 * 1 / 1.5)  # repeated tokens count once each
+    assert tydiqa.f1("dog", "cat") == 0.0 and tydiqa.f1("", "cat") == 0.0
+    assert tydiqa.exact_match("An Apple.", "apple") == 1.0 and tydiqa.exact_match("apples", "apple") == 0.0
+
+
+def test_answer_is_the_text_before_the_first_blank_line():
+    assert tydiqa.extract_answer(" Paris \n\nContext: more text") == "Paris"
+    assert tydiqa.extract_answer("Paris\nFrance\n \nQuestion: x") == "Paris\nFrance"
+    assert tydiqa.extract_answer("\n\nParis") == ""
+
+
+def test_score_takes_the_best_gold_answer():
+    items = pd.DataFrame({"item_id": ["q"], "group": ["english"], "group_name": ["English"],
+                          "answers": [["the Sandel River", "Sandel"]]})
+    predictions = pd.DataFrame({"model": ["m"], "item_id": ["q"], "answer_text": ["Sandel River\n\nContext: x"]})
+    scores = tydiqa.score(items, predictions, {}).set_index("metric")
+    assert scores.loc["exact_match", "value"] == 100.0 and scores.loc["f1", "value"] == 100.0
+    predictions["answer_text"] = ["the river Sandel"]  # F1 vs "the Sandel River": P = R = 1 -> 100; vs "Sandel": 2/3
+    scores = tydiqa.score(items, predictions, {}).set_index("metric")
+    assert scores.loc["exact_match", "value"] == 0.0 and scores.loc["f1", "value"] == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize(("model", "english_f1"), [("mistral-7b", 72.8), ("zephyr-7b-beta", 54.0)])
+def test_published_generations_reproduce_the_papers_english_f1(shared_data, model, english_f1):
+    items = tydiqa.prepare({"languages": ["english"], "num_shots": 0}, str(shared_data / "tydiqa-goldp-v1.1-dev"))
+    path = shared_data / "paper_outputs" / "tydiqa-goldp" / PUBLISHED[model] / "greedy" / "1-shot" / "english.json"
+    generations = json.loads(path.read_text(encoding="utf-8"))
+    predictions = pd.DataFrame({"model": model, "item_id": list(generations), "answer_text": list(generations.values())})
+    table = group_table(tydiqa.score(items, predictions, {})).set_index("metric")
+    assert len(items) == 440 and table.loc["f1", "n"] == 440
+    assert table.loc["f1", "value"] == pytest.approx(english_f1, abs=0.05)
+    assert table.loc["f1", "group_name"] == "English"
+
+
+# ------------------------------------------------------------------------------ prepare and prompts
+
+
+def test_prepare_reads_squad_files_and_draws_one_shot_per_language():
+    items = tydiqa.prepare(DEMO_OPTIONS, str(DEMO / "tydiqa_goldp_dev.json"))
+    assert items.groupby("group").size().to_dict() == {"english": 6, "finnish": 6, "indonesian": 6}
+    assert dict(zip(items["group"], items["group_name"]))["finnish"] == "Finnish"
+    for language, frame in items.groupby("group"):
+        shots = {tuple(s) for s in frame["shot_questions"]}
+        assert len(shots) == 1 and len(next(iter(shots))) == 1  # the same one example for the whole language
+    english = items[items["group"] == "english"].iloc[0]
+    assert list(english["shot_answers"]) == ["1802"]
+
+
+def test_shots_are_seeded_and_independent_of_other_languages(shared_data):
+    dev, train = str(shared_data / "tydiqa-goldp-v1.1-dev"), str(shared_data / "tydiqa-goldp-train-subset")
+
+    def shots(languages, seed=0):
+        items = tydiqa.prepare({"languages": languages, "train_source": train, "num_shots": 2, "seed": seed}, dev)
+        return items.groupby("group")["shot_questions"].first().map(tuple).to_dict()
+
+    both = shots(["english", "swahili"])
+    assert shots(["swahili"])["swahili"] == both["swahili"]
+    assert shots(["english", "swahili"]) == both
+    assert shots(["english"], seed=1)["english"] != both["english"]
+
+
+def test_prompt_has_instruction_examples_then_the_question():
+    prompt = tydiqa.build_prompt("Ctx.", "Q?", (["C1"], ["Q1"], ["A1"]))
+    assert prompt == (
+        f"{tydiqa.INSTRUCTION}\n\nContext: C1\nQuestion: Q1\nExtracted Answer: A1\n\n"
+        "Context: Ctx.\nQuestion: Q?\nExtracted Answer:"
+    )
+    items = tydiqa.prepare({**DEMO_OPTIONS, "max_new_tokens": 7}, str(DEMO / "tydiqa_goldp_dev.json"))
+    request = tydiqa.requests(items, {"max_new_tokens": 7})[0]
+    assert request.max_new_tokens == 7 and request.stop == ("\n\n",) and request.key == "answer"
+    assert request.truncatable == items.loc[0, "context"] and request.prompt.endswith("Extracted Answer:")
+
+
+def test_missing_train_pool_and_languages_are_named(tmp_path, shared_data):
+    dev = str(DEMO / "tydiqa_goldp_dev.json")
+    with pytest.raises(GlobalrepError, match="train_source' is unset"):
+        tydiqa.prepare({}, dev)
+    with pytest.raises(GlobalrepError, match=r"language\(s\) \['telugu'\]"):
+        tydiqa.prepare({**DEMO_OPTIONS, "languages": ["telugu"]}, dev)
+    subset = str(shared_data / "tydiqa-goldp-train-subset")
+    with pytest.raises(GlobalrepError, match="0 train question.*'arabic'"):
+        tydiqa.prepare({"languages": ["arabic"], "train_source": subset}, str(shared_data / "tydiqa-goldp-v1.1-dev"))
+    (tmp_path / "bad.json").write_text('{"data": [{"paragraphs": [{"context": "C", "qas": [{"id": "english-1", "question": "Q?"}]}]}]}')
+    with pytest.raises(GlobalrepError, match="bad.json: not SQuAD-1.1 JSON"):
+        tydiqa.prepare({"num_shots": 0}, str(tmp_path / "bad.json"))
+
+
+# ------------------------------------------------------------------------------ truncation
+
+
+def test_fit_prompt_cuts_the_passage_from_the_left_only():
+    encode_chars = list  # one token per character
+    text = "Instruction.\nContext: 0123456789abcdefghij\nQuestion: Why?"
+    ids, cut = fit_prompt(text, "0123456789abcdefghij", encode_chars, 45, "q")
+    assert cut and "".join(ids) == "Instruction.\nContext: cdefghij\nQuestion: Why?"  # 57 chars - 12
+    assert fit_prompt(text, "0123456789abcdefghij", encode_chars, 100, "q") == (list(text), False)
+    with pytest.raises(GlobalrepError, match="names no passage"):
+        fit_prompt(text, "", encode_chars, 45, "q")
+    with pytest.raises(GlobalrepError, match="even without its passage"):
+        fit_prompt(text, "0123456789abcdefghij", encode_chars, 20, "q")
+
+
+def test_engine_shortens_long_passages_to_the_window_and_logs_it(tiny_tokenizer, tmp_path, caplog):
+    path = demo.build_causal_lm(tiny_tokenizer, tmp_path / "short-window", seed=0, max_position_embeddings=128)
+    spec = ModelSpec(name="short", path=str(path), dtype="float32")
+    passage = " ".join(f"word{i}" for i in range(300))
+    long = GenerateRequest("long", "answer", tydiqa.build_prompt(passage, "Which word?"), 16, ("\n\n",), passage)
+    short = GenerateRequest("short", "answer", tydiqa.build_prompt("Tiny.", "Which word?"), 16, ("\n\n",), "Tiny.")
+    with caplog.at_level(logging.INFO):
+        answers = answer(spec, [long, short], {"device": "cpu"})
+    assert set(answers["item_id"]) == {"long", "short"}
+    assert "1 of 2 prompts exceeded the model's window (128 tokens)" in caplog.text
+    tokenizer = load_tokenizer(spec)
+    assert len(encode(short.prompt, tokenizer)) <= 128 - 16 < len(encode(long.prompt, tokenizer))
+    kept, cut = fit_prompt(long.prompt, passage, lambda t: encode(t, tokenizer), 128 - 16, "long")
+    assert cut and 100 <= len(kept) <= 112 and tokenizer.decode(kept).rstrip().endswith("Which word?\nExtracted Answer:")
+
+
+# ------------------------------------------------------------------------------ figures
+
+
+def test_figure_3_per_chain_from_the_standard_tables(tmp_path):
+    from globalrep.figures.languages import by_score, group_label
+
+    rows = [("base", "english", 70.0), ("base", "swahili", 60.0), ("base", "telugu", 40.0),
+            ("sft", "english", 65.0), ("sft", "swahili", 62.0), ("sft", "telugu", 40.0)]  # fmt: skip
+    table = pd.DataFrame(rows, columns=["model", "group", "value"]).assign(
+        metric="f1", ci_low=0.0, ci_high=100.0, n=10, group_name=lambda t: t["group"].map(tydiqa.named_language)
+    )
+    deltas = pd.DataFrame({"chain": "c", "from_model": "base", "to_model": "sft", "group": ["english", "swahili", "telugu"],
+                           "metric": "f1", "delta": [-5.0, 2.0, 0.0], "ci_low": -9.0, "ci_high": 9.0, "p_value": 0.5})
+    assert list(by_score(table, "base")["group"]) == ["english", "swahili", "telugu"]
+    assert group_label("deu_Latn", "German") == "German (deu_Latn)" and group_label("english", "English") == "English"
+    chains = {"c": ["base", "sft"], "lonely": ["base", "other"]}
+    paths = tydiqa.figures(table, deltas, chains, tmp_path, {"models_stage": {"base": "base", "sft": "sft"}})
+    names = sorted(p.name for p in paths)
+    assert names == ["tydiqa_goldp_chain-c.pdf", "tydiqa_goldp_chain-c.png", "tydiqa_goldp_models.pdf", "tydiqa_goldp_models.png"]
