@@ -24,8 +24,10 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/prepare.smk"
+include: "workflow/rules/dialects.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/score.smk"
+include: "workflow/rules/langid.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -51,6 +51,18 @@ def tiny_value_head_rm(tiny_tokenizer, tiny_models_root) -> tuple[Path, Path]:
     return demo.build_value_head_reward_model(tiny_tokenizer, tiny_models_root / "vh-rm", seed=4)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread, as the workflow's inference jobs run (threads: 1): tiny models are
+    fastest so, and many times faster than with two threads on a busy two-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The project's shared data folder (paper outputs, real dataset samples), if present."""

@@ -21,6 +21,7 @@ from globalrep import pipeline
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 from globalrep.sharding import shard_items, write_parquet_atomic
+from globalrep.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "config", "data", "profiles", "envs")
@@ -79,10 +80,20 @@ def test_demo_dry_run_plans_every_stage(workdir):
     assert result.returncode == 0, out
     stats = job_stats(out)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    lms = [name for name, entry in config["models"].items() if entry.get("kind", "lm") == "lm"]
-    shards = config["tasks"]["global_opinions"]["shards"]
-    assert stats["infer"] == len(lms) * shards
-    for rule in ("build_demo_models", "prepare_task", "score_task", "plot_task_figures", "build_report"):
+    # Every task that runs models: one job per (model of a kind it evaluates, shard).
+    model_tasks = {task: options for task, options in config["tasks"].items() if get_task(task).MODEL_KINDS}
+    expected = sum(
+        len(pipeline.task_models(task, config["models"])) * options.get("shards", 1)
+        for task, options in model_tasks.items()
+    )
+    assert stats["infer"] == expected
+    assert stats["score_task"] == len(model_tasks)
+    assert stats["plot_task_figures"] == len(config["tasks"])
+    # The model-free sft_langid: one detection job per (dataset, shard), then one for its tables.
+    langid = config["tasks"]["sft_langid"]
+    assert stats["detect_sft_languages"] == len(langid["datasets"]) * langid["shards"]
+    assert stats["score_sft_langid"] == 1
+    for rule in ("build_demo_models", "build_report"):
         assert stats[rule] == 1, rule
     assert "results/predictions/global_opinions/demo-sft/shard-1-of-2.parquet" in out
 
@@ -93,7 +104,7 @@ def test_configfile_on_the_command_line_replaces_the_demo_config(workdir):
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     del config["models"]["demo-pt"]
     config["chains"]["demo"] = ["demo-base", "demo-sft"]
-    config["tasks"]["global_opinions"]["shards"] = 3
+    config["tasks"] = {"global_opinions": {**config["tasks"]["global_opinions"], "shards": 3}}
     (workdir / "other.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, "-n", "--configfile", "other.yaml")
     out = output_of(result)
@@ -189,6 +200,8 @@ def test_config_readme_documents_every_key():
     keys = set(schema["properties"]) | set(schema["$defs"]["model"]["properties"])
     keys |= set(schema["properties"]["engine"]["properties"])
     keys |= set(schema["$defs"]["global_opinions"]["properties"])
+    for task in ("belebele", "tydiqa_goldp", "sft_langid", "where_from", "askreddit"):
+        keys |= set(schema["$defs"][task]["properties"])
     undocumented = sorted(key for key in keys if f"`{key}`" not in readme)
     assert not undocumented
 

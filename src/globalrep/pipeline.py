@@ -25,7 +25,7 @@ from globalrep.models import ModelSpec, is_local_path
 from globalrep.atomic import atomic_path, write_csv_atomic, write_parquet_atomic
 from globalrep.sharding import shard_items
 from globalrep.tables import read_table
-from globalrep.tasks import get_task
+from globalrep.tasks import TASKS, get_task
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,10 @@ def setup_logging(log_path: str | os.PathLike | None, level: int = logging.INFO)
 
 def resolve_source(task_name: str, task_options: Mapping) -> str:
     """The task's source: a hub id as given, or a local path (relative to the working directory)
-    that must exist."""
+    that must exist. A task with its own ``resolve_source`` (data not given as ``source``) decides."""
+    own = getattr(TASKS.get(task_name), "resolve_source", None)
+    if own is not None:
+        return own(dict(task_options))
     source = str(task_options.get("source", ""))
     if not source:
         raise GlobalrepError(f"config key 'tasks.{task_name}.source' is empty: give a hub dataset id or a local file")
@@ -92,6 +95,18 @@ def resolve_source(task_name: str, task_options: Mapping) -> str:
             f"relative to the working directory {Path.cwd()}): fix the path or use a hub dataset id"
         )
     return str(path)
+
+
+def source_files(task_name: str, task_options: Mapping) -> list[str]:
+    """The local files a task's items are read from (for a folder, the files in it), so that
+    editing one reruns prepare; none for a hub dataset."""
+    source = resolve_source(task_name, task_options)
+    if not is_local_path(source):
+        return []
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    return [source]
 
 
 def check_model_paths(models: Mapping[str, Mapping], built_paths: Iterable[str] = ()) -> None:
@@ -254,11 +269,39 @@ def score_task(
     frame = load_predictions(items, predictions)
     scores = task.score(items, frame, options)
     write_parquet_atomic(scores, scores_out)
-    rows = task.table_scores(scores, options) if hasattr(task, "table_scores") else scores
+    rows = _table_rows(task, scores, options)
     chains = task_chains(chains, list(predictions))
     write_csv_atomic(tables.group_table(rows), table_out)
     write_csv_atomic(tables.deltas_table(rows, chains), deltas_out)
     log.info("scored %d models on %d items: %d score rows", len(predictions), len(items), len(scores))
+
+
+def extra_table_names(task_name: str) -> list[str]:
+    """The names of a task's ``EXTRA_TABLES`` (``results/tables/{task}_{name}.csv``)."""
+    return list(getattr(get_task(task_name), "EXTRA_TABLES", {}))
+
+
+def extra_table(
+    task_name: str,
+    task_options: Mapping,
+    scores_path: str | os.PathLike,
+    chains: Mapping[str, Sequence[str]],
+    table_name: str,
+    out_path: str | os.PathLike,
+) -> None:
+    """Write one of the task's ``EXTRA_TABLES`` from its per-item scores (the rows the standard
+    tables use); ``chains`` are the task's chains, as for :func:`score_task`."""
+    task = get_task(task_name)
+    options = dict(task_options)
+    rows = _table_rows(task, pd.read_parquet(scores_path), options)
+    chains = {name: list(members) for name, members in chains.items()}
+    table = task.EXTRA_TABLES[table_name](rows, chains, options)
+    write_csv_atomic(table, out_path)
+    log.info("wrote %s table of task %s: %d rows to %s", table_name, task_name, len(table), out_path)
+
+
+def _table_rows(task, scores: pd.DataFrame, options: dict) -> pd.DataFrame:
+    return task.table_scores(scores, options) if hasattr(task, "table_scores") else scores
 
 
 def task_figures(

@@ -11,10 +11,12 @@ import os
 
 import pandas as pd
 
-from globalrep.stats import bootstrap_ci, paired_difference
+from globalrep.stats import bootstrap_ci, paired_difference, unpaired_difference
 
 GROUP_COLUMNS = ["model", "group", "metric", "value", "ci_low", "ci_high", "n"]
 DELTA_COLUMNS = ["chain", "from_model", "to_model", "group", "metric", "delta", "ci_low", "ci_high", "p_value"]
+GAP_COLUMNS = ["model", "reference", "group", "metric", "gap", "ci_low", "ci_high", "p_value", "n_reference", "n_group"]
+GAP_CHANGE_COLUMNS = ["chain", "from_model", "to_model", "reference", "group", "metric", "change", "ci_low", "ci_high", "p_value"]
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -32,7 +34,17 @@ def group_table(scores: pd.DataFrame) -> pd.DataFrame:
     for (model, group, metric), frame in _valid(scores).groupby(["model", "group", "metric"], sort=True):
         value, low, high = bootstrap_ci(frame["value"].to_numpy())
         rows.append((model, group, metric, value, low, high, len(frame)))
-    return pd.DataFrame(rows, columns=GROUP_COLUMNS)
+    return _with_group_names(pd.DataFrame(rows, columns=GROUP_COLUMNS), scores)
+
+
+def _with_group_names(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """A readable ``group_name`` column after ``group`` when the scores carry one (a language's
+    name beside its code, say); the table is unchanged otherwise."""
+    if "group_name" not in scores.columns:
+        return table
+    names = scores.drop_duplicates("group").set_index("group")["group_name"]
+    table.insert(table.columns.get_loc("group") + 1, "group_name", table["group"].map(names))
+    return table
 
 
 def deltas_table(scores: pd.DataFrame, chains: dict[str, list[str]]) -> pd.DataFrame:
@@ -42,19 +54,60 @@ def deltas_table(scores: pd.DataFrame, chains: dict[str, list[str]]) -> pd.DataF
     ``sft`` compares ``base → pt``. Pairs are matched on ``item_id``; rows keep chain order,
     then group and metric sorted.
     """
+    rows = []
+    for chain, from_model, to_model, paired in _consecutive_pairs(scores, chains):
+        for (group, metric), frame in paired.groupby(["group", "metric"], sort=True):
+            delta, low, high, p_value = paired_difference(frame["value_from"].to_numpy(), frame["value_to"].to_numpy())
+            rows.append((chain, from_model, to_model, group, metric, delta, low, high, p_value))
+    return pd.DataFrame(rows, columns=DELTA_COLUMNS)
+
+
+def _consecutive_pairs(scores: pd.DataFrame, chains: dict[str, list[str]]):
+    """``(chain, from_model, to_model, paired)`` for consecutive models of every chain that have
+    scores; ``paired`` matches items (``group, metric, item_id``) with ``value_from``, ``value_to``."""
     valid = _valid(scores)
     present = set(valid["model"])
     keys = ["group", "metric", "item_id"]
-    rows = []
     for chain, models in chains.items():
         members = [model for model in models if model in present]
         for from_model, to_model in zip(members, members[1:]):
             before = valid.loc[valid["model"] == from_model, [*keys, "value"]]
             after = valid.loc[valid["model"] == to_model, [*keys, "value"]]
-            paired = before.merge(after, on=keys, suffixes=("_from", "_to"), validate="one_to_one")
-            for (group, metric), frame in paired.groupby(["group", "metric"], sort=True):
-                delta, low, high, p_value = paired_difference(
-                    frame["value_from"].to_numpy(), frame["value_to"].to_numpy()
-                )
-                rows.append((chain, from_model, to_model, group, metric, delta, low, high, p_value))
-    return pd.DataFrame(rows, columns=DELTA_COLUMNS)
+            yield chain, from_model, to_model, before.merge(after, on=keys, suffixes=("_from", "_to"), validate="one_to_one")
+
+
+def gaps_table(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Per model and metric, how far each group trails ``reference``: ``mean(reference) -
+    mean(group)`` over their own items (different items: an unpaired bootstrap CI and a
+    permutation p-value). Models without the reference group are left out."""
+    valid = _valid(scores)
+    rows = []
+    for (model, metric), frame in valid.groupby(["model", "metric"], sort=True):
+        values = {group: part["value"].to_numpy() for group, part in frame.groupby("group", sort=True)}
+        if reference not in values:
+            continue
+        for group, other in values.items():
+            if group != reference:
+                gap, low, high, p_value = unpaired_difference(values[reference], other)
+                rows.append((model, reference, group, metric, gap, low, high, p_value, len(values[reference]), len(other)))
+    return pd.DataFrame(rows, columns=GAP_COLUMNS)
+
+
+def gap_changes_table(scores: pd.DataFrame, reference: str, chains: dict[str, list[str]]) -> pd.DataFrame:
+    """How each gap of :func:`gaps_table` changes between consecutive models of every chain.
+
+    The change ``gap(to) - gap(from)`` is the mean per-item change on the reference group minus
+    that on the other group: items are paired across models within a group, independent across
+    groups, so its CI resamples the two groups' per-item changes separately. Chain members
+    without scores are skipped, as in :func:`deltas_table`.
+    """
+    rows = []
+    for chain, from_model, to_model, paired in _consecutive_pairs(scores, chains):
+        paired["change"] = paired["value_to"] - paired["value_from"]
+        for metric, frame in paired.groupby("metric", sort=True):
+            changes = {group: part["change"].to_numpy() for group, part in frame.groupby("group", sort=True)}
+            for group, other in changes.items():
+                if reference in changes and group != reference:
+                    change, low, high, p_value = unpaired_difference(changes[reference], other)
+                    rows.append((chain, from_model, to_model, reference, group, metric, change, low, high, p_value))
+    return pd.DataFrame(rows, columns=GAP_CHANGE_COLUMNS)

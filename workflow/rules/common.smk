@@ -20,7 +20,7 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
 
 from globalrep import pipeline
 from globalrep.errors import GlobalrepError
-from globalrep.models import ModelSpec, fingerprint, inference_fingerprint, is_local_path
+from globalrep.models import ModelSpec, fingerprint, inference_fingerprint
 from globalrep.tasks import get_task
 
 try:
@@ -35,6 +35,9 @@ except WorkflowError as error:
 MODELS = config["models"]
 CHAINS = config["chains"]
 TASKS = list(config["tasks"])
+# Tasks that run models go prepare -> infer -> score; a model-free task (empty MODEL_KINDS, e.g.
+# sft_langid) has its own rules up to its two tables, then the generic figures and report.
+MODEL_TASKS = [task for task in TASKS if get_task(task).MODEL_KINDS]
 
 # The demo's models are built by rule build_demo_models; they need not exist before the run.
 DEMO_MODEL_DIR = "results/demo/models"
@@ -45,8 +48,8 @@ DEMO_TEXTS = sorted(str(p) for p in Path("data/demo").glob("*") if p.is_file())
 try:
     pipeline.check_chains(CHAINS, MODELS)
     pipeline.check_model_paths(MODELS, BUILT_MODEL_DIRS)
-    pipeline.check_task_sources(config["tasks"])
-    TASK_MODELS = {task: pipeline.task_models(task, MODELS) for task in TASKS}
+    pipeline.check_task_sources({task: config["tasks"][task] for task in MODEL_TASKS})
+    TASK_MODELS = {task: pipeline.task_models(task, MODELS) for task in MODEL_TASKS}
 except GlobalrepError as error:
     raise WorkflowError(str(error)) from None
 
@@ -89,18 +92,28 @@ def model_spec(model):
 
 
 def chains_for(task):
-    return pipeline.task_chains(CHAINS, TASK_MODELS[task])
+    return pipeline.task_chains(CHAINS, TASK_MODELS.get(task, []))
 
 
 def models_stage(task):
     """{model: stage} of the models a task evaluates (figures colour by stage)."""
-    return {model: MODELS[model]["stage"] for model in TASK_MODELS[task]}
+    return {model: MODELS[model]["stage"] for model in TASK_MODELS.get(task, [])}
+
+
+def extra_table_files():
+    """Every task's extra tables (its EXTRA_TABLES)."""
+    return [
+        f"results/tables/{task}_{name}.csv"
+        for task in TASKS
+        for name in pipeline.extra_table_names(task)
+    ]
 
 
 def all_targets():
     return [
         *[f"results/tables/{task}.csv" for task in TASKS],
         *[f"results/tables/{task}_deltas.csv" for task in TASKS],
+        *extra_table_files(),
         *[f"results/figures/{task}" for task in TASKS],
         "results/report.html",
     ]
@@ -110,9 +123,8 @@ def all_targets():
 
 
 def prepare_source(wildcards):
-    """The local source file, so that editing it reruns prepare; nothing for a hub dataset."""
-    source = config["tasks"][wildcards.task]["source"]
-    return [source] if is_local_path(source) else []
+    """The local source files, so that editing one reruns prepare; nothing for a hub dataset."""
+    return pipeline.source_files(wildcards.task, config["tasks"][wildcards.task])
 
 
 def prepare_fingerprint(wildcards):

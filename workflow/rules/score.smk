@@ -4,6 +4,8 @@
 rule score_task:
     input:
         unpack(score_inputs),
+    wildcard_constraints:
+        task="|".join(map(re.escape, MODEL_TASKS)) or "(?!)",
     output:
         scores="results/scores/{task}.parquet",
         table=report(
@@ -31,3 +33,33 @@ rule score_task:
         fingerprint=score_fingerprint,
     script:
         "../scripts/score_task.py"
+
+
+# A task's extra tables (its EXTRA_TABLES), e.g. md3_taboo's dialect gaps, from its scores.
+rule score_extra_table:
+    input:
+        scores="results/scores/{task}.parquet",
+    output:
+        report(
+            "results/tables/{task}_{table}.csv",
+            caption="../report/extra_table.rst",
+            category="Tables",
+            subcategory="{task}",
+        ),
+    wildcard_constraints:
+        table="|".join(
+            sorted({name for task in TASKS for name in pipeline.extra_table_names(task)})
+        )
+        or "(?!)",
+    log:
+        "results/logs/score_extra_table/{task}_{table}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        chains=lambda wildcards: chains_for(wildcards.task),
+        fingerprint=score_fingerprint,
+    script:
+        "../scripts/score_extra_table.py"

@@ -30,11 +30,7 @@ def plot_chain_groups(
     model, so a task still gets its figure before chains are configured.
     """
     data = table[table["metric"] == metric]
-    present = set(data["model"])
-    panels = {name: [m for m in models if m in present] for name, models in chains.items()}
-    panels = {name: members for name, members in panels.items() if members}
-    if not panels and present:
-        panels = {"all models": sorted(present)}
+    panels = chain_panels(set(data["model"]), chains)
 
     n_groups = max(data["group"].nunique(), 1)
     n_models = max((len(members) for members in panels.values()), default=1)
@@ -57,10 +53,18 @@ def plot_chain_groups(
         return save_figure(fig, out_prefix)
 
 
-def _draw_panel(ax, data: pd.DataFrame, members: list[str], models_stage: dict[str, str]) -> None:
-    last = data[data["model"] == members[-1]].sort_values(["value", "group"])
-    order = list(last["group"]) + sorted(set(data["group"]) - set(last["group"]))
-    x = np.arange(len(order))
+def chain_panels(present: set[str], chains: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Per chain its models that have results, in chain order; chains without any drop out, and
+    with no chain left one panel ``all models`` holds every model (none when there are none)."""
+    panels = {name: [m for m in models if m in present] for name, models in chains.items()}
+    panels = {name: members for name, members in panels.items() if members}
+    return panels or ({"all models": sorted(present)} if present else {})
+
+
+def model_series(data: pd.DataFrame, order: list[str], members: list[str], models_stage: dict[str, str]):
+    """Per model of a panel, in chain order: ``(index, stage, keyword arguments)`` for
+    ``errorbar``/``bar``: ``x`` (the groups of ``order``, models side by side within 0.8 of a
+    group), ``y``, ``yerr`` (the 95% CI), ``color`` (by stage), ``label``, ``capsize``."""
     step = 0.8 / len(members)
     fallback = sns.color_palette("colorblind", len(members))
     for i, model in enumerate(members):
@@ -69,16 +73,22 @@ def _draw_panel(ax, data: pd.DataFrame, members: list[str], models_stage: dict[s
         below = np.clip(rows["value"] - rows["ci_low"], 0, None)
         above = np.clip(rows["ci_high"] - rows["value"], 0, None)
         stage = models_stage.get(model)
-        ax.errorbar(
-            x + (i - (len(members) - 1) / 2) * step,
-            rows["value"],
-            yerr=[below, above],
-            fmt=STAGE_MARKERS.get(stage, MARKERS[i % len(MARKERS)]),
-            color=STAGE_COLORS.get(stage, fallback[i]),
-            capsize=3,
-            markersize=6,
-            label=f"{model} ({stage})" if stage else model,
-        )
+        yield i, stage, {
+            "x": np.arange(len(order)) + (i - (len(members) - 1) / 2) * step,
+            "y": rows["value"],
+            "yerr": [below, above],
+            "color": STAGE_COLORS.get(stage, fallback[i]),
+            "label": f"{model} ({stage})" if stage else model,
+            "capsize": 3,
+        }
+
+
+def _draw_panel(ax, data: pd.DataFrame, members: list[str], models_stage: dict[str, str]) -> None:
+    last = data[data["model"] == members[-1]].sort_values(["value", "group"])
+    order = list(last["group"]) + sorted(set(data["group"]) - set(last["group"]))
+    x = np.arange(len(order))
+    for i, stage, series in model_series(data, order, members, models_stage):
+        ax.errorbar(**series, fmt=STAGE_MARKERS.get(stage, MARKERS[i % len(MARKERS)]), markersize=6)
     rotate = len(order) > 4 or max((len(str(g)) for g in order), default=0) > 10
     ax.set_xticks(x, order, rotation=40 if rotate else 0, ha="right" if rotate else "center")
     ax.set_xlim(-0.6, len(order) - 0.4)

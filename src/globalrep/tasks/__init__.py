@@ -18,6 +18,19 @@ A task is a module with:
 - ``table_scores(scores, options) -> DataFrame`` (optional): the rows the ``{task}.csv`` and
   ``{task}_deltas.csv`` tables are computed from (e.g. only focus countries).
 - ``figures(tables, deltas, chains, out_dir, options) -> list[Path]`` (optional): the task's figures.
+- ``resolve_source(options) -> str`` (optional): the local path or hub id ``prepare`` reads, for a
+  task whose data is not given as ``options['source']``; raises when it is missing.
+- ``EXTRA_TABLES`` (optional): ``{name: function(scores, chains, options) -> DataFrame}``, written as
+  ``results/tables/{task}_{name}.csv`` from the same rows as the standard tables.
+
+- ``DIALECT_TEXT`` (optional): ``{column: "text" | "utterances"}``, the Standard American English
+  text of its items that the dialect stage (workflow/rules/dialects.smk) rewrites into each of
+  ``config['dialects']``; its items are then the SAE items (group ``sae``) plus each rewrite,
+  paired by ``pair_id`` (see globalrep.dialect_pairs). ``DIALECT_PROTECT`` (optional) names a
+  column of words never rewritten.
+
+A task with empty ``MODEL_KINDS`` runs no models (``sft_langid``): it needs no ``requests``/``score``,
+and its own rules file writes its two tables; the generic figure and report rules do the rest.
 """
 
 from __future__ import annotations
@@ -25,9 +38,10 @@ from __future__ import annotations
 from types import ModuleType
 
 from globalrep.errors import GlobalrepError
-from globalrep.tasks import global_opinions
+from globalrep.tasks import askreddit, belebele, global_opinions, md3_taboo, sft_langid, tydiqa_goldp, where_from
+from globalrep.tasks import md3_taboo_transfer, rm_dialect_probe
 
-TASKS: dict[str, ModuleType] = {module.NAME: module for module in (global_opinions,)}
+TASKS: dict[str, ModuleType] = {module.NAME: module for module in (global_opinions, md3_taboo, where_from, askreddit, belebele, tydiqa_goldp, sft_langid, md3_taboo_transfer, rm_dialect_probe)}
 
 
 def get_task(name: str) -> ModuleType:

@@ -21,7 +21,7 @@ from scipy.special import softmax
 
 from globalrep.engine.requests import LoglikRequest
 from globalrep.errors import GlobalrepError
-from globalrep.models import is_local_path
+from globalrep.sources import read_records
 
 NAME = "global_opinions"
 PROMPT_VERSION = "1"
@@ -60,7 +60,7 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     """Read a local CSV/JSON/JSONL/Parquet file or a Hugging Face dataset into one row per question:
     ``item_id, group (= source), question, options, countries, country_probs, source``."""
     source = source or DEFAULT_SOURCE
-    raw = _read_source(source, options.get("split", "train"))
+    raw = read_records(source, options.get("split", "train"), "GlobalOpinionQA", DEFAULT_SOURCE)
     missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
     if missing:
         raise GlobalrepError(
@@ -81,28 +81,6 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     if duplicates.any():
         log.info("%s: dropped %d repeated (question, options) rows, keeping the first", source, int(duplicates.sum()))
     return frame[~duplicates].reset_index(drop=True)
-
-
-def _read_source(source: str, split: str) -> pd.DataFrame:
-    path = Path(source).expanduser()
-    if path.is_file():
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            # Everything as text: the parser below decides what each field means.
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
-        if suffix in (".json", ".jsonl"):
-            return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        raise GlobalrepError(f"{source}: unsupported file type {suffix!r}; use .csv, .json, .jsonl or .parquet")
-    if is_local_path(source):
-        raise GlobalrepError(
-            f"GlobalOpinionQA source {source!r} is not an existing file; give a CSV, JSON/JSONL or "
-            f"Parquet file, or a Hugging Face dataset id such as {DEFAULT_SOURCE}"
-        )
-    from datasets import load_dataset  # heavy import, only for hub sources
-
-    return load_dataset(source, split=split).to_pandas()
 
 
 def _parse_row(source: str, index: int, row) -> dict:

@@ -1,0 +1,404 @@
+"""Benchmark of the packed log-likelihood engine against the paper's method and the floor.
+
+One random Llama model is built offline with ``globalrep.demo`` (tokenizer trained locally),
+saved, and loaded the way the engine loads any model. On that model and the same items,
+three ways are timed:
+
+  engine  ``globalrep.engine.hf.answer_loglik`` end to end: tokenization, packing, batched
+          forwards with the packed 4D mask, log-softmax and gather.
+  (a)     the paper's method: tokenization, then one forward per continuation at batch 1
+          (``loglik_one_forward_per_continuation``).
+  (b)     the floor: the engine's own packed rows, in the engine's batches, through one plain
+          forward each (no grad, standard causal + padding mask, logits for the same tail
+          positions as the engine), with no tokenization, mask building, log-softmax or gather.
+
+Two shapes: (1) 4-choice items with ~300-token contexts (GlobalOpinionQA's prompt) and
+(2) one ~30-token context with 250 short continuations. Before timing, the engine's numbers
+are checked against (a) to 1e-4 on the measured items (that run is also the warm-up). The
+ways run in interleaved rounds; the reported time is the median of ``--repeats`` runs during
+which other processes left the CPUs alone (the table says how many there were). Tokens/s counts
+the unique tokens (the tokens of the packed rows) for every way, so its ratios are the ratios
+of time. The engine's time is also broken down into its parts, each timed on its own.
+
+    python bench/loglik.py                      # small model, both shapes (~2 min on 2 idle cores)
+    python bench/loglik.py --model-size tiny --items 16 --repeats 1
+    python bench/loglik.py --shapes 2 --profile 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import platform
+import pstats
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # run_batched's progress bars would clutter the table
+
+import torch
+
+from globalrep.demo import (
+    CONTENT_WORDS,
+    FUNCTION_WORDS,
+    build_causal_lm,
+    demo_corpus,
+    train_tokenizer,
+)
+from globalrep.engine.hf import DEFAULT_MAX_PACKED_TOKENS, answer_loglik
+from globalrep.engine.loading import load_causal_lm, load_tokenizer
+from globalrep.engine.loglik import (
+    _row_mask,
+    loglik_one_forward_per_continuation,
+    pack_rows,
+    tokenize_request,
+)
+from globalrep.engine.prompts import encode, render
+from globalrep.engine.requests import LoglikRequest
+from globalrep.models import ModelSpec
+
+MODEL_SIZES = {
+    "tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},
+    "small": {"hidden_size": 256, "num_layers": 4, "num_heads": 4, "intermediate_size": 688},
+}
+VOCAB_SIZE = 4096
+SEED = 0
+TOLERANCE = 1e-4
+CPU = torch.device("cpu")
+
+PROMPT = (
+    "Human: {question}\n\nHere are the options:\n{options}\n\n"
+    "Assistant: If I had to select one of the options, my answer would be ("
+)
+
+
+# --- items -------------------------------------------------------------------------------------
+
+def choice_items(n_items: int, context_tokens: int, tokenizer, rng: random.Random) -> list[LoglikRequest]:
+    """Shape 1: GlobalOpinionQA-style 4-choice questions whose prompt is ~``context_tokens``
+    tokens (sentences of the demo corpus), continuations ``A)`` .. ``D)``."""
+    sentences = demo_corpus(seed=SEED + 1)[:-3]  # other sentences than the tokenizer's corpus
+    items = []
+    for i in range(n_items):
+        options = "\n".join(f"({letter}) " + " ".join(rng.sample(CONTENT_WORDS, rng.randint(1, 3)))
+                            for letter in "ABCD")
+        question: list[str] = []
+        while True:
+            question.append(rng.choice(sentences))
+            text = PROMPT.format(question=" ".join(question), options=options)
+            if len(encode(text, tokenizer)) >= context_tokens:
+                break
+        items.append(LoglikRequest(f"q{i}", "choice", text, ("A)", "B)", "C)", "D)")))
+    return items
+
+
+def many_continuation_item(n_continuations: int, rng: random.Random) -> list[LoglikRequest]:
+    """Shape 2: one ~30-token context and ``n_continuations`` distinct 1-4 word continuations."""
+    context = ("Human: In which language do most people in your country talk to their neighbors "
+               "at home?\n\nAssistant: Most people here speak")
+    words = CONTENT_WORDS + FUNCTION_WORDS
+    continuations: dict[str, None] = {}
+    while len(continuations) < n_continuations:
+        continuations[" " + " ".join(rng.choice(words) for _ in range(rng.randint(1, 4)))] = None
+    return [LoglikRequest("one-context", "answer", context, tuple(continuations))]
+
+
+# --- the three ways ----------------------------------------------------------------------------
+
+def run_engine(model, tokenizer, spec, requests, max_row_tokens):
+    columns, _ = answer_loglik(model, tokenizer, spec, requests, CPU, max_row_tokens)
+    return [columns[(r.item_id, f"{r.key}_logprob")] for r in requests]
+
+
+def tokenize_all(tokenizer, spec, requests):
+    return [tokenize_request(lambda text: encode(text, tokenizer),
+                             render(r.context, tokenizer, spec.chat_template), r.continuations)
+            for r in requests]
+
+
+def run_one_forward_per_continuation(model, tokenizer, spec, requests):
+    return [loglik_one_forward_per_continuation(model, t, CPU) for t in tokenize_all(tokenizer, spec, requests)]
+
+
+def packed_batches(tokenized, batch_size, max_row_tokens):
+    """The engine's rows, sorted and batched exactly as ``answer_loglik`` does."""
+    rows = sorted(pack_rows(tokenized, max_row_tokens), key=lambda r: -len(r.tokens))
+    return [rows[start : start + batch_size] for start in range(0, len(rows), batch_size)]
+
+
+def batch_tensors(batch, pad_id):
+    """Left-padded ids, padding mask, positions and the number of tail logits the engine keeps."""
+    length = max(len(row.tokens) for row in batch)
+    ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), length), dtype=torch.long)
+    positions = torch.zeros((len(batch), length), dtype=torch.long)
+    for i, row in enumerate(batch):
+        ids[i, length - len(row.tokens):] = torch.tensor(row.tokens)
+        mask[i, length - len(row.tokens):] = 1
+        positions[i, length - len(row.tokens):] = torch.tensor(row.positions)
+    # As score_rows: logits from the first position that predicts a continuation token.
+    first_needed = min(length - len(row.tokens) + prefix_len - 1
+                       for row in batch for _, prefix_len, _ in row.segments)
+    return ids, mask, positions, length - first_needed
+
+
+def engine_masks(batch):
+    length = max(len(row.tokens) for row in batch)
+    return torch.stack([_row_mask(row, length) for row in batch])[:, None]
+
+
+@torch.no_grad()
+def run_floor(model, floor_inputs):
+    """Plain forwards: standard causal mask (plus padding where a batch has any; with none, no
+    mask at all, so SDPA may take its is_causal path), same tail logits, nothing else."""
+    for ids, mask, keep in floor_inputs:
+        model(input_ids=ids, attention_mask=mask, logits_to_keep=keep)
+
+
+@torch.no_grad()
+def run_forward_4d(model, engine_inputs):
+    """The engine's forwards alone: its 4D masks and positions, prebuilt."""
+    for ids, mask, positions, keep in engine_inputs:
+        model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep)
+
+
+# --- timing ------------------------------------------------------------------------------------
+
+CLEAN_LOAD = 0.15  # cores other processes may take during a run that counts as undisturbed
+TICK = 1 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+
+
+def _busy_cpu_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy (Linux), to tell how much other processes ran."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values
+    return (user + nice + system + irq + softirq + steal) * TICK
+
+
+def _own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class LoadMeter:
+    """CPU that other processes take while we time something, in cores (0: none)."""
+
+    def __enter__(self):
+        self.busy, self.own, self.wall = _busy_cpu_seconds(), _own_cpu_seconds(), time.perf_counter()
+        return self
+
+    def __exit__(self, *_):
+        busy, own, self.seconds = _busy_cpu_seconds(), _own_cpu_seconds(), time.perf_counter() - self.wall
+        if self.busy is None:
+            self.others = self.other_seconds = 0.0  # not Linux: cannot tell
+        else:
+            self.other_seconds = max(0.0, (busy - self.busy) - (own - self.own))
+            self.others = self.other_seconds / max(self.seconds, 1e-9)
+        # Both counters tick in 1/CLK_TCK steps: allow two ticks of slack on short runs.
+        self.clean = self.other_seconds <= CLEAN_LOAD * self.seconds + 2 * TICK
+
+
+def wait_for_idle(max_seconds: float) -> float:
+    """Wait (up to ``max_seconds``) until other processes leave the CPUs alone for 4 s; returns
+    their load in cores over the last 2 s looked at."""
+    deadline = time.monotonic() + max_seconds
+    quiet = 0
+    while True:
+        with LoadMeter() as meter:
+            time.sleep(2)
+        quiet = quiet + 1 if meter.clean else 0
+        if quiet >= 2 or time.monotonic() > deadline:
+            return meter.others
+
+
+def median_times(ways: dict, repeats: int) -> tuple[dict[str, float], dict[str, int], float]:
+    """Interleaved rounds of every way (a burst of load on the machine then hits all ways alike)
+    until each way has ``repeats`` runs during which other processes took less than
+    ``CLEAN_LOAD`` cores, or ``3 * repeats`` rounds have run. Per way: the median of its clean
+    runs (of all runs if none was clean), the number of clean runs, and the mean load of other
+    processes over all runs."""
+    times: dict[str, list[tuple[float, bool]]] = {name: [] for name in ways}
+    load, wall = 0.0, 0.0
+    for _ in range(3 * repeats):
+        for name, fn in ways.items():
+            with LoadMeter() as meter:
+                fn()
+            times[name].append((meter.seconds, meter.clean))
+            load, wall = load + meter.others * meter.seconds, wall + meter.seconds
+        if all(sum(clean for _, clean in runs) >= repeats for runs in times.values()):
+            break
+    medians, n_clean = {}, {}
+    for name, runs in times.items():
+        clean = [seconds for seconds, ok in runs if ok]
+        medians[name] = statistics.median(clean or [seconds for seconds, _ in runs])
+        n_clean[name] = len(clean)
+    return medians, n_clean, load / wall
+
+
+# --- driver ------------------------------------------------------------------------------------
+
+ENGINE, PAPER, FLOOR = "engine", "(a) 1 fwd/continuation", "(b) floor"
+
+
+def bench_shape(name, model, tokenizer, spec, requests, max_row_tokens, repeats, wait_idle):
+    tokenized = tokenize_all(tokenizer, spec, requests)
+    batches = packed_batches(tokenized, spec.batch_size, max_row_tokens)
+    tensors = [batch_tensors(batch, tokenizer.pad_token_id) for batch in batches]
+    floor_inputs = [(ids, None if bool(mask.all()) else mask, keep) for ids, mask, _, keep in tensors]
+    engine_inputs = [(ids, engine_masks(batch), positions, keep)
+                     for batch, (ids, _, positions, keep) in zip(batches, tensors)]
+    unique_tokens = sum(len(row.tokens) for batch in batches for row in batch)
+    forwarded_a = sum(c.prefix_len + len(c.tokens) for t in tokenized for c in t.continuations)
+
+    # Correctness first (this also warms up the engine and (a)): the speed-up must be of the
+    # same numbers.
+    engine_values = run_engine(model, tokenizer, spec, requests, max_row_tokens)
+    reference = run_one_forward_per_continuation(model, tokenizer, spec, requests)
+    worst = max(abs(e - r) for es, rs in zip(engine_values, reference) for e, r in zip(es, rs))
+    assert worst <= TOLERANCE, f"{name}: engine and one-forward-per-continuation differ by {worst:.2e}"
+    run_floor(model, floor_inputs)  # warm-up
+    run_forward_4d(model, engine_inputs)
+
+    if wait_idle:
+        wait_for_idle(wait_idle)
+    times, n_clean, others = median_times({
+        ENGINE: lambda: run_engine(model, tokenizer, spec, requests, max_row_tokens),
+        PAPER: lambda: run_one_forward_per_continuation(model, tokenizer, spec, requests),
+        FLOOR: lambda: run_floor(model, floor_inputs),
+        # Where the engine's time goes (not part of the comparison).
+        "tokenization": lambda: tokenize_all(tokenizer, spec, requests),
+        "packing": lambda: packed_batches(tokenized, spec.batch_size, max_row_tokens),
+        "4D mask construction": lambda: [engine_masks(batch) for batch in batches],
+        "forwards with 4D mask": lambda: run_forward_4d(model, engine_inputs),
+    }, repeats)
+    context_lengths = [len(t.context) for t in tokenized]
+    return {
+        "name": name, "items": len(requests), "continuations": sum(map(len, reference)),
+        "context_tokens": (min(context_lengths), max(context_lengths)),
+        "rows": sum(map(len, batches)), "batches": len(batches), "unique_tokens": unique_tokens,
+        "forwarded": {ENGINE: unique_tokens, PAPER: forwarded_a, FLOOR: unique_tokens},
+        "worst_diff": worst, "times": times, "n_clean": n_clean, "others": others,
+    }
+
+
+def profile_engine(model, tokenizer, spec, requests, max_row_tokens, top: int) -> None:
+    profiler = cProfile.Profile()
+    profiler.runcall(run_engine, model, tokenizer, spec, requests, max_row_tokens)
+    print(f"\nengine profile (one run, top {top} by own time):")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(top)
+
+
+def print_result(result, targets) -> bool:
+    lo, hi = result["context_tokens"]
+    times = result["times"]
+    print(f"\n## {result['name']}\n")
+    print(f"{result['items']} items, {result['continuations']} continuations, contexts {lo}-{hi} tokens; "
+          f"engine: {result['rows']} packed rows in {result['batches']} batches, "
+          f"{result['unique_tokens']} unique tokens; max |engine - (a)| = {result['worst_diff']:.1e} nats\n")
+    print(f"| {'way':<24} | {'seconds':>8} | {'tokens forwarded':>16} | {'unique tokens/s':>15} | "
+          f"{'time / engine':>13} | {'clean runs':>10} |")
+    print(f"|{'-' * 26}|{'-' * 9}:|{'-' * 17}:|{'-' * 16}:|{'-' * 14}:|{'-' * 11}:|")
+    for way in (ENGINE, PAPER, FLOOR):
+        print(f"| {way:<24} | {times[way]:8.3f} | {result['forwarded'][way]:16d} | "
+              f"{result['unique_tokens'] / times[way]:15.0f} | {times[way] / times[ENGINE]:12.2f}x | "
+              f"{result['n_clean'][way]:10d} |")
+    ratio_a = times[PAPER] / times[ENGINE]
+    ratio_b = times[ENGINE] / times[FLOOR]
+    target_a, target_b = targets
+    print(f"\nengine vs (a): {ratio_a:.1f}x faster (target >= {target_a:g}x: "
+          f"{'met' if ratio_a >= target_a else 'MISSED'})")
+    print(f"engine vs (b): {ratio_b:.2f}x the floor's time (target <= {target_b:g}x: "
+          f"{'met' if ratio_b <= target_b else 'MISSED'})")
+    parts = ["tokenization", "packing", "4D mask construction", "forwards with 4D mask"]
+    rest = times[ENGINE] - sum(times[p] for p in parts)
+    shares = ", ".join(f"{p} {times[p]:.3f}s" for p in parts)
+    print(f"engine breakdown (timed apart): {shares}, rest (tensors, log-softmax, gather, Python) {rest:.3f}s")
+    disturbed = any(result["n_clean"][way] == 0 for way in (ENGINE, PAPER, FLOOR))
+    print(f"other processes took {result['others']:.2f} CPU cores on average while timing"
+          + (" -- some ways had no undisturbed run: rerun on an idle machine" if disturbed else ""))
+    return ratio_a >= target_a and ratio_b <= target_b
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="small",
+                        help="small (default): hidden 256, 4 layers, 4 heads, MLP 688 (Llama's ratio); "
+                             "tiny: the demo's shape")
+    parser.add_argument("--items", type=int, default=64, help="4-choice items of shape 1 (default 64)")
+    parser.add_argument("--context-tokens", type=int, default=300, help="shape 1 context length (default 300)")
+    parser.add_argument("--continuations", type=int, default=250, help="continuations of shape 2 (default 250)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="undisturbed timed runs per way, median reported (default 3; at most 3x as many "
+                             "rounds are run when other processes load the machine)")
+    parser.add_argument("--wait-idle", type=float, default=60,
+                        help="before timing a shape, wait up to this many seconds for other processes to "
+                             "leave the CPUs alone (default 60; 0: don't)")
+    parser.add_argument("--batch-size", type=int, default=8, help="engine batch size (default 8)")
+    parser.add_argument("--max-packed-tokens", type=int, default=DEFAULT_MAX_PACKED_TOKENS)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--shapes", default="1,2", help="which shapes to run (default 1,2)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="after each shape, print the engine's N hottest functions (cProfile, by own time)")
+    parser.add_argument("--model-dir", type=Path, default=None, help="where to save the model (default: temp dir)")
+    args = parser.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    random.seed(SEED)
+    torch.manual_seed(SEED)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        model_dir = args.model_dir or Path(tmp) / f"bench-{args.model_size}"
+        tokenizer = train_tokenizer(demo_corpus(), vocab_size=VOCAB_SIZE)
+        build_causal_lm(tokenizer, model_dir, seed=SEED, **MODEL_SIZES[args.model_size])
+        spec = ModelSpec(name=f"bench-{args.model_size}", path=str(model_dir), dtype="float32",
+                         batch_size=args.batch_size)
+        tokenizer = load_tokenizer(spec)
+        model = load_causal_lm(spec, CPU)
+        n_params = sum(p.numel() for p in model.parameters())
+        setup = time.perf_counter() - started
+
+        print(f"# loglik benchmark: model {args.model_size} "
+              f"({', '.join(f'{k}={v}' for k, v in MODEL_SIZES[args.model_size].items())}, "
+              f"vocab {len(tokenizer)}, {n_params / 1e6:.1f}M params, float32, sdpa)")
+        print(f"torch {torch.__version__}, transformers {__import__('transformers').__version__}, "
+              f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+              f"python {platform.python_version()}; engine batch size {args.batch_size}, "
+              f"max_packed_tokens {args.max_packed_tokens}; median of {args.repeats} undisturbed interleaved "
+              f"runs after 1 warm-up; setup {setup:.1f}s; load average at start {os.getloadavg()[0]:.2f}")
+
+        ok = True
+        if "1" in args.shapes.split(","):
+            items = choice_items(args.items, args.context_tokens, tokenizer, random.Random(SEED))
+            result = bench_shape(f"shape 1: {args.items} 4-choice items, ~{args.context_tokens}-token contexts",
+                                 model, tokenizer, spec, items, args.max_packed_tokens, args.repeats,
+                                 args.wait_idle)
+            ok &= print_result(result, (6, 1.3))
+            if args.profile:
+                profile_engine(model, tokenizer, spec, items, args.max_packed_tokens, args.profile)
+        if "2" in args.shapes.split(","):
+            items = many_continuation_item(args.continuations, random.Random(SEED + 1))
+            result = bench_shape(f"shape 2: one context, {args.continuations} continuations of 1-4 words",
+                                 model, tokenizer, spec, items, args.max_packed_tokens, args.repeats,
+                                 args.wait_idle)
+            ok &= print_result(result, (50, 1.3))
+            if args.profile:
+                profile_engine(model, tokenizer, spec, items, args.max_packed_tokens, args.profile)
+        print(f"\ntotal {time.perf_counter() - started:.0f}s; load average at end {os.getloadavg()[0]:.2f}")
+    if not ok:
+        print("some targets missed: see BENCHMARKS.md for where the engine's time goes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""MD3 Taboo on the same dialogues in SAE and in rewritten dialects: a paired comparison.
+
+MD3's US English games are rewritten utterance by utterance into each configured dialect with
+Multi-VALUE (the dialect stage; the secret word is never rewritten, speakers are kept). Every game
+then exists as group ``sae`` and as one group per dialect, paired by ``pair_id``, and is asked and
+scored exactly like ``md3_taboo`` (same prompt, same answer position for all versions of a game).
+Unlike MD3's own dialects, the versions differ only in their grammar, not in who played or which
+word they described, so a change in accuracy is the dialect's alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from globalrep import dialect_pairs
+from globalrep.errors import GlobalrepError
+from globalrep.tasks import md3_taboo
+
+NAME = "md3_taboo_transfer"
+PROMPT_VERSION = f"{md3_taboo.PROMPT_VERSION}.1"  # md3_taboo's prompt and requests, our pairing
+MODEL_KINDS = ("lm",)
+# The SAE text the dialect stage rewrites, and what it never rewrites.
+DIALECT_TEXT = {"transcript": "utterances"}
+DIALECT_PROTECT = "answer"
+SOURCE_DIALECT = "en_us"
+
+
+def resolve_source(options: dict) -> str:
+    """The MD3 folder (``md3_dir``, its en_us files) or cleaned games file (``items_csv``)."""
+    return md3_taboo.resolve_source(_us_games(options), NAME)
+
+
+def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
+    """The US English games (group ``sae``): the text the dialect stage rewrites."""
+    items = md3_taboo.prepare(_us_games(options), source or resolve_source(options))
+    return items.assign(group=dialect_pairs.SAE)
+
+
+def _us_games(options: dict) -> dict:
+    return {**options, "dialects": [SOURCE_DIALECT]}
+
+
+def _by_game(items: pd.DataFrame):
+    """Per group: ``(items with item_id = the game's SAE id, {game id: item_id})``, so that
+    md3_taboo's seeded answer position is the same in every version of a game."""
+    for _, part in items.groupby("group", sort=True):
+        yield part.assign(item_id=part["pair_id"]), dict(zip(part["pair_id"], part["item_id"]))
+
+
+def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list:
+    """md3_taboo's requests (a greedy guess, the choices' log-likelihoods) for every version."""
+    built = []
+    for games, item_ids in _by_game(items):
+        built += [dataclasses.replace(r, item_id=item_ids[r.item_id]) for r in md3_taboo.requests_for(games, options)]
+    return built
+
+
+def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
+    """md3_taboo's ``generated_correct`` and ``chose_correct`` per item, with ``pair_id``."""
+    unknown = set(predictions["item_id"]) - set(items["item_id"])
+    if unknown:
+        raise GlobalrepError(
+            f"{NAME}: predictions for {len(unknown)} items that are not in the prepared items "
+            f"(e.g. {sorted(unknown)[0]}); rerun inference on the current prepared data"
+        )
+    frames = []
+    for games, item_ids in _by_game(items):
+        pair_ids = {item_id: pair_id for pair_id, item_id in item_ids.items()}
+        mine = predictions[predictions["item_id"].isin(pair_ids)]
+        scores = md3_taboo.score_items(games, mine.assign(item_id=mine["item_id"].map(pair_ids)), options)
+        frames.append(scores.assign(pair_id=scores["item_id"], item_id=scores["item_id"].map(item_ids)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def table_scores(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
+    """The scores plus each dialect item's difference from its SAE version (``*_vs_sae``)."""
+    return dialect_pairs.paired_rows(scores)
+
+
+# results/tables/md3_taboo_transfer_dialect_pairs.csv: SAE vs dialect, McNemar's exact test.
+EXTRA_TABLES = {"dialect_pairs": lambda scores, chains, options: dialect_pairs.comparison_table(scores)}
+
+
+def figures(table: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+    """Per metric, md3_taboo's layout (a panel per chain, bars per stage) with SAE and the
+    dialects on the x axis; and per metric the paired difference from SAE."""
+    from globalrep.figures.bars import (
+        plot_chain_bars,  # plotting stack only where figures are drawn
+    )
+
+    written = []
+    for metric in md3_taboo.METRICS:
+        for shown, title in (
+            (metric, "MD3 Taboo: SAE vs dialect rewrites"),  # the y axis names the metric
+            (metric + dialect_pairs.VS_SAE, "MD3 Taboo: dialect − SAE (same games)"),
+        ):
+            written += plot_chain_bars(
+                table,
+                chains,
+                metric=shown,
+                out_prefix=Path(out_dir) / f"{NAME}_{shown}",
+                title=title,
+                models_stage=options.get("models_stage", {}),
+                group_labels={dialect_pairs.SAE: "SAE"},
+            )
+    return written

@@ -1,0 +1,83 @@
+# SAE text -> Multi-VALUE dialects (config key `dialects`), for the tasks whose items are written in
+# Standard American English (those with a DIALECT_TEXT): the task's own items become
+# results/prepared/{task}@sae.parquet; one job per task writes each dialect's rewrite
+# {task}@{dialect}.parquet (same item_ids) and {task}.parquet pairing them all (instead of rule
+# prepare_task). One job for all dialects: imports, spaCy and WordNet load once, and a new dialect
+# reruns the task's inference anyway (its items change). Multi-VALUE runs offline; its NLTK data
+# are built once under results/nltk_data unless NLTK_DATA already holds them.
+
+from globalrep import dialects as multivalue
+
+DIALECTS = config["dialects"]
+DIALECT_TASKS = [task for task in MODEL_TASKS if hasattr(get_task(task), "DIALECT_TEXT")]
+NLTK_DATA = multivalue.find_nltk_data() or "results/nltk_data"
+
+_DIALECT_TASK = "|".join(map(re.escape, DIALECT_TASKS)) or "(?!)"
+
+
+rule prepare_sae_items:
+    input:
+        source=prepare_source,
+    output:
+        "results/prepared/{task}@sae.parquet",
+    wildcard_constraints:
+        task=_DIALECT_TASK,
+    log:
+        "results/logs/prepare_task/{task}@sae.log",
+    conda:
+        "../../envs/inference.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        fingerprint=prepare_fingerprint,
+    script:
+        "../scripts/prepare_task.py"
+
+
+rule build_nltk_data:
+    output:
+        directory("results/nltk_data"),
+    log:
+        "results/logs/build_nltk_data.log",
+    conda:
+        "../../envs/dialects.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/build_nltk_data.py"
+
+
+rule rewrite_dialects:
+    input:
+        sae="results/prepared/{task}@sae.parquet",
+        nltk_data=[NLTK_DATA] if DIALECTS else [],
+    output:
+        rewrites=expand("results/prepared/{{task}}@{dialect}.parquet", dialect=DIALECTS),
+        prepared="results/prepared/{task}.parquet",
+        summary=report(
+            "results/tables/{task}_rewrites.csv",
+            caption="../report/rewrites.rst",
+            category="Tables",
+            subcategory="{task}",
+        ),
+    wildcard_constraints:
+        task=_DIALECT_TASK,
+    log:
+        "results/logs/rewrite_dialects/{task}.log",
+    conda:
+        "../../envs/dialects.yaml"
+    resources:
+        mem_mb=3000,
+        runtime=120,
+    params:
+        dialects=DIALECTS,
+        seed=config["dialect_seed"],
+        fingerprint=fingerprint(DIALECTS, config["dialect_seed"], multivalue.REWRITE_VERSION),
+    script:
+        "../scripts/rewrite_dialects.py"
+
+
+# A dialect task's items are the paired SAE + dialect items, not the task's raw items.
+ruleorder: rewrite_dialects > prepare_task
