@@ -53,12 +53,12 @@ from globalrep.demo import (
 from globalrep.engine.hf import DEFAULT_MAX_PACKED_TOKENS, answer_loglik
 from globalrep.engine.loading import load_causal_lm, load_tokenizer
 from globalrep.engine.loglik import (
-    _row_mask,
+    _batch_mask,
     loglik_one_forward_per_continuation,
     pack_rows,
     tokenize_request,
 )
-from globalrep.engine.prompts import encode, render
+from globalrep.engine.prompts import encode, encode_many, render
 from globalrep.engine.requests import LoglikRequest
 from globalrep.models import ModelSpec
 
@@ -116,7 +116,7 @@ def run_engine(model, tokenizer, spec, requests, max_row_tokens):
 
 
 def tokenize_all(tokenizer, spec, requests):
-    return [tokenize_request(lambda text: encode(text, tokenizer),
+    return [tokenize_request(lambda texts: encode_many(texts, tokenizer),
                              render(r.context, tokenizer, spec.chat_template), r.continuations)
             for r in requests]
 
@@ -147,9 +147,8 @@ def batch_tensors(batch, pad_id):
     return ids, mask, positions, length - first_needed
 
 
-def engine_masks(batch):
-    length = max(len(row.tokens) for row in batch)
-    return torch.stack([_row_mask(row, length) for row in batch])[:, None]
+def engine_masks(batch, dtype=torch.float32):
+    return _batch_mask(batch, max(len(row.tokens) for row in batch), dtype)
 
 
 @torch.no_grad()

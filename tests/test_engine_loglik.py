@@ -14,7 +14,7 @@ from globalrep.engine.loglik import (
     score_rows,
     tokenize_request,
 )
-from globalrep.engine.prompts import encode, render
+from globalrep.engine.prompts import encode, encode_many, render
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 
@@ -30,7 +30,7 @@ def lm(tiny_lm_dir):
 
 def _reference(spec, tokenizer, model, request: LoglikRequest) -> list[float]:
     context = render(request.context, tokenizer, spec.chat_template)
-    tokenized = tokenize_request(lambda text: encode(text, tokenizer), context, request.continuations)
+    tokenized = tokenize_request(lambda texts: encode_many(texts, tokenizer), context, request.continuations)
     return loglik_one_forward_per_continuation(model, tokenized, CPU)
 
 
@@ -74,7 +74,7 @@ def test_rows_split_when_continuations_exceed_the_row_budget(lm):
     continuations = tuple(" " + _sentence(rng, 5) for _ in range(40))
     request = LoglikRequest("split", "k", _sentence(rng, 30), continuations)
     spec, tokenizer, _ = lm
-    tokenized = tokenize_request(lambda text: encode(text, tokenizer), request.context, continuations)
+    tokenized = tokenize_request(lambda texts: encode_many(texts, tokenizer), request.context, continuations)
     assert len(pack_rows([tokenized], max_row_tokens=64)) > 1
     _assert_matches_reference(lm, [request], max_packed_tokens=64)
 
@@ -99,16 +99,16 @@ def test_boundary_merge_starts_continuation_at_first_differing_token(lm):
     joint_ids = encode(context + continuation, tokenizer)
     prefix = common_prefix_len(context_ids, joint_ids)
     assert prefix < len(context_ids), "fixture expects a merge across the boundary"
-    tokenized = tokenize_request(lambda text: encode(text, tokenizer), context, (continuation,))
+    tokenized = tokenize_request(lambda texts: encode_many(texts, tokenizer), context, (continuation,))
     assert tokenized.continuations[0].tokens == tuple(joint_ids[prefix:])
     _assert_matches_reference(lm, [LoglikRequest("merge", "m", context, (continuation, "ntry folk"))])
 
 
 def test_packing_is_independent_of_batch_composition(lm):
     spec, tokenizer, model = lm
-    encode_text = lambda text: encode(text, tokenizer)  # noqa: E731
-    alone = tokenize_request(encode_text, "short context (", ("A)", "B)"))
-    other = tokenize_request(encode_text, _sentence(random.Random(3), 60), ("x", "y z"))
+    encode_texts = lambda texts: encode_many(texts, tokenizer)  # noqa: E731
+    alone = tokenize_request(encode_texts, "short context (", ("A)", "B)"))
+    other = tokenize_request(encode_texts, _sentence(random.Random(3), 60), ("x", "y z"))
     solo = score_rows(model, pack_rows([alone], 2048), tokenizer.pad_token_id, CPU)[0]
     rows = pack_rows([other, alone], 2048)
     mixed = score_rows(model, rows, tokenizer.pad_token_id, CPU)[1]
@@ -123,7 +123,7 @@ def test_empty_continuation_scores_zero(lm):
 
 def test_continuation_without_anything_to_condition_on_is_an_error():
     with pytest.raises(GlobalrepError, match="nothing to be predicted from"):
-        tokenize_request(lambda text: [ord(c) for c in text], "", ("abc",))
+        tokenize_request(lambda texts: [[ord(c) for c in text] for text in texts], "", ("abc",))
 
 
 def test_reward_request_to_a_language_model_is_refused(lm):

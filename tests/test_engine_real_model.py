@@ -18,7 +18,7 @@ from globalrep.engine.loglik import (
     score_rows,
     tokenize_request,
 )
-from globalrep.engine.prompts import encode, render
+from globalrep.engine.prompts import encode, encode_many, render
 from globalrep.models import ModelSpec
 
 CPU = torch.device("cpu")
@@ -60,7 +60,7 @@ def test_packed_equals_one_forward_per_continuation_on_a_real_tokenizer(smollm):
     # "In" + "dia" is one token, " India", in a real BPE vocabulary: the merge crosses the boundary.
     context_ids = encode(context, tokenizer)
     assert common_prefix_len(context_ids, encode(context + "dia.", tokenizer)) == len(context_ids) - 1
-    tokenized = tokenize_request(lambda text: encode(text, tokenizer), context, continuations)
+    tokenized = tokenize_request(lambda texts: encode_many(texts, tokenizer), context, continuations)
     rows = pack_rows([tokenized], max_row_tokens=2048)
     assert len(rows) == 1
     packed = score_rows(model, rows, tokenizer.pad_token_id, CPU)[0]

@@ -13,7 +13,7 @@ import torch
 from globalrep.engine import loading
 from globalrep.engine.batching import run_batched
 from globalrep.engine.loglik import pack_rows, score_rows, tokenize_request
-from globalrep.engine.prompts import encode, render
+from globalrep.engine.prompts import encode, encode_many, render
 from globalrep.engine.requests import GenerateRequest, LoglikRequest, Request, RewardRequest
 from globalrep.engine.truncation import fit_prompt, model_window
 from globalrep.errors import GlobalrepError
@@ -70,7 +70,7 @@ def _timed(spec: ModelSpec, kind: str, requests: list, answers: dict, run) -> No
 def answer_loglik(model, tokenizer, spec, requests: list[LoglikRequest], device, max_row_tokens: int):
     """Returns ({(item_id, column): value}, tokens forwarded)."""
     tokenized = [
-        tokenize_request(lambda text: encode(text, tokenizer),
+        tokenize_request(lambda texts: encode_many(texts, tokenizer),
                          render(request.context, tokenizer, spec.chat_template), request.continuations)
         for request in requests
     ]

@@ -42,12 +42,12 @@ def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def tokenize_request(encode, context: str, continuations: Sequence[str]) -> TokenizedRequest:
-    """``encode(text) -> ids`` is applied to the context and to each context + continuation."""
-    context_ids = encode(context)
+def tokenize_request(encode_many, context: str, continuations: Sequence[str]) -> TokenizedRequest:
+    """``encode_many(texts) -> ids per text`` encodes the context and each context + continuation,
+    in one call."""
+    context_ids, *joints = encode_many([context] + [context + c for c in continuations])
     parts = []
-    for continuation in continuations:
-        joint = encode(context + continuation)
+    for continuation, joint in zip(continuations, joints):
         prefix_len = common_prefix_len(context_ids, joint)
         if prefix_len == 0 and len(joint) > 0:
             raise GlobalrepError(
@@ -101,21 +101,27 @@ def _make_row(request_index: int, request: TokenizedRequest, chunk: list[int]) -
     return PackedRow(request_index, tuple(chunk), tuple(tokens), tuple(positions), tuple(segments))
 
 
-def _row_mask(row: PackedRow, length: int) -> torch.Tensor:
-    """Boolean (length, length) mask for a row left-padded to ``length``, True where a query
-    may attend a key."""
-    pad = length - len(row.tokens)
-    n_context = row.segments[0][0]
-    mask = torch.zeros(length, length, dtype=torch.bool)
-    context = slice(pad, pad + n_context)
-    mask[context, context] = torch.ones(n_context, n_context, dtype=torch.bool).tril()
-    for offset, prefix_len, count in row.segments:
-        queries = slice(pad + offset, pad + offset + count)
-        mask[queries, pad : pad + prefix_len] = True
-        mask[queries, queries] = torch.ones(count, count, dtype=torch.bool).tril()
-    # Padding queries attend to themselves only, so no softmax row is empty (NaN); ignored.
-    mask[torch.arange(pad), torch.arange(pad)] = True
-    return mask
+def _batch_mask(rows: Sequence[PackedRow], length: int, dtype: torch.dtype) -> torch.Tensor:
+    """Additive (batch, 1, length, length) mask for rows left-padded to ``length``: 0 where a
+    query may attend a key, the dtype's minimum elsewhere. A query sees earlier positions of its
+    own segment (the context, or its own continuation) and, for a continuation, the context
+    prefix it shares. Padding forms its own segment, so no softmax row is empty (NaN)."""
+    segment = torch.full((len(rows), length), -1, dtype=torch.long)  # -1: padding
+    visible_prefix = torch.zeros((len(rows), length), dtype=torch.long)
+    offset_in_row = torch.arange(length).repeat(len(rows), 1)
+    for i, row in enumerate(rows):
+        pad = length - len(row.tokens)
+        offset_in_row[i] -= pad
+        segment[i, pad : pad + row.segments[0][0]] = 0
+        for index, (offset, prefix_len, count) in enumerate(row.segments, start=1):
+            segment[i, pad + offset : pad + offset + count] = index
+            visible_prefix[i, pad + offset : pad + offset + count] = prefix_len
+    causal = torch.ones(length, length, dtype=torch.bool).tril()
+    same_segment = segment[:, :, None] == segment[:, None, :]
+    shared_prefix = (segment[:, None, :] == 0) & (offset_in_row[:, None, :] < visible_prefix[:, :, None])
+    allowed = causal & (same_segment | shared_prefix)
+    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[:, None]
 
 
 def _targets(row: PackedRow) -> tuple[list[int], list[int], list[int]]:
@@ -140,7 +146,7 @@ def score_rows(model, rows: Sequence[PackedRow], pad_id: int, device: torch.devi
     for i, row in enumerate(rows):
         input_ids[i, length - len(row.tokens) :] = torch.tensor(row.tokens)
         position_ids[i, length - len(row.tokens) :] = torch.tensor(row.positions)
-    mask = torch.stack([_row_mask(row, length) for row in rows])[:, None]
+    mask = _batch_mask(rows, length, model.dtype)
 
     # Predictor positions in padded coordinates; only the tail that holds them needs logits.
     targets = []
