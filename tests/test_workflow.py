@@ -20,7 +20,8 @@ import yaml
 from globalrep import pipeline
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
-from globalrep.sharding import shard_items, write_parquet_atomic
+from globalrep.atomic import write_parquet_atomic
+from globalrep.sharding import shard_items
 from globalrep.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]

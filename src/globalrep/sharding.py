@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
-
-# Re-exported while callers move to globalrep.atomic.
-from globalrep.atomic import write_parquet_atomic  # noqa: F401
 
 
 def shard_items(items: pd.DataFrame, n_shards: int, shard: int) -> pd.DataFrame:
