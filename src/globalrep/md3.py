@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from globalrep.errors import GlobalrepError
+from globalrep.sources import require_columns
 
 DIALECTS = ("en_us", "en_in", "en_ng")
 DOWNLOAD_HINT = (
@@ -177,9 +178,7 @@ def read_items_csv(path: str | Path, dialects: Sequence[str] = DIALECTS) -> pd.D
     """Games from a cleaned items CSV (``dialect, transcript, correct_answer, distractors``), the
     transcript as ``speaker: text`` lines."""
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [column for column in ITEMS_COLUMNS if column not in frame.columns]
-    if missing:
-        raise GlobalrepError(f"{path}: missing column(s) {', '.join(missing)}; an MD3 items CSV has {', '.join(ITEMS_COLUMNS)}")
+    require_columns(frame, ITEMS_COLUMNS, path, f"an MD3 items CSV has {', '.join(ITEMS_COLUMNS)}")
     unknown = sorted(set(frame["dialect"]) - set(DIALECTS))
     if unknown:
         raise GlobalrepError(f"{path}: unknown dialect(s) {unknown} in column 'dialect'; known: {', '.join(DIALECTS)}")
@@ -232,11 +231,7 @@ def _items(games: list[dict], where: str) -> pd.DataFrame:
 def _read_tsv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     # Text as written: MD3 transcripts hold words such as "NA" and "null" that are not missing.
     frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = [column for column in columns if column not in frame.columns]
-    if missing:
-        raise GlobalrepError(
-            f"{path}: missing column(s) {', '.join(missing)} (has {', '.join(frame.columns)}). {DOWNLOAD_HINT}"
-        )
+    require_columns(frame, columns, path, f"it has {', '.join(frame.columns)}. {DOWNLOAD_HINT}")
     return frame
 
 

@@ -10,6 +10,14 @@ from globalrep.errors import GlobalrepError
 from globalrep.models import is_local_path
 
 
+def require_columns(frame: pd.DataFrame, columns, where: object, hint: str) -> None:
+    """Raise, naming the file and the missing columns, unless ``frame`` has all ``columns``;
+    ``hint`` says what the file should hold."""
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise GlobalrepError(f"{where}: missing column(s) {', '.join(missing)}; {hint}")
+
+
 def read_records(source: str, split: str, what: str, default_source: str) -> pd.DataFrame:
     """The rows of ``source``: a local file, or the ``split`` of a hub dataset. ``what`` names the
     dataset in errors; ``default_source`` is the hub id suggested when a local path is wrong."""

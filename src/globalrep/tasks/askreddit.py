@@ -41,7 +41,7 @@ from globalrep.countries import (
 )
 from globalrep.engine.requests import Chat, LoglikRequest, RewardRequest
 from globalrep.errors import GlobalrepError
-from globalrep.sources import read_records
+from globalrep.sources import read_records, require_columns
 
 NAME = "askreddit"
 PROMPT_VERSION = "1"
@@ -72,12 +72,8 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     category, search_query, countries`` (the country list's names, in its order)."""
     source = source or DEFAULT_SOURCE
     raw = read_records(source, options.get("split", "train"), "AskRedditCountries", DEFAULT_SOURCE)
-    missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
-    if missing:
-        raise GlobalrepError(
-            f"{source}: missing column(s) {', '.join(missing)}; AskRedditCountries needs "
-            f"{', '.join(REQUIRED_COLUMNS)} (and optionally {', '.join(OPTIONAL_COLUMNS)})"
-        )
+    require_columns(raw, REQUIRED_COLUMNS, source, f"AskRedditCountries needs {', '.join(REQUIRED_COLUMNS)} "
+                    f"(and optionally {', '.join(OPTIONAL_COLUMNS)})")
     countries = load_countries(options.get("countries")).get("name").tolist()
     rows = []
     for index, record in enumerate(raw.to_dict("records")):

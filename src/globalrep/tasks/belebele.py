@@ -20,7 +20,7 @@ from globalrep.engine.requests import LoglikRequest
 from globalrep.errors import GlobalrepError
 from globalrep.languages import language_name
 from globalrep.models import is_local_path
-from globalrep.sources import read_records
+from globalrep.sources import read_records, require_columns
 
 NAME = "belebele"
 PROMPT_VERSION = "1"
@@ -53,9 +53,7 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     source = source or DEFAULT_SOURCE
     languages = options.get("languages", "all")
     raw = _read_local(source) if is_local_path(source) else _read_hub(source, languages, options.get("split", "test"))
-    missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
-    if missing:
-        raise GlobalrepError(f"{source}: missing column(s) {', '.join(missing)}; Belebele needs {', '.join(REQUIRED_COLUMNS)}")
+    require_columns(raw, REQUIRED_COLUMNS, source, f"Belebele needs {', '.join(REQUIRED_COLUMNS)}")
     raw["dialect"] = raw["dialect"].astype(str)
     if languages != "all":
         absent = sorted(set(languages) - set(raw["dialect"]))

@@ -21,7 +21,7 @@ from scipy.special import softmax
 
 from globalrep.engine.requests import LoglikRequest
 from globalrep.errors import GlobalrepError
-from globalrep.sources import read_records
+from globalrep.sources import read_records, require_columns
 
 NAME = "global_opinions"
 PROMPT_VERSION = "1"
@@ -61,11 +61,7 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     ``item_id, group (= source), question, options, countries, country_probs, source``."""
     source = source or DEFAULT_SOURCE
     raw = read_records(source, options.get("split", "train"), "GlobalOpinionQA", DEFAULT_SOURCE)
-    missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
-    if missing:
-        raise GlobalrepError(
-            f"{source}: missing column(s) {', '.join(missing)}; GlobalOpinionQA needs {', '.join(REQUIRED_COLUMNS)}"
-        )
+    require_columns(raw, REQUIRED_COLUMNS, source, f"GlobalOpinionQA needs {', '.join(REQUIRED_COLUMNS)}")
     rows = raw[list(REQUIRED_COLUMNS)].itertuples(index=False)
     items = [_parse_row(source, index, row) for index, row in enumerate(rows)]
     empty = sum(not _has_mass(probs) for item in items for probs in item["country_probs"])
