@@ -9,11 +9,11 @@ PLAIN_ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"
 
 
 def _plain(chat: Chat) -> str:
+    """``Role: content`` turns; an open turn ends with the assistant's ``assistant_prefix``."""
     turns = [f"{PLAIN_ROLE_NAMES.get(role, role.title())}: {content}" for role, content in chat.messages]
     if not chat.messages or chat.messages[-1][0] != "assistant":
         turns.append("Assistant: " + chat.assistant_prefix)
-        return "\n\n".join(turns)
-    return "\n\n".join(turns) + chat.assistant_prefix
+    return "\n\n".join(turns)
 
 
 def render(prompt: Prompt, tokenizer, use_chat_template: bool) -> str:
