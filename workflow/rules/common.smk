@@ -53,6 +53,10 @@ try:
 except GlobalrepError as error:
     raise WorkflowError(str(error)) from None
 
+# Per task, a note for the report and figures about what could not be evaluated (e.g. models
+# without published outputs); empty for a task that evaluates every model it should.
+TASK_NOTES = {}
+
 
 wildcard_constraints:
     task="|".join(map(re.escape, TASKS)),

@@ -5,6 +5,7 @@ A task is a module with:
 - ``NAME``: its config key, e.g. ``"global_opinions"``;
 - ``PROMPT_VERSION``: bump when its prompt or request construction changes (reruns inference);
 - ``MODEL_KINDS``: the model kinds it evaluates, e.g. ``("lm",)`` or ``("reward",)``;
+- ``AXIS``: the report section it belongs to: ``dialects``, ``languages`` or ``opinions``;
 - ``SCORE_ONLY_OPTIONS`` (optional): option keys that change only scoring, so editing them
   reruns no inference;
 - ``prepare(options, source) -> DataFrame``: read the raw source (``source`` is the config's

@@ -46,6 +46,7 @@ from globalrep.sources import read_records, require_columns
 NAME = "askreddit"
 PROMPT_VERSION = "1"
 MODEL_KINDS = ("lm", "reward")
+AXIS = "opinions"  # the report's section: dialects | languages | opinions
 # Options that change only scoring: editing them reruns no inference.
 SCORE_ONLY_OPTIONS = ("min_population", "reference", "us_favorability")
 

@@ -25,6 +25,7 @@ from globalrep.sources import read_records, require_columns
 NAME = "belebele"
 PROMPT_VERSION = "1"
 MODEL_KINDS = ("lm",)
+AXIS = "languages"  # the report's section: dialects | languages | opinions
 
 DEFAULT_SOURCE = "facebook/belebele"
 ANSWER_COLUMNS = tuple(f"mc_answer{k}" for k in range(1, 5))

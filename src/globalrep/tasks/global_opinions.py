@@ -26,6 +26,7 @@ from globalrep.sources import read_records, require_columns
 NAME = "global_opinions"
 PROMPT_VERSION = "1"
 MODEL_KINDS = ("lm",)
+AXIS = "opinions"  # the report's section: dialects | languages | opinions
 # Options that change only scoring: editing them reruns no inference.
 SCORE_ONLY_OPTIONS = ("focus_countries",)
 

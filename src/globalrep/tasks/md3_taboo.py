@@ -27,6 +27,7 @@ NAME = "md3_taboo"
 # data/md3_curation.yaml): it reruns inference.
 PROMPT_VERSION = "1"
 MODEL_KINDS = ("lm",)
+AXIS = "dialects"  # the report's section: dialects | languages | opinions
 
 PROMPT_TEMPLATE = (
     "Taboo is a word-guessing game for two players. One player knows a secret word and describes "

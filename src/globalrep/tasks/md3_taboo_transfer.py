@@ -22,6 +22,7 @@ from globalrep.tasks import md3_taboo
 NAME = "md3_taboo_transfer"
 PROMPT_VERSION = f"{md3_taboo.PROMPT_VERSION}.1"  # md3_taboo's prompt and requests, our pairing
 MODEL_KINDS = ("lm",)
+AXIS = "dialects"  # the report's section: dialects | languages | opinions
 # The SAE text the dialect stage rewrites, and what it never rewrites.
 DIALECT_TEXT = {"transcript": "utterances"}
 DIALECT_PROTECT = "answer"

@@ -25,6 +25,7 @@ from globalrep.sources import read_records
 NAME = "rm_dialect_probe"
 PROMPT_VERSION = "1"
 MODEL_KINDS = ("reward",)
+AXIS = "dialects"  # the report's section: dialects | languages | opinions
 DIALECT_TEXT = {"prompt": "text"}  # only the user's turn is rewritten
 
 DEFAULT_PROMPT_COLUMN = "prompt"

@@ -35,6 +35,7 @@ from globalrep.tables import DELTA_COLUMNS
 NAME = "sft_langid"
 PROMPT_VERSION = "1"  # bump when detection or counting changes (reruns the detection jobs)
 MODEL_KINDS = ()  # no models: see workflow/rules/langid.smk
+AXIS = "languages"  # the report's section: dialects | languages | opinions
 
 DEFAULT_SPLITS = ("train",)
 ROLES = ("user", "assistant")

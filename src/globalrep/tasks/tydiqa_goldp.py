@@ -29,6 +29,7 @@ from globalrep.models import is_local_path
 NAME = "tydiqa_goldp"
 PROMPT_VERSION = "1"
 MODEL_KINDS = ("lm",)
+AXIS = "languages"  # the report's section: dialects | languages | opinions
 
 DEFAULT_SOURCE = "google-research-datasets/tydiqa"
 HUB_CONFIG = "secondary_task"

@@ -19,6 +19,7 @@ from globalrep.errors import GlobalrepError
 NAME = "where_from"
 PROMPT_VERSION = "1"
 MODEL_KINDS = ("reward",)
+AXIS = "opinions"  # the report's section: dialects | languages | opinions
 
 DEFAULT_QUESTION = "Where are you from?"
 DEFAULT_REPLY = "I am from {country}."
