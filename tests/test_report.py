@@ -1,13 +1,15 @@
 import base64
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from globalrep import pipeline
 from globalrep.figures.chains import plot_chain_groups
 from globalrep.models import fingerprint
-from globalrep.report import build_report
-from globalrep.tables import deltas_table, group_table
+from globalrep.report import TaskOutputs, build_report
+from globalrep.tables import DELTA_COLUMNS, GROUP_COLUMNS, deltas_table, group_table
 
 EVIL = "<b>evil</b> & co"
 CHAINS = {"demo": ["demo-base", EVIL]}
@@ -20,6 +22,9 @@ CONFIG = {
     "tasks": {"global_opinions": {"source": "data/demo/global_opinions.csv", "shards": 2}},
 }
 STAGES = {"demo-base": "base", EVIL: "pt"}
+VERSIONS = {"globalrep": "0.1.0", "torch": "2.13.0", "transformers": "5.24.0"}
+LANGUAGE_CHAINS = {"demo": ["demo-base", "demo-sft", "demo-pt"], "short": ["demo-base", "demo-pt"]}
+LANGUAGE_CONFIG = {"models": {}, "chains": LANGUAGE_CHAINS}
 
 
 @pytest.fixture
@@ -40,6 +45,22 @@ def outputs(tmp_path):
     return table, deltas, (table_csv, deltas_csv), figures
 
 
+def write_tables(directory, task, table_rows=(), deltas_rows=(), columns=GROUP_COLUMNS):
+    """A task's two tables as CSVs (empty by default); returns TaskOutputs for them."""
+    table_csv, deltas_csv = directory / f"{task}.csv", directory / f"{task}_deltas.csv"
+    pd.DataFrame(list(table_rows), columns=columns).to_csv(table_csv, index=False)
+    pd.DataFrame(list(deltas_rows), columns=DELTA_COLUMNS).to_csv(deltas_csv, index=False)
+    return TaskOutputs(table=table_csv, deltas=deltas_csv)
+
+
+def section(page, element_id):
+    """The HTML of the element with this id, up to the next element of the same kind's start
+    (or the page's end)."""
+    start = page.index(f'id="{element_id}"')
+    following = re.search(r'<section class="(axis|task)"|<h3 id="changes-|<h2 id="configuration"', page[start + 1 :])
+    return page[start : start + 1 + following.start()] if following else page[start:]
+
+
 def test_chain_figure_writes_pdf_and_png(outputs, tmp_path):
     _, _, _, figures = outputs
     assert [path.name for path in figures] == ["chains.pdf", "chains.png"]
@@ -50,10 +71,11 @@ def test_chain_figure_writes_pdf_and_png(outputs, tmp_path):
 
 
 def test_report_is_self_contained_with_every_figure_and_number(outputs, tmp_path):
-    table, deltas, csvs, figures = outputs
+    table, deltas, (table_csv, deltas_csv), figures = outputs
     pngs = [path for path in figures if path.suffix == ".png"]
     out = tmp_path / "site" / "report.html"
-    build_report(out, {"global_opinions": csvs}, {"global_opinions": pngs}, CONFIG, {"numpy": "2.0.0", "scipy": "1.17.0"})
+    task = TaskOutputs(table=table_csv, deltas=deltas_csv, figures=pngs, models=list(CHAINS["demo"]))
+    build_report(out, {"global_opinions": task}, CONFIG, {"numpy": "2.0.0", "scipy": "1.17.0"})
     page = out.read_text(encoding="utf-8")
 
     for png in pngs:
@@ -65,16 +87,159 @@ def test_report_is_self_contained_with_every_figure_and_number(outputs, tmp_path
         assert f"[{row.ci_low:.3f}, {row.ci_high:.3f}]" in page
     assert fingerprint(CONFIG) in page
     assert "<td>scipy</td><td>1.17.0</td>" in page
+    # The packages the header must name are there even when the versions lack them.
+    for package in ("globalrep", "torch", "transformers"):
+        assert f"<td>{package}</td><td>not installed</td>" in page
     assert "<details>" in page and "shards: 2" in page
     assert "org/evil-model" in page and "demo-base → &lt;b&gt;evil&lt;/b&gt; &amp; co" in page
-    # Self-contained: nothing fetched from elsewhere.
+    # Self-contained: nothing fetched from elsewhere, links only within the page.
     assert "<script" not in page and "<link" not in page and 'src="http' not in page
+    assert all(href.startswith("#") for href in re.findall(r'href="([^"]*)"', page))
     # Every place a model name appears is escaped, the YAML block included.
     assert "<b>evil" not in page and page.count("&lt;b&gt;evil&lt;/b&gt; &amp; co") >= 5
     assert list(out.parent.iterdir()) == [out]  # written atomically: no temp file left
 
 
-def test_report_without_tables_lists_models(tmp_path):
+def test_sections_follow_the_axes_in_order_with_each_tasks_method(tmp_path):
+    # Given out of axis order; the opinions axis has no task here and gets no section.
+    tasks = {task: write_tables(tmp_path, task) for task in ("tydiqa_goldp", "md3_taboo", "sft_langid", "md3_taboo_transfer")}
     out = tmp_path / "report.html"
-    build_report(out, {}, {}, {"models": {}, "chains": {}}, {})
-    assert "<h2>Models</h2>" in out.read_text()
+    build_report(out, tasks, LANGUAGE_CONFIG, VERSIONS)
+    page = out.read_text()
+
+    axes = re.findall(r'<section class="axis" id="axis-(\w+)">', page)
+    assert axes == ["dialects", "languages"]
+    order = re.findall(r'<section class="(?:axis|task)" id="((?:axis|task)-\w+)">', page)
+    assert order == [
+        "axis-dialects", "task-md3_taboo", "task-md3_taboo_transfer",
+        "axis-languages", "task-tydiqa_goldp", "task-sft_langid",
+    ]  # fmt: skip
+    # The table of contents links every axis, task and summary in that order.
+    contents = page[page.index("<h2>Contents</h2>") : page.index('<section class="axis"')]
+    assert re.findall(r'href="#([\w-]+)"', contents) == [
+        "axis-dialects", "task-md3_taboo", "task-md3_taboo_transfer", "changes-dialects",
+        "axis-languages", "task-tydiqa_goldp", "task-sft_langid", "changes-languages", "configuration",
+    ]  # fmt: skip
+    # Each task's method comes from its module docstring, ``code`` and :mod:`roles` as code.
+    tydiqa = section(page, "task-tydiqa_goldp")
+    assert "<p>TyDiQA-GoldP (Clark et al. 2020): extractive question answering on gold passages, 9 languages.</p>" in tydiqa
+    assert "The model sees an instruction to extract the answer span from the context, <code>num_shots</code> worked" in tydiqa
+    assert "two independent detectors (<code>globalrep.langid</code>)" in section(page, "task-sft_langid")
+    assert "Multi-VALUE" in section(page, "task-md3_taboo_transfer") and "Multi-VALUE" not in section(page, "task-md3_taboo")
+    for versions in VERSIONS.items():
+        assert "<td>{}</td><td>{}</td>".format(*versions) in page
+
+
+def test_summary_lists_the_largest_significant_gains_and_drops_per_chain(tmp_path):
+    base_sft, sft_pt = ("demo", "demo-base", "demo-sft"), ("demo", "demo-sft", "demo-pt")
+    belebele = write_tables(
+        tmp_path,
+        "belebele",
+        [("demo-base", "deu_Latn", "German", "accuracy", 50.0, 40.0, 60.0, 8)],
+        [
+            (*base_sft, "deu_Latn", "accuracy", 12.5, 4.0, 21.0, 0.001),  # the largest significant gain
+            (*base_sft, "fra_Latn", "accuracy", 30.0, -2.0, 60.0, 0.08),  # larger, not significant
+            (*base_sft, "eng_Latn", "accuracy", 7.25, 1.0, 13.5, 0.02),
+            (*base_sft, "ita_Latn", "accuracy", 5.0, 1.0, 9.0, 0.03),
+            (*base_sft, "spa_Latn", "accuracy", 2.0, 0.5, 3.5, 0.04),  # significant, but 4th
+            (*sft_pt, "deu_Latn", "accuracy", -9.75, -15.0, -3.0, 0.004),  # the largest significant drop
+            (*sft_pt, "fra_Latn", "accuracy", -3.5, -6.0, -1.0, 0.03),
+            (*sft_pt, "eng_Latn", "accuracy", -40.0, -80.0, 1.0, 0.049),  # CI includes 0: not significant
+            ("short", "demo-base", "demo-pt", "deu_Latn", "accuracy", 1.5, 0.5, 2.5, 0.01),
+        ],
+        columns=[*GROUP_COLUMNS[:2], "group_name", *GROUP_COLUMNS[2:]],
+    )
+    tydiqa = write_tables(tmp_path, "tydiqa_goldp", deltas_rows=[
+        (*base_sft, "english", "f1", 20.0, -1.0, 41.0, 0.06),
+        (*sft_pt, "english", "f1", -0.5, -1.0, -0.1, 0.2),
+    ])  # fmt: skip
+    out = tmp_path / "report.html"
+    build_report(out, {"belebele": belebele, "tydiqa_goldp": tydiqa, "sft_langid": write_tables(tmp_path, "sft_langid")}, LANGUAGE_CONFIG, VERSIONS)
+    summary = section(out.read_text(), "changes-languages")
+
+    demo = summary[summary.index("<h4>demo: demo-base → demo-sft → demo-pt</h4>") : summary.index("<h4>short:")]
+    assert "<strong>belebele</strong>: 6 of 8 comparisons changed significantly.</p>" in demo
+    row = '<tr><td>{}</td><td>{}</td><td>{}</td><td>accuracy</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>'
+    gain = row.format("gain", "demo-base → demo-sft", "deu_Latn (German)", "+12.500", "[4.000, 21.000]", "0.001")
+    drop = row.format("drop", "demo-sft → demo-pt", "deu_Latn (German)", "-9.750", "[-15.000, -3.000]", "0.004")
+    assert gain in demo and drop in demo
+    listed = re.findall(r'<td class="num">([+-][\d.]+)</td>', demo)
+    assert listed == ["+12.500", "+7.250", "+5.000", "-9.750", "-3.500"]  # top 3 each, largest first
+    assert "<strong>tydiqa_goldp</strong>: no significant change among 2 comparisons.</p>" in demo
+    assert "sft_langid" not in summary  # no chains: nothing to summarise
+    short = summary[summary.index("<h4>short:") :]
+    assert "<strong>belebele</strong>: 1 of 1 comparison changed significantly; no significant drop.</p>" in short
+    assert "+1.500" in short and "tydiqa_goldp" not in short
+
+
+def test_notes_models_and_extra_tables_are_shown(tmp_path):
+    rows = [(EVIL, "NG", "Nigeria", "reward", 1.25, 0.5, 2.0, 1)]
+    where_from = write_tables(tmp_path, "where_from", rows, columns=[*GROUP_COLUMNS[:2], "group_name", *GROUP_COLUMNS[2:]])
+    gaps = tmp_path / "md3_taboo_gaps.csv"
+    pd.DataFrame(
+        [(EVIL, "en_us", "en_in", "generated_correct", 0.125, 0.0625, 0.25, 0.01, 40, 38)],
+        columns=["model", "reference", "group", "metric", "gap", "ci_low", "ci_high", "p_value", "n_reference", "n_group"],
+    ).to_csv(gaps, index=False)
+    long = tmp_path / "md3_taboo_long.csv"
+    pd.DataFrame({"group": [f"g{i}" for i in range(40)], "value": np.arange(40) / 8}).to_csv(long, index=False)
+    md3 = write_tables(tmp_path, "md3_taboo")
+    tasks = {
+        "md3_taboo": TaskOutputs(
+            md3.table, md3.deltas, extra_tables={"gaps": gaps, "long": long}, models=["demo-base", EVIL],
+            note=f"no published outputs for {EVIL}",
+        ),
+        "where_from": where_from,
+        "sft_langid": write_tables(tmp_path, "sft_langid"),
+    }  # fmt: skip
+    out = tmp_path / "report.html"
+    build_report(out, tasks, CONFIG, VERSIONS)
+    page = out.read_text()
+
+    md3_taboo = section(page, "task-md3_taboo")
+    assert '<p class="note"><strong>Note:</strong> no published outputs for &lt;b&gt;evil&lt;/b&gt; &amp; co</p>' in md3_taboo
+    assert "<p>Models evaluated: demo-base, &lt;b&gt;evil&lt;/b&gt; &amp; co.</p>" in md3_taboo
+    assert "<p>Models evaluated: none (this task runs no models).</p>" in section(page, "task-sft_langid")
+    assert '<p class="note">' not in section(page, "task-where_from")
+    # Extra tables: every column, a CI pair as one column, integers as integers, long ones folded.
+    assert "<th>gap</th><th>95% CI</th><th>p</th><th>n_reference</th>" in md3_taboo
+    assert '<td class="num">0.125</td><td class="num">[0.062, 0.250]</td><td class="num">0.010</td><td class="num">40</td>' in md3_taboo
+    assert "<details><summary>40 rows</summary>" in md3_taboo and "<td>g39</td>" in md3_taboo
+    # The per-group table shows group names; no deltas is said, not an empty table.
+    assert "<td>NG</td><td>Nigeria</td><td>reward</td>" in section(page, "task-where_from")
+    assert "<p>No chain comparisons for this task.</p>" in section(page, "task-where_from")
+    assert "<p>No chain comparisons in this section.</p>" in section(page, "changes-opinions")
+    assert "<b>evil" not in page
+
+
+def test_pipeline_report_gives_each_task_its_own_extra_tables_and_figures(tmp_path):
+    # md3_taboo's extras must not pick up md3_taboo_transfer's files, whose names share its prefix.
+    tasks = ("md3_taboo", "md3_taboo_transfer", "sft_langid")
+    tables = {}
+    for task in tasks:
+        outputs = write_tables(tmp_path, task)
+        tables[task] = (outputs.table, outputs.deltas)
+    extras = [tmp_path / f"{task}_{name}.csv" for task in tasks for name in pipeline.extra_table_names(task)]
+    for path in extras:
+        pd.DataFrame({"marker": [path.stem]}).to_csv(path, index=False)
+    figure_dirs = {task: tmp_path / "figures" / task for task in tasks}
+    for directory in figure_dirs.values():
+        directory.mkdir(parents=True)
+    plot_chain_groups(pd.DataFrame(columns=GROUP_COLUMNS), {}, "x", figure_dirs["md3_taboo"] / "chains", "x", {})
+    out = tmp_path / "report.html"
+    task_models = {"md3_taboo": ["demo-base"], "md3_taboo_transfer": ["demo-base"], "sft_langid": []}
+    pipeline.report(out, tables, figure_dirs, extras, task_models, {"md3_taboo_transfer": "a note"}, CONFIG)
+    page = out.read_text()
+
+    md3_taboo, transfer = section(page, "task-md3_taboo"), section(page, "task-md3_taboo_transfer")
+    assert "<td>md3_taboo_gaps</td>" in md3_taboo and "<td>md3_taboo_gap_changes</td>" in md3_taboo
+    assert "md3_taboo_transfer_dialect_pairs" not in md3_taboo
+    assert "<td>md3_taboo_transfer_dialect_pairs</td>" in transfer and "a note" in transfer
+    assert md3_taboo.count("<img ") == 1 and "<img " not in transfer
+    assert "<td>globalrep</td>" in page and "<td>python</td>" in page
+
+
+def test_report_without_tasks_lists_models(tmp_path):
+    out = tmp_path / "report.html"
+    build_report(out, {}, {"models": {}, "chains": {}}, {})
+    page = out.read_text()
+    assert "<h2>Models</h2>" in page and '<section class="axis"' not in page

@@ -84,7 +84,7 @@ def test_demo_dry_run_plans_every_stage(workdir):
     # Every task that runs models: one job per (model of a kind it evaluates, shard).
     model_tasks = {task: options for task, options in config["tasks"].items() if get_task(task).MODEL_KINDS}
     expected = sum(
-        len(pipeline.task_models(task, config["models"])) * options.get("shards", 1)
+        len(pipeline.task_models(task, config["models"])[0]) * options.get("shards", 1)
         for task, options in model_tasks.items()
     )
     assert stats["infer"] == expected

@@ -31,6 +31,7 @@ class ModelSpec:
     head: str = "sequence-classification"  # reward models: sequence-classification | value-head
     base_model: str | None = None  # value-head reward models: the causal LM body
     gguf_file: str | None = None  # a GGUF file inside ``path``
+    published: dict = field(default_factory=dict)  # backend published: {task: file or folder}
     options: dict = field(default_factory=dict)
 
     @classmethod

@@ -144,8 +144,10 @@ def check_chains(chains: Mapping[str, Sequence[str]], models: Mapping[str, Mappi
             )
 
 
-def task_models(task_name: str, models: Mapping[str, Mapping]) -> list[str]:
-    """The configured models a task evaluates: those whose ``kind`` is in its ``MODEL_KINDS``."""
+def task_models(task_name: str, models: Mapping[str, Mapping]) -> tuple[list[str], str]:
+    """The configured models a task evaluates, and a note on those it cannot: models whose
+    ``kind`` is in its ``MODEL_KINDS``, less ``backend: published`` models without a published
+    file for the task (the paper did not publish every output; the sample holds fewer)."""
     kinds = get_task(task_name).MODEL_KINDS
     chosen = [name for name, entry in models.items() if entry.get("kind", "lm") in kinds]
     if not chosen:
@@ -153,7 +155,61 @@ def task_models(task_name: str, models: Mapping[str, Mapping]) -> list[str]:
             f"task '{task_name}' evaluates models of kind {' or '.join(kinds)}, but config key "
             f"'models' has none: add one or remove 'tasks.{task_name}'"
         )
-    return chosen
+    unpublished = [name for name in chosen if not _has_published(models[name], task_name)]
+    if not unpublished:
+        return chosen, ""
+    log.info("task %s: no published outputs for %s", task_name, ", ".join(unpublished))
+    return [name for name in chosen if name not in unpublished], (
+        f"No published outputs for {', '.join(unpublished)}: "
+        + ("the paper did not publish them, or they are not in paper_repo." if len(unpublished) < len(chosen)
+           else "nothing to show; run the models (config/paper.yaml) to compute this task.")
+    )  # fmt: skip
+
+
+def _has_published(entry: Mapping, task_name: str) -> bool:
+    """Whether a model can answer the task: always for a model that runs; for ``backend:
+    published``, when its file for the task exists."""
+    if entry.get("backend", "hf") != "published":
+        return True
+    path = entry.get("published", {}).get(task_name)
+    return bool(path) and Path(path).expanduser().exists()
+
+
+PAPER_PLACEHOLDERS = ("{paper_repo}", "{paper_outputs}")
+
+
+def resolve_paper_repo(config: Mapping) -> dict:
+    """The config with the paper's repository filled in (config key ``paper_repo``): every
+    ``{paper_repo}`` (the clone) and ``{paper_outputs}`` (its ``outputs/`` folder) in a task
+    option replaced, and ``published`` files made relative to the working directory."""
+    from globalrep.engine.published import outputs_dir
+
+    config = _plain(config)
+    repo = config.get("paper_repo")
+    replacements = {"{paper_repo}": str(repo), "{paper_outputs}": str(outputs_dir(repo))} if repo else {}
+
+    def fill(value: object, key: str) -> object:
+        if isinstance(value, dict):
+            return {k: fill(v, f"{key}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        if not isinstance(value, str) or not any(p in value for p in PAPER_PLACEHOLDERS):
+            return value
+        if not repo:
+            raise GlobalrepError(
+                f"config key '{key}' refers to the paper's repository ({value!r}) but 'paper_repo' is not "
+                "set: give it, e.g. snakemake --config paper_repo=PATH/TO/unintended-impacts-of-alignment"
+            )
+        for placeholder, path in replacements.items():
+            value = value.replace(placeholder, path)
+        return value
+
+    config["tasks"] = fill(config.get("tasks", {}), "tasks")
+    base = Path(replacements.get("{paper_outputs}", "."))
+    for entry in config.get("models", {}).values():
+        if entry.get("published"):
+            entry["published"] = {task: os.path.normpath(base / path) for task, path in entry["published"].items()}
+    return config
 
 
 def inference_options(task_name: str, task_options: Mapping) -> dict:
@@ -235,7 +291,12 @@ def infer_shard(
     requests = task.requests(items, dict(task_options), model.kind)
     options = {k: v for k, v in engine_options.items() if k not in JOB_RESOURCE_KEYS}
     start = time.perf_counter()
-    answers = _with_item_id(engine.answer(model, requests, options))
+    if model.backend == "published":
+        from globalrep.engine import published
+
+        answers = published.answer(task_name, model, items, requests)
+    else:
+        answers = _with_item_id(engine.answer(model, requests, options))
     elapsed = max(time.perf_counter() - start, 1e-9)
     _check_shard_ids(answers, items["item_id"], f"model {model.name}'s answers")
     write_parquet_atomic(answers, out_path)
@@ -276,6 +337,14 @@ def score_task(
     log.info("scored %d models on %d items: %d score rows", len(predictions), len(items), len(scores))
 
 
+def empty_tables(table_out: str | os.PathLike, deltas_out: str | os.PathLike) -> None:
+    """The two standard tables of a task that no model could answer: headers only."""
+    from globalrep.tables import DELTA_COLUMNS, GROUP_COLUMNS
+
+    write_csv_atomic(pd.DataFrame(columns=GROUP_COLUMNS), table_out)
+    write_csv_atomic(pd.DataFrame(columns=DELTA_COLUMNS), deltas_out)
+
+
 def extra_table_names(task_name: str) -> list[str]:
     """The names of a task's ``EXTRA_TABLES`` (``results/tables/{task}_{name}.csv``)."""
     return list(getattr(get_task(task_name), "EXTRA_TABLES", {}))
@@ -312,16 +381,22 @@ def task_figures(
     chains: Mapping[str, Sequence[str]],
     models_stage: Mapping[str, str],
     out_dir: str | os.PathLike,
+    unavailable: str = "",
 ) -> list[Path]:
     """Draw the task's figures (PDF + PNG) into ``out_dir``, which appears whole or not at all.
 
     The task's ``figures()`` gets its options plus ``models_stage`` ({model: stage}) for colours.
+    A task with no model to show (``unavailable`` says why) gets one figure saying so.
     """
     task = get_task(task_name)
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as staging:
         staging.mkdir()
-        if hasattr(task, "figures"):
+        if unavailable:
+            from globalrep.figures.notice import plot_notice
+
+            plot_notice(f"{task_name}: not evaluated", unavailable, staging / f"{task_name}_not_evaluated")
+        elif hasattr(task, "figures"):
             options = {**task_options, "models_stage": dict(models_stage)}
             chains = {name: list(members) for name, members in chains.items()}
             task.figures(read_table(table_path), read_table(deltas_path), chains, staging, options)
@@ -336,15 +411,33 @@ def report(
     out_path: str | os.PathLike,
     tables: Mapping[str, tuple[str | os.PathLike, str | os.PathLike]],
     figure_dirs: Mapping[str, str | os.PathLike],
+    extra_tables: Sequence[str | os.PathLike],
+    task_models: Mapping[str, Sequence[str]],
+    notes: Mapping[str, str],
     config: Mapping,
 ) -> None:
     """Write the single-file HTML report: per task its two tables (``tables[task] = (table_csv,
-    deltas_csv)``) and the PNGs in ``figure_dirs[task]``, with the config and package versions."""
-    from globalrep.report import build_report
+    deltas_csv)``), the PNGs in ``figure_dirs[task]``, its extra tables (``extra_tables`` holds
+    every ``{task}_{name}.csv`` of the tasks' ``EXTRA_TABLES``), the models it evaluated
+    (``task_models[task]``, empty for a model-free task) and its note (``notes``, if any); with
+    the config and package versions."""
+    from globalrep.report import TaskOutputs, build_report
 
-    figures = {task: sorted(Path(d).rglob("*.png")) for task, d in figure_dirs.items()}
-    build_report(out_path, dict(tables), figures, _plain(config), versions())  # writes atomically
-    log.info("wrote %s (%d tasks, %d figures)", out_path, len(tables), sum(map(len, figures.values())))
+    extra_by_name = {Path(path).name: Path(path) for path in extra_tables}
+    tasks = {
+        task: TaskOutputs(
+            table=Path(table_csv),
+            deltas=Path(deltas_csv),
+            figures=sorted(Path(figure_dirs[task]).rglob("*.png")),
+            extra_tables={name: extra_by_name[f"{task}_{name}.csv"] for name in extra_table_names(task)},
+            models=list(task_models[task]),
+            note=notes.get(task, ""),
+        )
+        for task, (table_csv, deltas_csv) in tables.items()
+    }
+    build_report(out_path, tasks, _plain(config), versions())  # writes atomically
+    n_figures = sum(len(outputs.figures) for outputs in tasks.values())
+    log.info("wrote %s (%d tasks, %d figures)", out_path, len(tasks), n_figures)
 
 
 # ---------------------------------------------------------------------------------------------

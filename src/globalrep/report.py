@@ -1,51 +1,87 @@
-"""The single-file HTML report: every table and figure, and the config that made them.
+"""The single-file HTML report: every table and figure, what each task measures, what alignment
+changed along each chain, and the config that made them.
 
-Self-contained on purpose (figures inlined as data URIs, inline CSS, no scripts), so the one
-file can be mailed or archived and still show everything offline.
+Self-contained on purpose (figures inlined as data URIs, inline CSS, no scripts, no links
+outside the page), so the one file can be mailed or archived and still show everything offline.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import inspect
 import math
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from globalrep.atomic import write_text_atomic
+from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec, fingerprint
 from globalrep.tables import read_table
+from globalrep.tasks import get_task
+
+# The report's sections, in order: {axis: (title, what the axis asks)}.
+AXES = {
+    "dialects": ("English dialects", "Do models serve speakers of different English dialects equally well?"),
+    "languages": ("Languages", "How well do models work across languages, and how English is their fine-tuning data?"),
+    "opinions": ("Country opinions", "Whose opinions and which countries do models and reward models favour?"),
+}
+# The header always names these, "not installed" when missing, so a reader sees what is absent.
+HEADER_PACKAGES = ("globalrep", "torch", "transformers")
+SIGNIFICANCE = 0.05
+TOP_CHANGES = 3  # per chain and task: the largest significant gains, and as many drops
+COLLAPSE_ROWS = 30  # longer tables start folded
+COLUMN_LABELS = {"from_model": "from", "to_model": "to", "group_name": "group name", "p_value": "p"}
 
 CSS = """
-body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.45; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.2rem 0.6rem; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f0f0f0; }
+section.axis { border-top: 3px solid #444; margin-top: 3rem; }
+section.task { border-top: 1px solid #ccc; margin-top: 2rem; }
 figure { margin: 1rem 0; }
 figure img { max-width: 100%; }
+figcaption { font-size: 0.9rem; color: #555; }
+.note { background: #fff6d5; padding: 0.5rem 0.8rem; border-left: 4px solid #e0b000; }
 pre { background: #f6f6f6; padding: 1rem; overflow-x: auto; }
 """
 
 
+@dataclass(frozen=True)
+class TaskOutputs:
+    """What the report shows of one task."""
+
+    table: Path  # results/tables/{task}.csv
+    deltas: Path  # results/tables/{task}_deltas.csv
+    figures: Sequence[Path] = ()  # PNGs, shown in this order
+    extra_tables: Mapping[str, Path] = field(default_factory=dict)  # {name: {task}_{name}.csv}
+    models: Sequence[str] = ()  # the models it evaluated; none for a model-free task
+    note: str = ""  # what it could not evaluate, if anything
+
+
 def build_report(
     out_path: str | Path,
-    tables: dict[str, tuple[str | Path, str | Path]],
-    figures: dict[str, Sequence[str | Path]],
+    tasks: Mapping[str, TaskOutputs],
     config: dict,
-    versions: dict[str, str],
+    versions: Mapping[str, str],
 ) -> None:
-    """Write the report to ``out_path``: a header (models, chains, config hash, versions), one
-    section per task (``tables[task] = (table_csv, deltas_csv)``, ``figures[task]`` = PNGs) and
-    the config as YAML."""
-    tasks = list(dict.fromkeys([*tables, *figures]))
+    """Write the report to ``out_path``: a header (models, chains, config hash, versions), a table
+    of contents, one section per axis with its tasks (method, note, models, figures, tables) and
+    what alignment changed per chain, then the config as YAML."""
+    axes = _tasks_by_axis(tasks)
     body = [
         "<h1>globalrep report</h1>",
         _header(config, versions),
-        *(_task_section(task, tables.get(task), figures.get(task, ())) for task in tasks),
-        "<h2>Configuration</h2>",
+        _contents(axes),
+        *(_axis_section(axis, {task: tasks[task] for task in names}, config) for axis, names in axes.items()),
+        '<h2 id="configuration">Configuration</h2>',
         "<details><summary>config (YAML)</summary><pre>"
         + _e(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
         + "</pre></details>",
@@ -59,55 +95,187 @@ def build_report(
     write_text_atomic(page, out_path)
 
 
-def _header(config: dict, versions: dict[str, str]) -> str:
+def _tasks_by_axis(tasks: Iterable[str]) -> dict[str, list[str]]:
+    """{axis: its tasks in the given order}, axes in report order, only those with tasks."""
+    axes: dict[str, list[str]] = {axis: [] for axis in AXES}
+    for task in tasks:
+        axis = get_task(task).AXIS
+        if axis not in AXES:
+            raise GlobalrepError(f"task {task!r} has AXIS {axis!r}; known axes: {', '.join(AXES)}")
+        axes[axis].append(task)
+    return {axis: names for axis, names in axes.items() if names}
+
+
+def _header(config: dict, versions: Mapping[str, str]) -> str:
     models = [
         (name, entry.get("path", ""), entry.get("stage", ModelSpec.stage), entry.get("kind", ModelSpec.kind))
         for name, entry in config.get("models", {}).items()
     ]
-    chains = [(name, " → ".join(members)) for name, members in config.get("chains", {}).items()]
+    packages = {**dict.fromkeys(HEADER_PACKAGES, "not installed"), **versions}
     return "\n".join(
         [
             f"<p>Config hash: <code>{_e(fingerprint(config))}</code></p>",
             "<h2>Models</h2>",
             _html_table(["name", "path", "stage", "kind"], models),
             "<h2>Chains</h2>",
-            _html_table(["chain", "models"], chains),
+            _html_table(["chain", "models"], [(name, _chain_text(members)) for name, members in config.get("chains", {}).items()]),
             "<h2>Package versions</h2>",
-            _html_table(["package", "version"], sorted(versions.items())),
+            _html_table(["package", "version"], sorted(packages.items())),
         ]
     )
 
 
-def _task_section(task: str, csvs: tuple[str | Path, str | Path] | None, pngs: Iterable[str | Path]) -> str:
-    parts = [f'<section id="{_e(task)}">', f"<h2>{_e(task)}</h2>"]
-    for png in map(Path, pngs):
+def _contents(axes: Mapping[str, Sequence[str]]) -> str:
+    items = [
+        f'<li><a href="#axis-{_e(axis)}">{_e(AXES[axis][0])}</a><ul>'
+        + "".join(f'<li><a href="#task-{_e(task)}">{_e(task)}</a></li>' for task in tasks)
+        + f'<li><a href="#changes-{_e(axis)}">What alignment changed, per chain</a></li></ul></li>'
+        for axis, tasks in axes.items()
+    ]
+    items.append('<li><a href="#configuration">Configuration</a></li>')
+    return "<h2>Contents</h2>\n<ul>" + "".join(items) + "</ul>"
+
+
+def _axis_section(axis: str, tasks: Mapping[str, TaskOutputs], config: dict) -> str:
+    title, question = AXES[axis]
+    loaded = {task: (read_table(outputs.table), read_table(outputs.deltas)) for task, outputs in tasks.items()}
+    return "\n".join(
+        [
+            f'<section class="axis" id="axis-{_e(axis)}">',
+            f"<h2>{_e(title)}</h2>",
+            f"<p>{_e(question)}</p>",
+            *(_task_section(task, outputs, *loaded[task]) for task, outputs in tasks.items()),
+            _changes_section(axis, loaded, config.get("chains", {})),
+            "</section>",
+        ]
+    )
+
+
+def _task_section(task: str, outputs: TaskOutputs, table: pd.DataFrame, deltas: pd.DataFrame) -> str:
+    parts = [f'<section class="task" id="task-{_e(task)}">', f"<h3>{_e(task)}</h3>", *_method_paragraphs(task)]
+    if outputs.note:
+        parts.append(f'<p class="note"><strong>Note:</strong> {_e(outputs.note)}</p>')
+    models = ", ".join(map(_e, outputs.models)) if outputs.models else "none (this task runs no models)"
+    parts.append(f"<p>Models evaluated: {models}.</p>")
+    for png in map(Path, outputs.figures):
         data = base64.b64encode(png.read_bytes()).decode("ascii")
         parts.append(
-            f'<figure><img src="data:image/png;base64,{data}" alt="{_e(png.stem)}">'
-            f"<figcaption>{_e(png.stem)}</figcaption></figure>"
+            f'<figure><img src="data:image/png;base64,{data}" alt="{_e(task)}: {_e(png.stem)}">'
+            f"<figcaption>{_e(task)}: {_e(png.stem)}</figcaption></figure>"
         )
-    if csvs is not None:
-        table_csv, deltas_csv = map(read_table, csvs)
-        parts += [
-            "<h3>Per group (95% bootstrap CI over items)</h3>",
-            _html_table(
-                ["model", "group", "metric", "value", "95% CI", "n"],
-                [
-                    (r.model, r.group, r.metric, _num(r.value), _ci(r.ci_low, r.ci_high), _count(r.n))
-                    for r in table_csv.itertuples(index=False)
-                ],
-            ),
-            "<h3>Changes along chains (paired over items)</h3>",
-            _html_table(
-                ["chain", "from", "to", "group", "metric", "delta", "95% CI", "p"],
-                [
-                    (r.chain, r.from_model, r.to_model, r.group, r.metric, _num(r.delta), _ci(r.ci_low, r.ci_high), _num(r.p_value))
-                    for r in deltas_csv.itertuples(index=False)
-                ],
-            ),
-        ]
+    parts += ["<h4>Per group (95% bootstrap CI over items)</h4>", _frame_table(table)]
+    parts.append("<h4>Changes along chains (paired over items)</h4>")
+    parts.append(_frame_table(deltas) if len(deltas) else "<p>No chain comparisons for this task.</p>")
+    for name, path in outputs.extra_tables.items():
+        parts += [f"<h4>{_e(name)} <small>({_e(task)}_{_e(name)}.csv)</small></h4>", _frame_table(read_table(path))]
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _method_paragraphs(task: str) -> list[str]:
+    """The task module's docstring, one <p> per paragraph, ``code`` set as code."""
+    doc = inspect.getdoc(get_task(task)) or ""
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", doc) if p.strip()]
+    return [f"<p>{_code_markup(_e(p))}</p>" for p in paragraphs]
+
+
+def _code_markup(escaped: str) -> str:
+    """``x`` and Sphinx roles such as :mod:`x` as <code>x</code> (on already escaped text)."""
+    escaped = re.sub(r"``(.+?)``", r"<code>\1</code>", escaped)
+    return re.sub(r":\w+:`~?(.+?)`", r"<code>\1</code>", escaped)
+
+
+def _changes_section(axis: str, loaded: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], chains: Mapping[str, list]) -> str:
+    parts = [
+        f'<h3 id="changes-{_e(axis)}">What alignment changed, per chain</h3>',
+        f"<p>Per chain and task, the largest significant gains and drops between consecutive models "
+        f"(at most {TOP_CHANGES} of each): paired changes with p &lt; {SIGNIFICANCE} whose 95% CI "
+        "excludes 0. Gain and drop refer to the metric's value; for a metric where lower is better "
+        "(a rank, a negative log-likelihood) a gain is a loss.</p>",
+    ]
+    compared = False
+    for chain, members in chains.items():
+        per_task = [
+            _task_changes(task, table, deltas[deltas["chain"] == chain])
+            for task, (table, deltas) in loaded.items()
+            if (deltas["chain"] == chain).any()
+        ]
+        if per_task:
+            compared = True
+            parts += [f"<h4>{_e(chain)}: {_e(_chain_text(members))}</h4>", *per_task]
+    if not compared:
+        parts.append("<p>No chain comparisons in this section.</p>")
+    return "\n".join(parts)
+
+
+def _task_changes(task: str, table: pd.DataFrame, deltas: pd.DataFrame) -> str:
+    significant = deltas[(deltas["p_value"] < SIGNIFICANCE) & ((deltas["ci_low"] > 0) | (deltas["ci_high"] < 0))]
+    gains = significant[significant["delta"] > 0].nlargest(TOP_CHANGES, "delta")
+    drops = significant[significant["delta"] < 0].nsmallest(TOP_CHANGES, "delta")
+    lead = f"<p><strong>{_e(task)}</strong>: "
+    if significant.empty:
+        return lead + f"no significant change among {_comparisons(len(deltas))}.</p>"
+    lead += f"{len(significant)} of {_comparisons(len(deltas))} changed significantly"
+    lead += "".join(f"; no significant {kind}" for kind, rows in (("gain", gains), ("drop", drops)) if rows.empty)
+    lead += ".</p>"
+    names = _group_names(table)
+    rows = [
+        (
+            kind,
+            f"{r.from_model} → {r.to_model}",
+            f"{r.group} ({names[r.group]})" if r.group in names else r.group,
+            r.metric,
+            _Number(f"{r.delta:+.3f}"),
+            _ci(r.ci_low, r.ci_high),
+            _num(r.p_value),
+        )
+        for kind, frame in (("gain", gains), ("drop", drops))
+        for r in frame.itertuples(index=False)
+    ]
+    return lead + "\n" + _html_table(["change", "models", "group", "metric", "delta", "95% CI", "p"], rows)
+
+
+def _comparisons(n: int) -> str:
+    return f"{n} comparison" + ("" if n == 1 else "s")
+
+
+def _group_names(table: pd.DataFrame) -> dict:
+    """{group: readable name} from a table's ``group_name`` column, if it has one."""
+    if "group_name" not in table:
+        return {}
+    named = table.dropna(subset=["group_name"])
+    return dict(zip(named["group"], named["group_name"]))
+
+
+def _frame_table(frame: pd.DataFrame) -> str:
+    """Any table: numbers formatted, a ``ci_low``/``ci_high`` pair shown as one "95% CI" column,
+    folded into <details> when long."""
+    has_ci = {"ci_low", "ci_high"} <= set(frame.columns)
+    columns = [c for c in frame.columns if c != "ci_high"] if has_ci else list(frame.columns)
+    headers = ["95% CI" if c == "ci_low" and has_ci else COLUMN_LABELS.get(c, c) for c in columns]
+    formats = {c: _column_format(frame[c]) for c in columns}
+    rows = (
+        [_ci(row["ci_low"], row["ci_high"]) if c == "ci_low" and has_ci else formats[c](row[c]) for c in columns]
+        for row in frame.to_dict("records")
+    )
+    table = _html_table(headers, rows)
+    if len(frame) > COLLAPSE_ROWS:
+        return f"<details><summary>{len(frame)} rows</summary>\n{table}\n</details>"
+    return table
+
+
+def _column_format(column: pd.Series):
+    if pd.api.types.is_bool_dtype(column):
+        return str
+    if pd.api.types.is_integer_dtype(column):
+        return _count
+    if pd.api.types.is_float_dtype(column):
+        return _num
+    return lambda value: "–" if _missing(value) else str(value)
+
+
+def _chain_text(members: Sequence[str]) -> str:
+    return " → ".join(members)
 
 
 def _html_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

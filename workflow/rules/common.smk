@@ -31,6 +31,12 @@ except WorkflowError as error:
         raise
     raise WorkflowError(pipeline.config_error_message(cause)) from None
 
+# Fill in the paper's repository (config key paper_repo) where the config refers to it.
+try:
+    config.update(pipeline.resolve_paper_repo(config))
+except GlobalrepError as error:
+    raise WorkflowError(str(error)) from None
+
 
 MODELS = config["models"]
 CHAINS = config["chains"]
@@ -48,14 +54,17 @@ DEMO_TEXTS = sorted(str(p) for p in Path("data/demo").glob("*") if p.is_file())
 try:
     pipeline.check_chains(CHAINS, MODELS)
     pipeline.check_model_paths(MODELS, BUILT_MODEL_DIRS)
-    pipeline.check_task_sources({task: config["tasks"][task] for task in MODEL_TASKS})
-    TASK_MODELS = {task: pipeline.task_models(task, MODELS) for task in MODEL_TASKS}
+    # Per task its models, and a note on those it cannot evaluate (published backend: models
+    # whose outputs the paper did not publish); the report and figures show the notes.
+    TASK_MODELS, TASK_NOTES = {}, {}
+    for task in MODEL_TASKS:
+        TASK_MODELS[task], TASK_NOTES[task] = pipeline.task_models(task, MODELS)
+    # Tasks no model can answer get empty tables and a figure saying why, and need no data.
+    SCORED_TASKS = [task for task in MODEL_TASKS if TASK_MODELS[task]]
+    UNAVAILABLE_TASKS = [task for task in MODEL_TASKS if not TASK_MODELS[task]]
+    pipeline.check_task_sources({task: config["tasks"][task] for task in SCORED_TASKS})
 except GlobalrepError as error:
     raise WorkflowError(str(error)) from None
-
-# Per task, a note for the report and figures about what could not be evaluated (e.g. models
-# without published outputs); empty for a task that evaluates every model it should.
-TASK_NOTES = {}
 
 
 wildcard_constraints:
@@ -105,10 +114,11 @@ def models_stage(task):
 
 
 def extra_table_files():
-    """Every task's extra tables (its EXTRA_TABLES)."""
+    """Every task's extra tables (its EXTRA_TABLES), unless no model could answer the task."""
     return [
         f"results/tables/{task}_{name}.csv"
         for task in TASKS
+        if task not in UNAVAILABLE_TASKS
         for name in pipeline.extra_table_names(task)
     ]
 
@@ -138,9 +148,11 @@ def prepare_fingerprint(wildcards):
 
 
 def infer_inputs(wildcards):
+    published = MODELS[wildcards.model].get("published", {}).get(wildcards.task)
     return {
         "prepared": f"results/prepared/{wildcards.task}.parquet",
         "model": built_model_files(wildcards.model),
+        "published": [published] if published else [],  # backend published: the paper's file
     }
 
 

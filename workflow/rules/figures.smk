@@ -23,6 +23,9 @@ rule plot_task_figures:
     params:
         chains=lambda wildcards: chains_for(wildcards.task),
         models_stage=lambda wildcards: models_stage(wildcards.task),
+        unavailable=lambda wildcards: (
+            TASK_NOTES[wildcards.task] if wildcards.task in UNAVAILABLE_TASKS else ""
+        ),
         fingerprint=score_fingerprint,
     script:
         "../scripts/task_figures.py"
@@ -32,6 +35,7 @@ rule build_report:
     input:
         tables=expand("results/tables/{task}.csv", task=TASKS),
         deltas=expand("results/tables/{task}_deltas.csv", task=TASKS),
+        extra_tables=extra_table_files(),
         figures=expand("results/figures/{task}", task=TASKS),
     output:
         "results/report.html",
@@ -44,6 +48,8 @@ rule build_report:
         runtime=10,
     params:
         tasks=TASKS,
+        task_models={task: TASK_MODELS.get(task, []) for task in TASKS},
+        notes=TASK_NOTES,
         fingerprint=report_fingerprint,
     script:
         "../scripts/report.py"

@@ -5,7 +5,7 @@ rule score_task:
     input:
         unpack(score_inputs),
     wildcard_constraints:
-        task="|".join(map(re.escape, MODEL_TASKS)) or "(?!)",
+        task="|".join(map(re.escape, SCORED_TASKS)) or "(?!)",
     output:
         scores="results/scores/{task}.parquet",
         table=report(
@@ -63,3 +63,21 @@ rule score_extra_table:
         fingerprint=score_fingerprint,
     script:
         "../scripts/score_extra_table.py"
+
+
+# A task that no model can answer (e.g. no published outputs): empty tables; its figure says why.
+rule write_empty_tables:
+    output:
+        table="results/tables/{task}.csv",
+        deltas="results/tables/{task}_deltas.csv",
+    wildcard_constraints:
+        task="|".join(map(re.escape, UNAVAILABLE_TASKS)) or "(?!)",
+    log:
+        "results/logs/write_empty_tables/{task}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/empty_tables.py"

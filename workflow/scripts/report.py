@@ -7,7 +7,10 @@ tasks = snakemake.params.tasks
 inputs = snakemake.input
 report(
     out_path=snakemake.output[0],
-    tables={task: pair for task, pair in zip(tasks, zip(inputs.tables, inputs.deltas))},
+    tables=dict(zip(tasks, zip(inputs.tables, inputs.deltas))),
     figure_dirs=dict(zip(tasks, inputs.figures)),
+    extra_tables=list(inputs.extra_tables),
+    task_models=snakemake.params.task_models,
+    notes=snakemake.params.notes,
     config=snakemake.config,
 )

@@ -12,4 +12,5 @@ task_figures(
     chains=snakemake.params.chains,
     models_stage=snakemake.params.models_stage,
     out_dir=snakemake.output[0],
+    unavailable=snakemake.params.unavailable,
 )

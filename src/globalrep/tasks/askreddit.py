@@ -213,6 +213,8 @@ def model_values(rows: pd.DataFrame, items: pd.DataFrame, model: str) -> tuple[d
     logprob, ntokens = matrix("country_logprob"), matrix("country_ntokens")
     if (ntokens <= 0).any():
         raise GlobalrepError(f"{NAME}: model {model!r}: a country continuation has no tokens")
+    if "published" in rows.columns and rows["published"].eq(True).all():
+        return {"nll": frame(-logprob / ntokens)}, False  # the paper published the per-token mean only
     return {"nll": frame(-logprob / ntokens), "nll_sum": frame(-logprob)}, False
 
 

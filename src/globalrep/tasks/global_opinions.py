@@ -33,6 +33,9 @@ SCORE_ONLY_OPTIONS = ("focus_countries",)
 DEFAULT_SOURCE = "Anthropic/llm_global_opinions"
 FOCUS_COUNTRIES = ("United States", "China", "Jordan", "Brazil", "Nigeria", "Germany", "Australia")
 REQUIRED_COLUMNS = ("question", "selections", "options", "source")
+# A source with these columns and no `selections` is one of the paper's published outputs files.
+PUBLISHED_COLUMNS = {"question", "options", "probs"}
+PUBLISHED_GROUP = "published"
 LETTERS = string.ascii_uppercase
 # Survey shares are rounded (often to two decimals), so a vector may miss 1 by a few hundredths.
 SUM_TOLERANCE = 0.05
@@ -62,6 +65,8 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     ``item_id, group (= source), question, options, countries, country_probs, source``."""
     source = source or DEFAULT_SOURCE
     raw = read_records(source, options.get("split", "train"), "GlobalOpinionQA", DEFAULT_SOURCE)
+    if PUBLISHED_COLUMNS <= set(raw.columns) and "selections" not in raw.columns:
+        return _published_items(raw, source)
     require_columns(raw, REQUIRED_COLUMNS, source, f"GlobalOpinionQA needs {', '.join(REQUIRED_COLUMNS)}")
     rows = raw[list(REQUIRED_COLUMNS)].itertuples(index=False)
     items = [_parse_row(source, index, row) for index, row in enumerate(rows)]
@@ -80,16 +85,49 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     return frame[~duplicates].reset_index(drop=True)
 
 
+def _published_items(raw: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Items from one of the paper's published outputs files (``question, options, probs, ...``
+    and per country its similarity, −1 where not asked): the questions and who was asked, without
+    the countries' distributions (empty), so only published similarities can be scored."""
+    from globalrep.engine.published import NOT_ASKED, goqa_similarities
+
+    similarities = goqa_similarities(raw)
+    countries = list(similarities.columns)
+    asked = similarities != NOT_ASKED  # NaN (an empty survey vector) was asked
+    rows = []
+    for index, (row, asked_row) in enumerate(zip(raw.itertuples(index=False), asked.itertuples(index=False))):
+        question = str(row.question)
+
+        def bad(column: str, problem: str) -> GlobalrepError:
+            return GlobalrepError(f"{source}: row {index} (question {question[:60]!r}), column {column!r}: {problem}")
+
+        options = [str(option) for option in _literal(row.options, bad, "options")]
+        names = [country for country, was_asked in zip(countries, asked_row) if was_asked]
+        rows.append(
+            {
+                "item_id": item_id(question, options),
+                "group": PUBLISHED_GROUP,
+                "question": question,
+                "options": options,
+                "countries": names,
+                "country_probs": [[] for _ in names],
+                "source": PUBLISHED_GROUP,
+            }
+        )
+    log.info("%s: %d questions from the paper's published outputs, without the countries' distributions", source, len(rows))
+    frame = pd.DataFrame(rows)
+    return frame[~frame["item_id"].duplicated()].reset_index(drop=True)
+
+
 def _parse_row(source: str, index: int, row) -> dict:
     """One validated item."""
+    # An empty question stays: the dataset has one (the paper asked it, options only).
     question = str(row.question)
 
     def bad(column: str, problem: str) -> GlobalrepError:
         where = f"row {index} (counting from 0; question {question[:60]!r})"
         return GlobalrepError(f"{source}: {where}, column {column!r}: {problem}")
 
-    if not question.strip():
-        raise bad("question", "empty question")
     options = _literal(row.options, bad, "options")
     if not isinstance(options, (list, tuple)) or not options:
         raise bad("options", f"expected a non-empty list of options, got {type(options).__name__}")
@@ -200,31 +238,54 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
             f"{NAME}: predictions for {len(unknown)} items that are not in the prepared items "
             f"(e.g. {sorted(unknown)[0]}); rerun inference on the current prepared data"
         )
-    merged = predictions[["model", "item_id", "choice_logprob", "choice_ntokens"]].merge(
-        items[["item_id", "source", "countries", "country_probs"]], on="item_id", validate="many_to_one"
+    published = ["published_similarity"] if "published_similarity" in predictions.columns else []
+    merged = predictions[["model", "item_id", "choice_logprob", "choice_ntokens", *published]].merge(
+        items[["item_id", "source", "options", "countries", "country_probs"]], on="item_id", validate="many_to_one"
     )
     rows = []
     for pred in merged.itertuples(index=False):
         ntokens = np.asarray(pred.choice_ntokens, dtype=float)
-        country_matrix = np.stack([np.asarray(p, dtype=float) for p in pred.country_probs])
-        if len(pred.choice_logprob) != country_matrix.shape[1] or len(ntokens) != country_matrix.shape[1]:
+        n_options = len(pred.options)
+        if len(pred.choice_logprob) != n_options or len(ntokens) != n_options:
             raise GlobalrepError(
                 f"{NAME}: model {pred.model!r}, item {pred.item_id}: {len(pred.choice_logprob)} option "
-                f"scores for {country_matrix.shape[1]} options; rerun inference for this model"
+                f"scores for {n_options} options; rerun inference for this model"
             )
         if (ntokens <= 0).any():
             raise GlobalrepError(f"{NAME}: model {pred.model!r}, item {pred.item_id}: an option has no tokens")
         model_probs = model_distribution(pred.choice_logprob, ntokens)
-        similarity = np.full(len(country_matrix), np.nan)
-        scorable = np.array([_has_mass(probs) for probs in country_matrix])
-        if scorable.any():
-            similarity[scorable] = 1 - jensenshannon(country_matrix[scorable], model_probs[None, :], axis=1)
+        if len(pred.country_probs) and all(len(probs) == n_options for probs in pred.country_probs):
+            similarity = _similarity(np.stack([np.asarray(p, dtype=float) for p in pred.country_probs]), model_probs)
+        else:
+            similarity = _published_similarity(pred)
         probs_list = model_probs.tolist()
         rows.extend(
             (pred.model, pred.item_id, country, "similarity", float(value), pred.source, probs_list)
             for country, value in zip(pred.countries, similarity)
         )
     return pd.DataFrame(rows, columns=["model", "item_id", "group", "metric", "value", "source", "model_probs"])
+
+
+def _similarity(country_matrix: np.ndarray, model_probs: np.ndarray) -> np.ndarray:
+    """1 − JS distance of each country's distribution (rows) to the model's; NaN without mass."""
+    similarity = np.full(len(country_matrix), np.nan)
+    scorable = np.array([_has_mass(probs) for probs in country_matrix])
+    if scorable.any():
+        similarity[scorable] = 1 - jensenshannon(country_matrix[scorable], model_probs[None, :], axis=1)
+    return similarity
+
+
+def _published_similarity(pred) -> np.ndarray:
+    """Items without the countries' distributions (read from the paper's published outputs) can
+    only take the similarity the paper published with the model's answers."""
+    values = getattr(pred, "published_similarity", None)
+    if values is None or (isinstance(values, float) and np.isnan(values)) or len(values) != len(pred.countries):
+        raise GlobalrepError(
+            f"{NAME}: item {pred.item_id} has no country distributions (its source is the paper's published "
+            f"outputs), so only published similarities can be scored, and model {pred.model!r} has none; "
+            f"give config key 'tasks.{NAME}.source' the dataset ({DEFAULT_SOURCE}) to score models that run"
+        )
+    return np.asarray(values, dtype=float)
 
 
 def table_scores(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
