@@ -287,35 +287,22 @@ def test_chose_correct_uses_the_per_token_mean():
 
 
 def published_predictions(shared_data: Path, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Items and our predictions table built from the paper's per-example outputs: the generated
-    text as is, the choice probabilities as log-likelihoods (one token each) in our choice order."""
-    frames, items = [], None
+    """Items and our predictions of the paper's Mistral chain, read by the ``published`` backend,
+    plus the paper's own ``chose_correct_answer`` per game (``published_chose``)."""
+    from globalrep.engine import published
+
+    folder = shared_data / "paper_outputs" / "md3-game"
+    items = task.prepare({"items_csv": str(folder / PAPER_CHAIN["mistral-7b"])})
+    requests = task.requests(items, {"seed": seed})
+    frames = []
     for model, name in PAPER_CHAIN.items():
-        path = shared_data / "paper_outputs" / "md3-game" / name
-        published = pd.read_csv(path, keep_default_na=False)
-        these = md3.read_items_csv(path)
-        assert len(these) == len(published) == 894
-        items = these if items is None else items
-        assert list(these["item_id"]) == list(items["item_id"])
-        logprobs = []
-        for item_id, answer_prob, distractor_probs in zip(
-            these["item_id"], published["correct_answer_prob"], published["distractor_probs"]
-        ):
-            probs = ast.literal_eval(distractor_probs)
-            probs.insert(task.answer_position(item_id, len(probs), seed), answer_prob)
-            logprobs.append(np.log(probs).tolist())
-        frames.append(
-            pd.DataFrame(
-                {
-                    "model": model,
-                    "item_id": these["item_id"],
-                    "generated_text": published["generated_answer"],
-                    "choice_logprob": logprobs,
-                    "choice_ntokens": [[1] * 6] * len(these),
-                    "published_chose": (published["chose_correct_answer"].astype(str) == "True").astype(float),
-                }
-            )
-        )
+        spec = ModelSpec(name=model, path="hub/id", backend="published", published={"md3_taboo": str(folder / name)})
+        answers = published.answer("md3_taboo", spec, items, requests)
+        paper = pd.read_csv(folder / name, keep_default_na=False)
+        chose = (paper["chose_correct_answer"].astype(str) == "True").astype(float)
+        answers["published_chose"] = answers["item_id"].map(dict(zip(md3.read_items_csv(folder / name)["item_id"], chose)))
+        frames.append(answers.assign(model=model))
+    assert len(items) == 894 and all(len(frame) == 894 for frame in frames)
     return items, pd.concat(frames, ignore_index=True)
 
 

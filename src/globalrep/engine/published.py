@@ -90,7 +90,7 @@ def answer(task_name: str, model: ModelSpec, items: pd.DataFrame, requests: Sequ
         raise GlobalrepError(f"model {model.name!r}: published file '{path}' for task {task_name!r} does not exist")
     log.info("%s / %s: reading the published outputs in %s", task_name, model.name, path)
     answers = adapter(Path(path), items, requests, model)
-    missing = set(items["item_id"]) - set(answers["item_id"])
+    missing = set(items["item_id"]) - set(answers.get("item_id", ()))
     if missing:
         raise GlobalrepError(
             f"{path}: no published answer for {len(missing)} of {len(items)} items of task {task_name!r} "

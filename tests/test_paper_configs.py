@@ -1,0 +1,128 @@
+"""The two ways to regenerate the paper: config/paper.yaml plans every job of the paper's models
+(it cannot run here: hub and GPU), and config/paper-published.yaml runs end to end on the sample
+of the paper's published outputs in ../shared/data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from globalrep import pipeline
+from globalrep.tasks import get_task
+from test_workflow import copy_workflow, job_stats, output_of, snakemake
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER_MODELS = [
+    "llama-2-7b", "llama-2-7b-chat", "tulu-2-7b", "tulu-2-dpo-7b", "mistral-7b", "mistral-7b-sft-beta",
+    "zephyr-7b-beta", "openchat-3.5", "starling-lm-7b-alpha", "qwen1.5-7b", "qwen1.5-7b-chat", "yi-6b",
+    "yi-6b-chat", "starling-rm-7b-alpha",
+]  # fmt: skip
+PAPER_CHAINS = [
+    ["llama-2-7b", "llama-2-7b-chat"],
+    ["llama-2-7b", "tulu-2-7b", "tulu-2-dpo-7b"],
+    ["mistral-7b", "mistral-7b-sft-beta", "zephyr-7b-beta"],
+    ["mistral-7b", "openchat-3.5", "starling-lm-7b-alpha"],
+    ["qwen1.5-7b", "qwen1.5-7b-chat"],
+    ["yi-6b", "yi-6b-chat"],
+]
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("name", ["paper.yaml", "paper-published.yaml"])
+def test_paper_configs_list_the_papers_models_and_chains(name):
+    config = yaml.safe_load((REPO / "config" / name).read_text())
+    assert list(config["models"]) == PAPER_MODELS
+    assert sorted(config["chains"].values()) == sorted(PAPER_CHAINS)
+    rm = config["models"]["starling-rm-7b-alpha"]
+    assert rm["kind"] == "reward" and rm["path"] == "berkeley-nest/Starling-RM-7B-alpha"
+    assert config["models"]["yi-6b"]["path"] == "01-ai/Yi-6B"
+
+
+def test_paper_config_plans_tasks_times_models_times_shards(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    md3 = tmp_path / "md3"  # MD3 is gated: the planner only checks that its files are there
+    md3.mkdir()
+    for dialect in ("us", "in", "ng"):
+        for kind in ("prompts", "transcripts"):
+            (md3 / f"{kind}_en_{dialect}.tsv").touch()
+    overlay = write_yaml(tmp_path / "md3.yaml", {"tasks": {"md3_taboo": {"md3_dir": str(md3)},
+                                                            "md3_taboo_transfer": {"md3_dir": str(md3)}}})  # fmt: skip
+    result = snakemake(workdir, "-n", "--configfile", "config/paper.yaml", str(overlay))
+    out = output_of(result)
+    assert result.returncode == 0, out
+
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    expected = set()
+    for task, options in config["tasks"].items():
+        if not get_task(task).MODEL_KINDS:
+            continue
+        n = options.get("shards", 1)
+        models, note = pipeline.task_models(task, config["models"])
+        assert note == ""
+        expected |= {f"results/predictions/{task}/{m}/shard-{i}-of-{n}.parquet" for m in models for i in range(n)}
+    planned = set(re.findall(r"results/predictions/[^\s,]+\.parquet", out))
+    assert planned == expected
+    # 13 LMs on six LM tasks (Belebele in 4 shards), the RM on askreddit, where_from and the probe.
+    assert len(expected) == 13 * (5 + 4) + 3
+    stats = job_stats(out)
+    assert stats["infer"] == len(expected)
+    assert stats["score_task"] == 8 and stats["plot_task_figures"] == 9 and stats["build_report"] == 1
+    assert "build_demo_models" not in stats  # the demo's models are not part of the paper's run
+
+
+def test_published_config_regenerates_what_was_published(shared_data, tmp_path):
+    """The whole workflow on the sample: every figure and table it can make, Belebele's figure
+    saying it was not published, and the paper's numbers in the tables."""
+    workdir = copy_workflow(tmp_path)
+    overlay = write_yaml(
+        tmp_path / "offline.yaml",
+        {
+            "tasks": {
+                # TyDiQA's gold answers come from the hub; here the dev files. The examples of
+                # the 1-shot prompt do not matter to published answers.
+                "tydiqa_goldp": {"source": str(shared_data / "tydiqa-goldp-v1.1-dev"), "num_shots": 0},
+                # The sample holds the outputs/ folder only, not the repository's data/.
+                "askreddit": {
+                    "source": str(shared_data / "askreddit_countries" / "AskRedditCountries_final.csv"),
+                    "us_favorability": str(shared_data / "us_favorability" / "USA-favorability-2023.csv"),
+                },
+            }
+        },
+    )
+    result = snakemake(
+        workdir, "--cores", "2", "--configfile", "config/paper-published.yaml", str(overlay),
+        "--config", f"paper_repo={shared_data / 'paper_outputs'}", timeout=900,
+    )  # fmt: skip
+    out = output_of(result)
+    assert result.returncode == 0, out[-5000:]
+    results = workdir / "results"
+
+    md3 = pd.read_csv(results / "tables" / "md3_taboo.csv")
+    rates = md3[md3["metric"] == "generated_correct"].set_index(["model", "group"])["value"].round(3)
+    assert rates["mistral-7b-sft-beta"].to_dict() == {"en_in": 0.231, "en_ng": 0.279, "en_us": 0.382}
+    assert set(md3["model"]) == {"mistral-7b", "mistral-7b-sft-beta", "zephyr-7b-beta"}  # the sample's
+    goqa = pd.read_csv(results / "tables" / "global_opinions.csv").set_index("group")["value"].round(4)
+    assert goqa["United States"] == 0.6048 and goqa["China"] == 0.5872
+    tydiqa = pd.read_csv(results / "tables" / "tydiqa_goldp.csv")
+    assert len(tydiqa[tydiqa["metric"] == "f1"]) == 3 * 9
+    correlations = pd.read_csv(results / "tables" / "askreddit_country_correlations.csv")
+    assert correlations.iloc[0][["a", "b"]].tolist() == ["mistral-7b", "us_favorability_2023"]
+    assert pd.read_csv(results / "tables" / "belebele.csv").empty
+
+    figures = {task: sorted(p.name for p in (results / "figures" / task).glob("*.png"))
+               for task in ("md3_taboo", "belebele", "tydiqa_goldp", "global_opinions", "where_from", "askreddit")}  # fmt: skip
+    assert figures["belebele"] == ["belebele_not_evaluated.png"]
+    assert all(figures.values()), figures
+    assert "askreddit_rank_map_mistral-7b.png" in figures["askreddit"]
+    assert "where_from_map_starling-rm-7b-alpha.png" in figures["where_from"]
+    report = (results / "report.html").read_text(encoding="utf-8")
+    assert report.count("<img") == sum(map(len, figures.values()))
+    assert "No published outputs for llama-2-7b" in report
