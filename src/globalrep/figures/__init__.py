@@ -6,6 +6,7 @@ Figures are plain matplotlib ``Figure`` objects, never pyplot: no global state, 
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,3 +42,9 @@ def save_figure(fig: Figure, out_prefix: str | Path) -> list[Path]:
     fig.savefig(pdf, metadata={"CreationDate": None})  # no timestamp: same input, same bytes
     fig.savefig(png, dpi=DPI)
     return [pdf, png]
+
+
+def set_title(fig: Figure, title: str) -> None:
+    """The figure's title, wrapped to its width so that a long title on a narrow figure is not cut
+    (about nine characters per inch at the title's size)."""
+    fig.suptitle(textwrap.fill(title, width=max(20, int(fig.get_figwidth() * 9))))

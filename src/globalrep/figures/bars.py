@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from globalrep.figures import save_figure, style
+from globalrep.figures import save_figure, set_title, style
 from globalrep.figures.chains import chain_panels, model_series
 
 MAX_COLUMNS = 3
@@ -49,7 +49,7 @@ def plot_chain_bars(
         axes[0].set_ylabel(metric)
         if not panels:
             axes[0].text(0.5, 0.5, f"no {metric} results yet", ha="center", va="center", transform=axes[0].transAxes)
-        fig.suptitle(title)
+        set_title(fig, title)
         return save_figure(fig, out_prefix)
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from globalrep.figures import STAGE_COLORS, STAGE_MARKERS, save_figure, style
+from globalrep.figures import STAGE_COLORS, STAGE_MARKERS, save_figure, set_title, style
 
 MARKERS = ("D", "v", "P", "X", "o", "s")  # for models without a known stage
 
@@ -49,7 +49,7 @@ def plot_chain_groups(
             ax.set_visible(False)
         if not panels:
             axes[0].text(0.5, 0.5, f"no {metric} results yet", ha="center", va="center", transform=axes[0].transAxes)
-        fig.suptitle(title)
+        set_title(fig, title)
         return save_figure(fig, out_prefix)
 
 

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from globalrep.figures import STAGE_COLORS, save_figure, style
+from globalrep.figures import STAGE_COLORS, save_figure, set_title, style
 from globalrep.figures.chains import plot_chain_groups
 
 BASE_COLOR = "0.82"
@@ -136,7 +136,7 @@ def plot_language_shares(table: pd.DataFrame, out_prefix: str | Path, title: str
         left, right = fig.subplots(1, 2, width_ratios=(1.3, 1))
         _draw_shares(left, table, rows)
         _draw_top_languages(right, table, datasets, top)
-        fig.suptitle(title)
+        set_title(fig, title)
         return save_figure(fig, out_prefix)
 
 
