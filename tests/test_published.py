@@ -128,6 +128,32 @@ def test_askreddit_language_model_values_are_the_published_nlls(shared_data):
     assert {"rank", "win_rate_positive", "win_rate_negative"} <= set(scores["metric"])
 
 
+def test_askreddit_reward_model_file(shared_data, tmp_path):
+    """The reward model's file has the perplexity file's layout with `reward_model` and rewards."""
+    perplexity = pd.read_csv(
+        shared_data / "paper_outputs" / "ask-reddit-perplexity-testing" / "Mistral-7B-v0.1-reformatted.csv"
+    )
+    rewards = perplexity.rename(columns={"model": "reward_model"}).drop(columns=["use_chat_template"])
+    countries = rewards.columns[rewards.columns.get_loc("add_article") + 1 :]
+    rewards[countries] = -rewards[countries]
+    path = tmp_path / "starling-rm-7b-alpha-reformatted.csv"
+    rewards.to_csv(path, index=False)
+    items = askreddit.prepare({}, str(shared_data / "askreddit_countries" / "AskRedditCountries_final.csv"))
+    predictions = answer_with(askreddit, "rm", items, kind="reward", askreddit=str(path))
+    first = predictions.set_index("item_id").loc[items.loc[0, "item_id"], "reply_reward"]
+    countries_of_first = list(items.loc[0, "countries"])
+    assert first[countries_of_first.index("Japan")] == pytest.approx(rewards.loc[0, "Japan"])
+    # Rewards that are the negated NLLs rank every country as the NLLs do.
+    lm_path = shared_data / "paper_outputs" / "ask-reddit-perplexity-testing" / "Mistral-7B-v0.1-reformatted.csv"
+    as_lm = answer_with(askreddit, "lm", items, askreddit=str(lm_path))
+
+    def mean_ranks(frame):
+        scores = askreddit.score(items, frame, {})
+        return scores[scores["metric"] == "rank"].groupby("group")["value"].mean()
+
+    pd.testing.assert_series_equal(mean_ranks(predictions), mean_ranks(as_lm))
+
+
 def test_where_from_rewards_are_the_published_rewards(shared_data):
     path = shared_data / "paper_outputs" / "reward-testing" / "where_from_starling-rm-7b-alpha.csv"
     items = where_from.prepare({})
