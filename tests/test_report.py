@@ -132,6 +132,7 @@ def test_sections_follow_the_axes_in_order_with_each_tasks_method(tmp_path):
 
 def test_summary_lists_the_largest_significant_gains_and_drops_per_chain(tmp_path):
     base_sft, sft_pt = ("demo", "demo-base", "demo-sft"), ("demo", "demo-sft", "demo-pt")
+    short = ("short", "demo-base", "demo-pt")
     belebele = write_tables(
         tmp_path,
         "belebele",
@@ -145,31 +146,43 @@ def test_summary_lists_the_largest_significant_gains_and_drops_per_chain(tmp_pat
             (*sft_pt, "deu_Latn", "accuracy", -9.75, -15.0, -3.0, 0.004),  # the largest significant drop
             (*sft_pt, "fra_Latn", "accuracy", -3.5, -6.0, -1.0, 0.03),
             (*sft_pt, "eng_Latn", "accuracy", -40.0, -80.0, 1.0, 0.049),  # CI includes 0: not significant
-            ("short", "demo-base", "demo-pt", "deu_Latn", "accuracy", 1.5, 0.5, 2.5, 0.01),
+            (*short, "deu_Latn", "accuracy", 1.5, -0.5, 2.5, 0.3),
         ],
         columns=[*GROUP_COLUMNS[:2], "group_name", *GROUP_COLUMNS[2:]],
     )
     tydiqa = write_tables(tmp_path, "tydiqa_goldp", deltas_rows=[
-        (*base_sft, "english", "f1", 20.0, -1.0, 41.0, 0.06),
-        (*sft_pt, "english", "f1", -0.5, -1.0, -0.1, 0.2),
+        *[(*base_sft, group, "f1", delta, 1.0, 2 * delta, 0.01) for group, delta in
+          (("english", 20.0), ("finnish", 15.0), ("indonesian", 10.0), ("swahili", 5.0))],
+        (*base_sft, "english", "exact_match", 0.25, 0.125, 0.375, 0.02),  # small, but its own metric
+        (*short, "english", "f1", 1.0, 0.5, 1.5, 0.01),
+        (*short, "english", "exact_match", -0.5, -1.0, 0.1, 0.2),
     ])  # fmt: skip
     out = tmp_path / "report.html"
-    build_report(out, {"belebele": belebele, "tydiqa_goldp": tydiqa, "sft_langid": write_tables(tmp_path, "sft_langid")}, LANGUAGE_CONFIG, VERSIONS)
+    tasks = {"belebele": belebele, "tydiqa_goldp": tydiqa, "sft_langid": write_tables(tmp_path, "sft_langid")}
+    build_report(out, tasks, LANGUAGE_CONFIG, VERSIONS)
     summary = section(out.read_text(), "changes-languages")
 
     demo = summary[summary.index("<h4>demo: demo-base → demo-sft → demo-pt</h4>") : summary.index("<h4>short:")]
-    assert "<strong>belebele</strong>: 6 of 8 comparisons changed significantly.</p>" in demo
-    row = '<tr><td>{}</td><td>{}</td><td>{}</td><td>accuracy</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>'
-    gain = row.format("gain", "demo-base → demo-sft", "deu_Latn (German)", "+12.500", "[4.000, 21.000]", "0.001")
-    drop = row.format("drop", "demo-sft → demo-pt", "deu_Latn (German)", "-9.750", "[-15.000, -3.000]", "0.004")
-    assert gain in demo and drop in demo
-    listed = re.findall(r'<td class="num">([+-][\d.]+)</td>', demo)
-    assert listed == ["+12.500", "+7.250", "+5.000", "-9.750", "-3.500"]  # top 3 each, largest first
-    assert "<strong>tydiqa_goldp</strong>: no significant change among 2 comparisons.</p>" in demo
+    demo_belebele, demo_tydiqa = demo.split("<strong>tydiqa_goldp</strong>")
+    assert "<strong>belebele</strong>: 6 of 8 comparisons changed significantly.</p>" in demo_belebele
+    row = "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>" + '<td class="num">{}</td>' * 3 + "</tr>"
+    gain = row.format("accuracy", "gain", "demo-base → demo-sft", "deu_Latn (German)", "+12.500", "[4.000, 21.000]", "0.001")
+    drop = row.format("accuracy", "drop", "demo-sft → demo-pt", "deu_Latn (German)", "-9.750", "[-15.000, -3.000]", "0.004")
+    assert gain in demo_belebele and drop in demo_belebele
+    # The top 3 each way, largest first; per metric, so a small change of another metric stays.
+    assert listed_deltas(demo_belebele) == ["+12.500", "+7.250", "+5.000", "-9.750", "-3.500"]
+    assert ": 5 of 5 comparisons changed significantly.</p>" in demo_tydiqa
+    assert listed_deltas(demo_tydiqa) == ["+20.000", "+15.000", "+10.000", "+0.250"]
     assert "sft_langid" not in summary  # no chains: nothing to summarise
-    short = summary[summary.index("<h4>short:") :]
-    assert "<strong>belebele</strong>: 1 of 1 comparison changed significantly; no significant drop.</p>" in short
-    assert "+1.500" in short and "tydiqa_goldp" not in short
+
+    short_chain = summary[summary.index("<h4>short:") :]
+    assert "<strong>belebele</strong>: no significant change among 1 comparison.</p>" in short_chain
+    assert "<strong>tydiqa_goldp</strong>: 1 of 2 comparisons changed significantly; no significant change in exact_match.</p>" in short_chain
+    assert listed_deltas(short_chain) == ["+1.000"]
+
+
+def listed_deltas(html):
+    return re.findall(r'<td class="num">([+-][\d.]+)</td>', html)
 
 
 def test_notes_models_and_extra_tables_are_shown(tmp_path):
@@ -212,13 +225,14 @@ def test_notes_models_and_extra_tables_are_shown(tmp_path):
 
 
 def test_pipeline_report_gives_each_task_its_own_extra_tables_and_figures(tmp_path):
-    # md3_taboo's extras must not pick up md3_taboo_transfer's files, whose names share its prefix.
-    tasks = ("md3_taboo", "md3_taboo_transfer", "sft_langid")
+    # md3_taboo's extras must not pick up md3_taboo_transfer's files, whose names share its prefix;
+    # rm_dialect_probe stands for a task no model could answer: no extra tables were written.
+    tasks = ("md3_taboo", "md3_taboo_transfer", "sft_langid", "rm_dialect_probe")
     tables = {}
     for task in tasks:
         outputs = write_tables(tmp_path, task)
         tables[task] = (outputs.table, outputs.deltas)
-    extras = [tmp_path / f"{task}_{name}.csv" for task in tasks for name in pipeline.extra_table_names(task)]
+    extras = [tmp_path / f"{task}_{name}.csv" for task in tasks[:3] for name in pipeline.extra_table_names(task)]
     for path in extras:
         pd.DataFrame({"marker": [path.stem]}).to_csv(path, index=False)
     figure_dirs = {task: tmp_path / "figures" / task for task in tasks}
@@ -226,8 +240,9 @@ def test_pipeline_report_gives_each_task_its_own_extra_tables_and_figures(tmp_pa
         directory.mkdir(parents=True)
     plot_chain_groups(pd.DataFrame(columns=GROUP_COLUMNS), {}, "x", figure_dirs["md3_taboo"] / "chains", "x", {})
     out = tmp_path / "report.html"
-    task_models = {"md3_taboo": ["demo-base"], "md3_taboo_transfer": ["demo-base"], "sft_langid": []}
-    pipeline.report(out, tables, figure_dirs, extras, task_models, {"md3_taboo_transfer": "a note"}, CONFIG)
+    task_models = {"md3_taboo": ["demo-base"], "md3_taboo_transfer": ["demo-base"], "sft_langid": [], "rm_dialect_probe": []}
+    notes = {"md3_taboo_transfer": "a note", "rm_dialect_probe": "No published outputs for demo-rm"}
+    pipeline.report(out, tables, figure_dirs, extras, task_models, notes, CONFIG)
     page = out.read_text()
 
     md3_taboo, transfer = section(page, "task-md3_taboo"), section(page, "task-md3_taboo_transfer")
@@ -235,6 +250,9 @@ def test_pipeline_report_gives_each_task_its_own_extra_tables_and_figures(tmp_pa
     assert "md3_taboo_transfer_dialect_pairs" not in md3_taboo
     assert "<td>md3_taboo_transfer_dialect_pairs</td>" in transfer and "a note" in transfer
     assert md3_taboo.count("<img ") == 1 and "<img " not in transfer
+    probe = section(page, "task-rm_dialect_probe")
+    assert "<p>Models evaluated: none.</p>" in probe and "No published outputs for demo-rm" in probe
+    assert "dialect_pairs" not in probe
     assert "<td>globalrep</td>" in page and "<td>python</td>" in page
 
 

@@ -124,7 +124,6 @@ def report(tmp_path) -> tuple[Path, int]:
 def test_report_renders_in_chromium_with_every_figure(chromium, report, tmp_path):
     page, n_figures = report
     log = tmp_path / "chromium.log"
-    started = time.monotonic()
     with open_browser(chromium, tmp_path / "profile", log) as devtools:
         target = devtools.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = devtools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
@@ -145,7 +144,6 @@ def test_report_renders_in_chromium_with_every_figure(chromium, report, tmp_path
             "Page.captureScreenshot", {"format": "png", "clip": clip, "captureBeyondViewport": True}, session
         )
         events = [event for event in devtools.events if event.get("sessionId") == session]
-    seconds = time.monotonic() - started
 
     diagnostics = f"chromium log:\n{log.read_text(errors='replace')[-3000:]}"
     assert state["href"] == page.as_uri() and state["readyState"] == "complete", state
@@ -165,7 +163,6 @@ def test_report_renders_in_chromium_with_every_figure(chromium, report, tmp_path
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 50_000
     assert pixels.shape[0] >= size["height"] - 1 and pixels.shape[1] >= 1000
     assert pixels.std() > 0.05  # not a blank page
-    assert seconds < SESSION_TIMEOUT
 
 
 def page_errors(events: list[dict]) -> list[dict]:

@@ -418,9 +418,9 @@ def report(
 ) -> None:
     """Write the single-file HTML report: per task its two tables (``tables[task] = (table_csv,
     deltas_csv)``), the PNGs in ``figure_dirs[task]``, its extra tables (``extra_tables`` holds
-    every ``{task}_{name}.csv`` of the tasks' ``EXTRA_TABLES``), the models it evaluated
-    (``task_models[task]``, empty for a model-free task) and its note (``notes``, if any); with
-    the config and package versions."""
+    the ``{task}_{name}.csv`` of the tasks' ``EXTRA_TABLES`` that were written: none for a task no
+    model could answer), the models it evaluated (``task_models[task]``, empty for a model-free
+    task) and its note (``notes``, if any); with the config and package versions."""
     from globalrep.report import TaskOutputs, build_report
 
     extra_by_name = {Path(path).name: Path(path) for path in extra_tables}
@@ -429,7 +429,11 @@ def report(
             table=Path(table_csv),
             deltas=Path(deltas_csv),
             figures=sorted(Path(figure_dirs[task]).rglob("*.png")),
-            extra_tables={name: extra_by_name[f"{task}_{name}.csv"] for name in extra_table_names(task)},
+            extra_tables={
+                name: extra_by_name[f"{task}_{name}.csv"]
+                for name in extra_table_names(task)
+                if f"{task}_{name}.csv" in extra_by_name
+            },
             models=list(task_models[task]),
             note=notes.get(task, ""),
         )

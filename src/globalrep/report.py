@@ -34,7 +34,7 @@ AXES = {
 # The header always names these, "not installed" when missing, so a reader sees what is absent.
 HEADER_PACKAGES = ("globalrep", "torch", "transformers")
 SIGNIFICANCE = 0.05
-TOP_CHANGES = 3  # per chain and task: the largest significant gains, and as many drops
+TOP_CHANGES = 3  # per chain, task and metric: the largest significant gains, and as many drops
 COLLAPSE_ROWS = 30  # longer tables start folded
 COLUMN_LABELS = {"from_model": "from", "to_model": "to", "group_name": "group name", "p_value": "p"}
 
@@ -155,7 +155,10 @@ def _task_section(task: str, outputs: TaskOutputs, table: pd.DataFrame, deltas: 
     parts = [f'<section class="task" id="task-{_e(task)}">', f"<h3>{_e(task)}</h3>", *_method_paragraphs(task)]
     if outputs.note:
         parts.append(f'<p class="note"><strong>Note:</strong> {_e(outputs.note)}</p>')
-    models = ", ".join(map(_e, outputs.models)) if outputs.models else "none (this task runs no models)"
+    if outputs.models:
+        models = ", ".join(map(_e, outputs.models))
+    else:  # a model task none of whose models could answer it says why in its note
+        models = "none" if get_task(task).MODEL_KINDS else "none (this task runs no models)"
     parts.append(f"<p>Models evaluated: {models}.</p>")
     for png in map(Path, outputs.figures):
         data = base64.b64encode(png.read_bytes()).decode("ascii")
@@ -188,10 +191,12 @@ def _code_markup(escaped: str) -> str:
 def _changes_section(axis: str, loaded: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], chains: Mapping[str, list]) -> str:
     parts = [
         f'<h3 id="changes-{_e(axis)}">What alignment changed, per chain</h3>',
-        f"<p>Per chain and task, the largest significant gains and drops between consecutive models "
-        f"(at most {TOP_CHANGES} of each): paired changes with p &lt; {SIGNIFICANCE} whose 95% CI "
-        "excludes 0. Gain and drop refer to the metric's value; for a metric where lower is better "
-        "(a rank, a negative log-likelihood) a gain is a loss.</p>",
+        (
+            f"<p>Per chain, task and metric, the largest significant gains and drops between consecutive "
+            f"models (at most {TOP_CHANGES} of each): paired changes with p &lt; {SIGNIFICANCE} whose 95% CI "
+            "excludes 0. Gain and drop refer to the metric's value; for a metric where lower is better "
+            "(a rank, a negative log-likelihood) a gain is a loss.</p>"
+        ),
     ]
     compared = False
     for chain, members in chains.items():
@@ -209,30 +214,34 @@ def _changes_section(axis: str, loaded: Mapping[str, tuple[pd.DataFrame, pd.Data
 
 
 def _task_changes(task: str, table: pd.DataFrame, deltas: pd.DataFrame) -> str:
+    """One task's significant changes along one chain: per metric (their scales differ) the
+    largest gains and drops."""
     significant = deltas[(deltas["p_value"] < SIGNIFICANCE) & ((deltas["ci_low"] > 0) | (deltas["ci_high"] < 0))]
-    gains = significant[significant["delta"] > 0].nlargest(TOP_CHANGES, "delta")
-    drops = significant[significant["delta"] < 0].nsmallest(TOP_CHANGES, "delta")
     lead = f"<p><strong>{_e(task)}</strong>: "
     if significant.empty:
         return lead + f"no significant change among {_comparisons(len(deltas))}.</p>"
+    unchanged = [metric for metric in deltas["metric"].unique() if metric not in set(significant["metric"])]
     lead += f"{len(significant)} of {_comparisons(len(deltas))} changed significantly"
-    lead += "".join(f"; no significant {kind}" for kind, rows in (("gain", gains), ("drop", drops)) if rows.empty)
-    lead += ".</p>"
+    lead += f"; no significant change in {_e(', '.join(map(str, unchanged)))}.</p>" if unchanged else ".</p>"
     names = _group_names(table)
-    rows = [
-        (
-            kind,
-            f"{r.from_model} → {r.to_model}",
-            f"{r.group} ({names[r.group]})" if r.group in names else r.group,
-            r.metric,
-            _Number(f"{r.delta:+.3f}"),
-            _ci(r.ci_low, r.ci_high),
-            _num(r.p_value),
-        )
-        for kind, frame in (("gain", gains), ("drop", drops))
-        for r in frame.itertuples(index=False)
-    ]
-    return lead + "\n" + _html_table(["change", "models", "group", "metric", "delta", "95% CI", "p"], rows)
+    rows = []
+    for metric, changes in significant.groupby("metric", sort=False):
+        gains = changes[changes["delta"] > 0].nlargest(TOP_CHANGES, "delta")
+        drops = changes[changes["delta"] < 0].nsmallest(TOP_CHANGES, "delta")
+        rows += [
+            (
+                metric,
+                kind,
+                f"{r.from_model} → {r.to_model}",
+                f"{r.group} ({names[r.group]})" if r.group in names else r.group,
+                _Number(f"{r.delta:+.3f}"),
+                _ci(r.ci_low, r.ci_high),
+                _num(r.p_value),
+            )
+            for kind, chosen in (("gain", gains), ("drop", drops))
+            for r in chosen.itertuples(index=False)
+        ]
+    return lead + "\n" + _html_table(["metric", "change", "models", "group", "delta", "95% CI", "p"], rows)
 
 
 def _comparisons(n: int) -> str:
