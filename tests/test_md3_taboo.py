@@ -3,7 +3,6 @@ paper's Mistral chain from its published outputs), gap tables and Figure 2."""
 
 from __future__ import annotations
 
-import ast
 import csv
 import logging
 import math
