@@ -141,13 +141,13 @@ def _tydiqa_goldp(path: Path, items: pd.DataFrame, requests: Sequence[Request], 
 
 
 def _global_opinions(path: Path, items: pd.DataFrame, requests: Sequence[Request], model: ModelSpec) -> pd.DataFrame:
-    from globalrep.tasks.global_opinions import item_id
+    from globalrep.tasks.global_opinions import item_id, parse_options, row_error
 
     published = pd.read_csv(path, dtype=str, keep_default_na=False)  # a question may be empty text
     require_columns(published, ("question", "options", "probs"), path, "a published globalopinionsqa file")
     by_id = {}
     for index, row in enumerate(published.itertuples(index=False)):
-        options = [str(option) for option in _literal(row.options, f"{path}: row {index}, column 'options'")]
+        options = parse_options(row.options, row_error(str(path), index, row.question))  # as prepare() reads them
         by_id.setdefault(item_id(str(row.question), options), index)
     similarity = goqa_similarities(published).replace(NOT_ASKED, np.nan)
     item_countries = items.set_index("item_id")["countries"]

@@ -97,11 +97,7 @@ def _published_items(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     rows = []
     for index, (row, asked_row) in enumerate(zip(raw.itertuples(index=False), asked.itertuples(index=False))):
         question = str(row.question)
-
-        def bad(column: str, problem: str) -> GlobalrepError:
-            return GlobalrepError(f"{source}: row {index} (question {question[:60]!r}), column {column!r}: {problem}")
-
-        options = [str(option) for option in _literal(row.options, bad, "options")]
+        options = parse_options(row.options, row_error(source, index, question))
         names = [country for country, was_asked in zip(countries, asked_row) if was_asked]
         rows.append(
             {
@@ -123,19 +119,8 @@ def _parse_row(source: str, index: int, row) -> dict:
     """One validated item."""
     # An empty question stays: the dataset has one (the paper asked it, options only).
     question = str(row.question)
-
-    def bad(column: str, problem: str) -> GlobalrepError:
-        where = f"row {index} (counting from 0; question {question[:60]!r})"
-        return GlobalrepError(f"{source}: {where}, column {column!r}: {problem}")
-
-    options = _literal(row.options, bad, "options")
-    if not isinstance(options, (list, tuple)) or not options:
-        raise bad("options", f"expected a non-empty list of options, got {type(options).__name__}")
-    if not all(isinstance(option, (str, int, float)) and not isinstance(option, bool) for option in options):
-        raise bad("options", "every option must be a string or a number")
-    if len(options) > len(LETTERS):
-        raise bad("options", f"{len(options)} options; the prompt letters them A–Z (at most {len(LETTERS)})")
-    options = [str(option) for option in options]  # the paper's prompt writes str(option)
+    bad = row_error(source, index, question)
+    options = parse_options(row.options, bad)
 
     selections = _literal(_dict_part(str(row.selections)), bad, "selections")
     if not isinstance(selections, dict) or not selections:
@@ -169,6 +154,28 @@ def _parse_row(source: str, index: int, row) -> dict:
         "country_probs": country_probs,
         "source": group,
     }
+
+
+def row_error(source: str, index: int, question: str):
+    """``bad(column, problem)``: the error for one row of ``source``, naming row, question and column."""
+
+    def bad(column: str, problem: str) -> GlobalrepError:
+        where = f"row {index} (counting from 0; question {question[:60]!r})"
+        return GlobalrepError(f"{source}: {where}, column {column!r}: {problem}")
+
+    return bad
+
+
+def parse_options(text, bad) -> list[str]:
+    """The options of a row: a non-empty list of at most 26 strings or numbers, as text."""
+    options = _literal(text, bad, "options")
+    if not isinstance(options, (list, tuple)) or not options:
+        raise bad("options", f"expected a non-empty list of options, got {type(options).__name__}")
+    if not all(isinstance(option, (str, int, float)) and not isinstance(option, bool) for option in options):
+        raise bad("options", "every option must be a string or a number")
+    if len(options) > len(LETTERS):
+        raise bad("options", f"{len(options)} options; the prompt letters them A–Z (at most {len(LETTERS)})")
+    return [str(option) for option in options]  # the paper's prompt writes str(option)
 
 
 def _has_mass(probs) -> bool:
