@@ -1,4 +1,3 @@
-import ast
 import hashlib
 import json
 import math
@@ -11,12 +10,9 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 
 from globalrep.errors import GlobalrepError
-from globalrep.tables import group_table
 from globalrep.tasks import global_opinions as goqa
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "global_opinions.csv"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-PAPER_MISTRAL = SHARED_DATA / "paper_outputs" / "globalopinionsqa" / "Mistral-7B-v0.1_8bit.csv"
 COLUMNS = ["question", "selections", "options", "source"]
 
 
@@ -220,23 +216,3 @@ def test_figures_draw_the_chain_figure(tmp_path):
     assert paths == [tmp_path / "global_opinions_chains.pdf", tmp_path / "global_opinions_chains.png"]
     assert all(path.stat().st_size > 0 for path in paths)
 
-
-@pytest.mark.skipif(not PAPER_MISTRAL.exists(), reason=f"the paper's published outputs are not at {SHARED_DATA}")
-def test_published_similarities_reproduce_the_papers_country_means():
-    paper = pd.read_csv(PAPER_MISTRAL)
-    countries = paper.columns[paper.columns.get_loc("chose_middle") + 1 :]
-    wide = paper[countries].copy()
-    wide["item_id"] = [goqa.item_id(q, ast.literal_eval(o)) for q, o in zip(paper["question"], paper["options"])]
-    scores = wide.melt(id_vars=["item_id"], value_vars=countries, var_name="group", value_name="value")
-    scores = scores[scores["value"] != -1].assign(model="Mistral-7B-v0.1", metric="similarity")
-
-    focused = goqa.table_scores(scores, {})
-    assert focused["item_id"].nunique() == 245
-    table = group_table(focused).set_index("group")
-    assert round(table.loc["United States", "value"], 4) == 0.6048
-    assert round(table.loc["China", "value"], 4) == 0.5872
-    assert round(table.loc["Jordan", "value"], 4) == 0.5888
-    # One of the 245 questions has empty survey vectors for all focus countries but Jordan
-    # (published as NaN): it still counts as asked, and the means skip it.
-    assert table["n"].to_dict() == {country: 245 if country == "Jordan" else 244 for country in goqa.FOCUS_COUNTRIES}
-    assert (table["ci_low"] < table["value"]).all() and (table["value"] < table["ci_high"]).all()

@@ -63,6 +63,7 @@ def test_tydiqa_f1_of_the_mistral_chain_on_all_nine_languages(shared_data):
             assert f1.loc[(model, language), "n"] == DEV_SIZES[language]
     assert round(f1.loc[("mistral-7b", "english"), "value"], 1) == 72.8
     assert round(f1.loc[("zephyr-7b-beta", "english"), "value"], 1) == 54.0
+    assert f1.loc[("mistral-7b", "english"), "group_name"] == "English"
     below = [lang for lang in DEV_SIZES if TYDIQA_F1["zephyr-7b-beta"][lang] < TYDIQA_F1["mistral-7b"][lang]]
     assert len(below) == 9
 
@@ -82,6 +83,11 @@ def test_global_opinions_from_the_published_file_alone(shared_data):
     table = group_table(focused).set_index("group")
     assert round(table.loc["United States", "value"], 4) == 0.6048
     assert round(table.loc["China", "value"], 4) == 0.5872
+    assert round(table.loc["Jordan", "value"], 4) == 0.5888
+    # One of the 245 questions has empty survey vectors for all focus countries but Jordan
+    # (published as NaN): it still counts as asked, and the means skip it.
+    assert table["n"].to_dict() == {country: 245 if country == "Jordan" else 244 for country in global_opinions.FOCUS_COUNTRIES}
+    assert (table["ci_low"] < table["value"]).all() and (table["value"] < table["ci_high"]).all()
 
 
 def test_global_opinions_recomputes_similarity_when_distributions_exist(tmp_path):
