@@ -15,7 +15,6 @@ from globalrep.tasks import tydiqa_goldp as tydiqa
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 DEMO_OPTIONS = {"train_source": str(DEMO / "tydiqa_goldp_train.json")}
-# The paper's published generations (1-shot, greedy) per model directory.
 
 
 # ------------------------------------------------------------------------------ scoring
