@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from globalrep import dialect_pairs, pipeline
+from globalrep import dialect_pairs, stages
 from globalrep.engine.requests import GenerateRequest, LoglikRequest, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
@@ -162,7 +162,7 @@ def test_probe_requests_score_only_the_user_turn_change(tmp_path):
 def _paired_items(task: str, options: dict, column: str, out: Path) -> Path:
     """What the dialect stage writes for ``task``: its SAE items and one stand-in dialect."""
     sae_path = out / f"{task}@sae.parquet"
-    pipeline.prepare_task(task, options, sae_path)
+    stages.prepare_task(task, options, sae_path)
     sae = pd.read_parquet(sae_path)
     shout_path = out / f"{task}@shout.parquet"
     shout(sae, column).to_parquet(shout_path)
@@ -194,18 +194,18 @@ def test_infer_score_tables_and_figures_with_tiny_models(
     shards = {}
     for spec in specs:
         shards[spec.name] = [tmp_path / f"{spec.name}.parquet"]
-        pipeline.infer_shard(task, options, spec, prepared, 1, 0, {"device": "cpu"}, shards[spec.name][0])
+        stages.infer_shard(task, options, spec, prepared, 1, 0, {"device": "cpu"}, shards[spec.name][0])
     chains = {"c": [spec.name for spec in specs]} if len(specs) > 1 else {}
     outs = [tmp_path / name for name in ("scores.parquet", "table.csv", "deltas.csv")]
-    pipeline.score_task(task, options, prepared, shards, chains, *outs)
-    table = pipeline.read_table(outs[1])
+    stages.score_task(task, options, prepared, shards, chains, *outs)
+    table = stages.read_table(outs[1])
     assert {"sae", "shout"} == set(table["group"])
     assert set(table.loc[table["group"] == "shout", "metric"]) > set(table.loc[table["group"] == "sae", "metric"])
-    pipeline.extra_table(task, options, outs[0], chains, "dialect_pairs", tmp_path / "pairs.csv")
+    stages.extra_table(task, options, outs[0], chains, "dialect_pairs", tmp_path / "pairs.csv")
     pairs = pd.read_csv(tmp_path / "pairs.csv")
     assert list(pairs.columns) == dialect_pairs.COMPARISON_COLUMNS and set(pairs["dialect"]) == {"shout"}
     stages = {spec.name: spec.stage for spec in specs}
-    written = pipeline.task_figures(task, options, outs[1], outs[2], chains, stages, tmp_path / "figures")
+    written = stages.task_figures(task, options, outs[1], outs[2], chains, stages, tmp_path / "figures")
     assert len(written) >= 4 and all(p.stat().st_size > 1000 for p in written)
 
 

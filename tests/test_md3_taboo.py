@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from globalrep import md3, pipeline, tables
+from globalrep import config_checks, md3, stages, tables
 from globalrep.engine.requests import GenerateRequest, LoglikRequest
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
@@ -156,7 +156,7 @@ def test_missing_md3_says_where_to_get_it(tmp_path):
     folder = write_md3(tmp_path / "partial", {}, {})
     (folder / "transcripts_en_in.tsv").unlink()
     with pytest.raises(GlobalrepError, match=r"lacks transcripts_en_in\.tsv.*Kaggle"):
-        pipeline.resolve_source("md3_taboo", {"md3_dir": str(folder)})
+        config_checks.resolve_source("md3_taboo", {"md3_dir": str(folder)})
     # Restricted to the dialects that are there, the folder is fine.
     assert task.resolve_source({"md3_dir": str(folder), "dialects": ["en_us", "en_ng"]}) == str(folder)
 
@@ -171,7 +171,7 @@ def test_exactly_one_source_key(tmp_path):
 
 
 def test_source_files_of_a_folder_are_its_files(raw_md3):
-    files = pipeline.source_files("md3_taboo", {"md3_dir": str(raw_md3)})
+    files = config_checks.source_files("md3_taboo", {"md3_dir": str(raw_md3)})
     assert [Path(f).name for f in files] == sorted(
         f"{kind}_en_{code}.tsv" for kind in ("prompts", "transcripts") for code in ("in", "ng", "us")
     )
@@ -408,18 +408,18 @@ def test_score_rejects_predictions_that_do_not_fit():
 def test_infer_and_score_with_a_tiny_model(tmp_path, tiny_lm_dir):
     """The engine answers the task's requests in the columns the scorer reads."""
     prepared = tmp_path / "prepared.parquet"
-    pipeline.prepare_task("md3_taboo", {"md3_dir": str(DEMO_DIR)}, prepared)
+    stages.prepare_task("md3_taboo", {"md3_dir": str(DEMO_DIR)}, prepared)
     spec = ModelSpec(name="tiny", path=str(tiny_lm_dir), dtype="float32")
     shard = tmp_path / "shard.parquet"
     options = {"md3_dir": str(DEMO_DIR), "max_new_tokens": 2}
-    pipeline.infer_shard("md3_taboo", options, spec, prepared, 4, 0, {"device": "cpu"}, shard)
+    stages.infer_shard("md3_taboo", options, spec, prepared, 4, 0, {"device": "cpu"}, shard)
     outs = [tmp_path / name for name in ("scores.parquet", "table.csv", "deltas.csv")]
-    pipeline.score_task("md3_taboo", options, prepared, {"tiny": [shard, *_empty_shards(tmp_path, prepared)]}, {}, *outs)
+    stages.score_task("md3_taboo", options, prepared, {"tiny": [shard, *_empty_shards(tmp_path, prepared)]}, {}, *outs)
     scores = pd.read_parquet(outs[0])
     assert len(scores) == 2 * len(pd.read_parquet(prepared)) and set(scores["value"]) <= {0.0, 1.0}
     answered = set(pd.read_parquet(shard)["item_id"])
     assert len(answered) == 3 and answered <= set(scores["item_id"])
-    pipeline.extra_table("md3_taboo", options, outs[0], {}, "gaps", tmp_path / "gaps.csv")
+    stages.extra_table("md3_taboo", options, outs[0], {}, "gaps", tmp_path / "gaps.csv")
     assert list(pd.read_csv(tmp_path / "gaps.csv").columns) == tables.GAP_COLUMNS
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from globalrep import pipeline
+from globalrep import config_checks
 from globalrep.tasks import get_task
 from test_workflow import copy_workflow, job_stats, output_of, snakemake
 
@@ -65,7 +65,7 @@ def test_paper_config_plans_tasks_times_models_times_shards(tmp_path):
         if not get_task(task).MODEL_KINDS:
             continue
         n = options.get("shards", 1)
-        models, note = pipeline.task_models(task, config["models"])
+        models, note = config_checks.task_models(task, config["models"])
         assert note == ""
         expected |= {f"results/predictions/{task}/{m}/shard-{i}-of-{n}.parquet" for m in models for i in range(n)}
     planned = set(re.findall(r"results/predictions/[^\s,]+\.parquet", out))

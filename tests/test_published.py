@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from globalrep import pipeline
+from globalrep import config_checks
 from globalrep.engine import published
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
@@ -209,19 +209,19 @@ def test_paper_repo_fills_placeholders_and_published_paths(tmp_path):
         "tasks": {"md3_taboo": {"items_csv": "{paper_outputs}/md3-game/m.csv"},
                   "askreddit": {"source": "{paper_repo}/data/a.csv"}},
     }  # fmt: skip
-    resolved = pipeline.resolve_paper_repo(config)
+    resolved = config_checks.resolve_paper_repo(config)
     outputs = tmp_path / "repo" / "outputs"
     assert resolved["tasks"]["md3_taboo"]["items_csv"] == f"{outputs}/md3-game/m.csv"
     assert resolved["tasks"]["askreddit"]["source"] == f"{tmp_path}/repo/data/a.csv"
     assert resolved["models"]["m"]["published"] == {"md3_taboo": f"{outputs}/md3-game/m.csv"}
     assert config["tasks"]["md3_taboo"]["items_csv"].startswith("{paper_outputs}")  # the input is left alone
     # A folder of outputs alone (no outputs/ inside) is its own outputs folder.
-    alone = pipeline.resolve_paper_repo({**config, "paper_repo": str(outputs)})
+    alone = config_checks.resolve_paper_repo({**config, "paper_repo": str(outputs)})
     assert alone["tasks"]["md3_taboo"]["items_csv"] == f"{outputs}/md3-game/m.csv"
     with pytest.raises(GlobalrepError, match=r"config key 'tasks.md3_taboo.items_csv' refers to the paper's repository"):
-        pipeline.resolve_paper_repo({key: value for key, value in config.items() if key != "paper_repo"})
+        config_checks.resolve_paper_repo({key: value for key, value in config.items() if key != "paper_repo"})
     with pytest.raises(GlobalrepError, match="paper_repo '.*missing' is not a directory"):
-        pipeline.resolve_paper_repo({**config, "paper_repo": str(tmp_path / "missing")})
+        config_checks.resolve_paper_repo({**config, "paper_repo": str(tmp_path / "missing")})
 
 
 def test_models_without_published_files_leave_the_task_with_a_note(tmp_path):
@@ -233,8 +233,8 @@ def test_models_without_published_files_leave_the_task_with_a_note(tmp_path):
         "absent": {"path": "org/absent", "backend": "published", "published": {"md3_taboo": str(tmp_path / "no.csv")}},
         "unlisted": {"path": "org/unlisted", "backend": "published"},
     }
-    chosen, note = pipeline.task_models("md3_taboo", models)
+    chosen, note = config_checks.task_models("md3_taboo", models)
     assert chosen == ["runs", "has"] and "absent, unlisted" in note
-    none, note = pipeline.task_models("belebele", {k: v for k, v in models.items() if k in ("absent", "unlisted")})
+    none, note = config_checks.task_models("belebele", {k: v for k, v in models.items() if k in ("absent", "unlisted")})
     assert none == [] and "run the models" in note
-    assert pipeline.task_models("md3_taboo", {"runs": models["runs"]}) == (["runs"], "")
+    assert config_checks.task_models("md3_taboo", {"runs": models["runs"]}) == (["runs"], "")

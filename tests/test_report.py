@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from globalrep import pipeline
+from globalrep import stages
 from globalrep.figures.chains import plot_chain_groups
 from globalrep.models import fingerprint
 from globalrep.report import TaskOutputs, build_report
@@ -232,7 +232,7 @@ def test_pipeline_report_gives_each_task_its_own_extra_tables_and_figures(tmp_pa
     for task in tasks:
         outputs = write_tables(tmp_path, task)
         tables[task] = (outputs.table, outputs.deltas)
-    extras = [tmp_path / f"{task}_{name}.csv" for task in tasks[:3] for name in pipeline.extra_table_names(task)]
+    extras = [tmp_path / f"{task}_{name}.csv" for task in tasks[:3] for name in stages.extra_table_names(task)]
     for path in extras:
         pd.DataFrame({"marker": [path.stem]}).to_csv(path, index=False)
     figure_dirs = {task: tmp_path / "figures" / task for task in tasks}
@@ -242,7 +242,7 @@ def test_pipeline_report_gives_each_task_its_own_extra_tables_and_figures(tmp_pa
     out = tmp_path / "report.html"
     task_models = {"md3_taboo": ["demo-base"], "md3_taboo_transfer": ["demo-base"], "sft_langid": [], "rm_dialect_probe": []}
     notes = {"md3_taboo_transfer": "a note", "rm_dialect_probe": "No published outputs for demo-rm"}
-    pipeline.report(out, tables, figure_dirs, extras, task_models, notes, CONFIG)
+    stages.report(out, tables, figure_dirs, extras, task_models, notes, CONFIG)
     page = out.read_text()
 
     md3_taboo, transfer = section(page, "task-md3_taboo"), section(page, "task-md3_taboo_transfer")

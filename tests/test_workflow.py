@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from globalrep import pipeline
+from globalrep import config_checks, stages
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 from globalrep.atomic import write_parquet_atomic
@@ -84,7 +84,7 @@ def test_demo_dry_run_plans_every_stage(workdir):
     # Every task that runs models: one job per (model of a kind it evaluates, shard).
     model_tasks = {task: options for task, options in config["tasks"].items() if get_task(task).MODEL_KINDS}
     expected = sum(
-        len(pipeline.task_models(task, config["models"])[0]) * options.get("shards", 1)
+        len(config_checks.task_models(task, config["models"])[0]) * options.get("shards", 1)
         for task, options in model_tasks.items()
     )
     assert stats["infer"] == expected
@@ -151,7 +151,7 @@ def validation_error(config: dict) -> str:
 
     with pytest.raises(WorkflowError) as caught:
         validate(config, str(SCHEMA))
-    return pipeline.config_error_message(caught.value.__context__)
+    return config_checks.config_error_message(caught.value.__context__)
 
 
 def test_schema_errors_name_keys_directly():
@@ -246,7 +246,7 @@ def test_check_model_paths(tmp_path):
         "body": {"path": "org/rm", "base_model": str(tmp_path / "nobody")},
     }
     with pytest.raises(GlobalrepError) as caught:
-        pipeline.check_model_paths(models, ["results/demo/models/demo-base"])
+        config_checks.check_model_paths(models, ["results/demo/models/demo-base"])
     message = str(caught.value)
     assert "models.gone.path" in message and "models.body.base_model" in message
     assert "'hub'" not in message and "'local'" not in message and "'built'" not in message
@@ -255,15 +255,15 @@ def test_check_model_paths(tmp_path):
 def test_resolve_source(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "items.csv").write_text("question\n")
-    assert pipeline.resolve_source("t", {"source": "items.csv"}) == "items.csv"
-    assert pipeline.resolve_source("t", {"source": "Anthropic/llm_global_opinions"}) == "Anthropic/llm_global_opinions"
+    assert config_checks.resolve_source("t", {"source": "items.csv"}) == "items.csv"
+    assert config_checks.resolve_source("t", {"source": "Anthropic/llm_global_opinions"}) == "Anthropic/llm_global_opinions"
     with pytest.raises(GlobalrepError, match=r"'data/gone\.csv'.*'tasks\.t\.source'"):
-        pipeline.resolve_source("t", {"source": "data/gone.csv"})
+        config_checks.resolve_source("t", {"source": "data/gone.csv"})
 
 
 def test_task_chains_keep_the_task_models_only():
     chains = {"lm": ["a", "b", "c"], "mixed": ["a", "rm"], "two": ["b", "c"]}
-    assert pipeline.task_chains(chains, ["a", "b", "c"]) == {"lm": ["a", "b", "c"], "two": ["b", "c"]}
+    assert config_checks.task_chains(chains, ["a", "b", "c"]) == {"lm": ["a", "b", "c"], "two": ["b", "c"]}
 
 
 # ------------------------------------------------------------------------------ (d) Slurm, (e) lint
@@ -314,7 +314,7 @@ def test_corrupt_shard_is_deleted_and_named(tmp_path):
     other[1].write_bytes(b"PAR1 this is not parquet")
     outs = [tmp_path / name for name in ("scores.parquet", "table.csv", "deltas.csv")]
     with pytest.raises(GlobalrepError) as caught:
-        pipeline.score_task("global_opinions", {}, prepared, {"m1": good, "m2": other}, {}, *outs)
+        stages.score_task("global_opinions", {}, prepared, {"m1": good, "m2": other}, {}, *outs)
     message = str(caught.value)
     assert str(other[1]) in message and "Rerun snakemake" in message
     assert not other[1].exists(), "the corrupt shard must be deleted so that Snakemake recomputes it"
@@ -326,12 +326,12 @@ def test_shard_with_wrong_items_is_deleted(tmp_path):
     paths = write_shards(tmp_path, "m", 3)
     write_parquet_atomic(pd.DataFrame({"item_id": ["i0", "zzz"]}), paths[0])
     with pytest.raises(GlobalrepError, match="does not match its items"):
-        pipeline.load_predictions(ITEMS, {"m": paths})
+        stages.load_predictions(ITEMS, {"m": paths})
     assert not paths[0].exists() and paths[1].exists()
 
 
 def test_load_predictions_concatenates_models(tmp_path):
-    frame = pipeline.load_predictions(ITEMS, {"a": write_shards(tmp_path, "a", 2), "b": write_shards(tmp_path, "b", 3)})
+    frame = stages.load_predictions(ITEMS, {"a": write_shards(tmp_path, "a", 2), "b": write_shards(tmp_path, "b", 3)})
     assert sorted(frame.groupby("model")["item_id"].count().items()) == [("a", 7), ("b", 7)]
 
 
@@ -349,7 +349,7 @@ class FakeTask:
 def test_infer_shard_writes_one_row_per_item(tmp_path, monkeypatch):
     import globalrep.engine
 
-    monkeypatch.setattr(pipeline, "get_task", lambda name: FakeTask)
+    monkeypatch.setattr(stages, "get_task", lambda name: FakeTask)
     seen = {}
 
     def fake_answer(model, requests, options):
@@ -361,7 +361,7 @@ def test_infer_shard_writes_one_row_per_item(tmp_path, monkeypatch):
     write_parquet_atomic(ITEMS, prepared)
     engine = {"device": "cpu", "threads": 1, "gpus": 0, "mem_mb": 1, "runtime": 1}
     out = tmp_path / "shard-1-of-3.parquet"
-    pipeline.infer_shard("fake", {}, ModelSpec("m", "org/m"), prepared, 3, 1, engine, out)
+    stages.infer_shard("fake", {}, ModelSpec("m", "org/m"), prepared, 3, 1, engine, out)
     written = pd.read_parquet(out)
     assert list(written["item_id"]) == list(shard_items(ITEMS, 3, 1)["item_id"])
     assert seen["options"] == {"device": "cpu"}
@@ -369,10 +369,10 @@ def test_infer_shard_writes_one_row_per_item(tmp_path, monkeypatch):
     # More shards than items: some shards are empty and still get their (empty) file.
     shard = next(i for i in range(10) if shard_items(ITEMS, 10, i).empty)
     empty = tmp_path / f"shard-{shard}-of-10.parquet"
-    pipeline.infer_shard("fake", {}, ModelSpec("m", "org/m"), prepared, 10, shard, engine, empty)
+    stages.infer_shard("fake", {}, ModelSpec("m", "org/m"), prepared, 10, shard, engine, empty)
     assert pd.read_parquet(empty).empty
 
 
 def test_inference_options_drop_shards_and_scoring_only_options(monkeypatch):
-    monkeypatch.setattr(pipeline, "get_task", lambda name: FakeTask)
-    assert pipeline.inference_options("fake", {"source": "s", "shards": 4, "focus": ["x"]}) == {"source": "s"}
+    monkeypatch.setattr(config_checks, "get_task", lambda name: FakeTask)
+    assert config_checks.inference_options("fake", {"source": "s", "shards": 4, "focus": ["x"]}) == {"source": "s"}

@@ -18,7 +18,7 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
         PYTHONPATH=os.pathsep.join([str(_SRC)] + [p for p in _paths if p != str(_SRC)])
     )
 
-from globalrep import pipeline
+from globalrep import config_checks, stages
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec, fingerprint, inference_fingerprint
 from globalrep.tasks import get_task
@@ -29,11 +29,11 @@ except WorkflowError as error:
     cause = error.__context__  # the jsonschema ValidationError, if that is what failed
     if not hasattr(cause, "absolute_path"):
         raise
-    raise WorkflowError(pipeline.config_error_message(cause)) from None
+    raise WorkflowError(config_checks.config_error_message(cause)) from None
 
 # Fill in the paper's repository (config key paper_repo) where the config refers to it.
 try:
-    config.update(pipeline.resolve_paper_repo(config))
+    config.update(config_checks.resolve_paper_repo(config))
 except GlobalrepError as error:
     raise WorkflowError(str(error)) from None
 
@@ -52,17 +52,17 @@ BUILT_MODEL_DIRS = [f"{DEMO_MODEL_DIR}/{name}" for name in DEMO_MODELS]
 DEMO_TEXTS = sorted(str(p) for p in Path("data/demo").glob("*") if p.is_file())
 
 try:
-    pipeline.check_chains(CHAINS, MODELS)
-    pipeline.check_model_paths(MODELS, BUILT_MODEL_DIRS)
+    config_checks.check_chains(CHAINS, MODELS)
+    config_checks.check_model_paths(MODELS, BUILT_MODEL_DIRS)
     # Per task its models, and a note on those it cannot evaluate (published backend: models
     # whose outputs the paper did not publish); the report and figures show the notes.
     TASK_MODELS, TASK_NOTES = {}, {}
     for task in MODEL_TASKS:
-        TASK_MODELS[task], TASK_NOTES[task] = pipeline.task_models(task, MODELS)
+        TASK_MODELS[task], TASK_NOTES[task] = config_checks.task_models(task, MODELS)
     # Tasks no model can answer get empty tables and a figure saying why, and need no data.
     SCORED_TASKS = [task for task in MODEL_TASKS if TASK_MODELS[task]]
     UNAVAILABLE_TASKS = [task for task in MODEL_TASKS if not TASK_MODELS[task]]
-    pipeline.check_task_sources({task: config["tasks"][task] for task in SCORED_TASKS})
+    config_checks.check_task_sources({task: config["tasks"][task] for task in SCORED_TASKS})
 except GlobalrepError as error:
     raise WorkflowError(str(error)) from None
 
@@ -105,7 +105,7 @@ def model_spec(model):
 
 
 def chains_for(task):
-    return pipeline.task_chains(CHAINS, TASK_MODELS.get(task, []))
+    return config_checks.task_chains(CHAINS, TASK_MODELS.get(task, []))
 
 
 def models_stage(task):
@@ -119,7 +119,7 @@ def extra_table_files():
         f"results/tables/{task}_{name}.csv"
         for task in TASKS
         if task not in UNAVAILABLE_TASKS
-        for name in pipeline.extra_table_names(task)
+        for name in stages.extra_table_names(task)
     ]
 
 
@@ -138,12 +138,12 @@ def all_targets():
 
 def prepare_source(wildcards):
     """The local source files, so that editing one reruns prepare; nothing for a hub dataset."""
-    return pipeline.source_files(wildcards.task, config["tasks"][wildcards.task])
+    return config_checks.source_files(wildcards.task, config["tasks"][wildcards.task])
 
 
 def prepare_fingerprint(wildcards):
     return fingerprint(
-        pipeline.inference_options(wildcards.task, config["tasks"][wildcards.task])
+        config_checks.inference_options(wildcards.task, config["tasks"][wildcards.task])
     )
 
 
@@ -161,7 +161,7 @@ def infer_fingerprint(wildcards):
     options that shape its requests, the task's prompt version and the engine's results version.
     """
     task = get_task(wildcards.task)
-    options = pipeline.inference_options(
+    options = config_checks.inference_options(
         wildcards.task, config["tasks"][wildcards.task]
     )
     return inference_fingerprint(

@@ -48,7 +48,7 @@ rule score_extra_table:
         ),
     wildcard_constraints:
         table="|".join(
-            sorted({name for task in TASKS for name in pipeline.extra_table_names(task)})
+            sorted({name for task in TASKS for name in stages.extra_table_names(task)})
         )
         or "(?!)",
     log:

@@ -1,8 +1,9 @@
-"""Snakemake adapter: build the demo's local models (globalrep.pipeline.build_demo)."""
+"""Snakemake adapter: build the demo's local models (globalrep.stages.build_demo)."""
 
 from pathlib import Path
 
-from globalrep.pipeline import build_demo, setup_logging
+from globalrep.logs import setup_logging
+from globalrep.stages import build_demo
 
 setup_logging(snakemake.log[0])
 # Outputs are {out_dir}/{model}/config.json.

@@ -1,7 +1,7 @@
 """Snakemake adapter: detect the language of every message in one shard of one SFT dataset
 (globalrep.tasks.sft_langid.detect_shard)."""
 
-from globalrep.pipeline import setup_logging
+from globalrep.logs import setup_logging
 from globalrep.tasks import sft_langid
 
 setup_logging(snakemake.log[0])

@@ -1,11 +1,12 @@
-"""Snakemake adapter: answer one shard of a task with one model (globalrep.pipeline.infer_shard).
+"""Snakemake adapter: answer one shard of a task with one model (globalrep.stages.infer_shard).
 
 The model entry and engine options are read from the config, not from params, so that options
 that do not change results (batch size, device) do not trigger reruns; params.fingerprint does.
 """
 
 from globalrep.models import ModelSpec
-from globalrep.pipeline import infer_shard, setup_logging
+from globalrep.logs import setup_logging
+from globalrep.stages import infer_shard
 
 setup_logging(snakemake.log[0])
 wildcards, config = snakemake.wildcards, snakemake.config

@@ -1,6 +1,7 @@
-"""Snakemake adapter: prepare one task's items (globalrep.pipeline.prepare_task)."""
+"""Snakemake adapter: prepare one task's items (globalrep.stages.prepare_task)."""
 
-from globalrep.pipeline import prepare_task, setup_logging
+from globalrep.logs import setup_logging
+from globalrep.stages import prepare_task
 
 setup_logging(snakemake.log[0])
 task = snakemake.wildcards.task

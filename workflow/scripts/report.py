@@ -1,6 +1,7 @@
-"""Snakemake adapter: write the single-file HTML report (globalrep.pipeline.report)."""
+"""Snakemake adapter: write the single-file HTML report (globalrep.stages.report)."""
 
-from globalrep.pipeline import report, setup_logging
+from globalrep.logs import setup_logging
+from globalrep.stages import report
 
 setup_logging(snakemake.log[0])
 tasks = snakemake.params.tasks

@@ -3,7 +3,7 @@
 
 from globalrep.dialect_pairs import combine_task_items
 from globalrep.dialects import rewrite_task_items
-from globalrep.pipeline import setup_logging
+from globalrep.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 dialects, rewrites = snakemake.params.dialects, list(snakemake.output.rewrites)

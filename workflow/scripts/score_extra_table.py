@@ -1,6 +1,7 @@
-"""Snakemake adapter: write one of a task's extra tables (globalrep.pipeline.extra_table)."""
+"""Snakemake adapter: write one of a task's extra tables (globalrep.stages.extra_table)."""
 
-from globalrep.pipeline import extra_table, setup_logging
+from globalrep.logs import setup_logging
+from globalrep.stages import extra_table
 
 setup_logging(snakemake.log[0])
 wildcards = snakemake.wildcards

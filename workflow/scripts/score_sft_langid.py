@@ -1,7 +1,7 @@
 """Snakemake adapter: the sft_langid tables from all detection shards
 (globalrep.tasks.sft_langid.write_tables)."""
 
-from globalrep.pipeline import setup_logging
+from globalrep.logs import setup_logging
 from globalrep.tasks import sft_langid
 
 setup_logging(snakemake.log[0])

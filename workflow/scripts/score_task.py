@@ -1,6 +1,7 @@
-"""Snakemake adapter: score a task and write its tables (globalrep.pipeline.score_task)."""
+"""Snakemake adapter: score a task and write its tables (globalrep.stages.score_task)."""
 
-from globalrep.pipeline import score_task, setup_logging
+from globalrep.logs import setup_logging
+from globalrep.stages import score_task
 
 setup_logging(snakemake.log[0])
 task = snakemake.wildcards.task

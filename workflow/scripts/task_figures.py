@@ -1,6 +1,7 @@
-"""Snakemake adapter: draw one task's figures (globalrep.pipeline.task_figures)."""
+"""Snakemake adapter: draw one task's figures (globalrep.stages.task_figures)."""
 
-from globalrep.pipeline import setup_logging, task_figures
+from globalrep.logs import setup_logging
+from globalrep.stages import task_figures
 
 setup_logging(snakemake.log[0])
 task = snakemake.wildcards.task

@@ -3,8 +3,7 @@
 ``workflow/scripts/*.py`` are thin adapters: they read what Snakemake hands them and call one
 function here. Every function writes its outputs atomically (temporary file, then rename), logs
 what it did, and raises :class:`~globalrep.errors.GlobalrepError` with a message that says what
-to do. The checks the Snakefile runs before any job starts live here too, so they are tested
-without Snakemake.
+to do.
 """
 
 from __future__ import annotations
@@ -12,20 +11,20 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
-from globalrep.errors import GlobalrepError
-from globalrep.models import ModelSpec, is_local_path
 from globalrep.atomic import atomic_path, write_csv_atomic, write_parquet_atomic
+from globalrep.config_checks import plain, resolve_source, task_chains
+from globalrep.errors import GlobalrepError
+from globalrep.models import ModelSpec
 from globalrep.sharding import shard_items
 from globalrep.tables import read_table
-from globalrep.tasks import TASKS, get_task
+from globalrep.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -37,210 +36,6 @@ VERSIONED_PACKAGES = (
     "globalrep", "snakemake", "torch", "transformers", "tokenizers", "datasets",
     "pandas", "numpy", "pyarrow", "scipy", "matplotlib",
 )  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------------------
-# Logging
-
-
-def setup_logging(log_path: str | os.PathLike | None, level: int = logging.INFO) -> None:
-    """Log to ``log_path``, warnings and errors also to stderr (parallel jobs share the
-    terminal); uncaught errors end up in the log too."""
-    stderr = logging.StreamHandler(sys.stderr)
-    stderr.setLevel(logging.WARNING)
-    handlers: list[logging.Handler] = [stderr]
-    if log_path:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w"))
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers,
-        force=True,
-    )
-    logging.captureWarnings(True)
-    for chatty in ("fontTools", "matplotlib", "PIL", "urllib3", "filelock"):
-        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
-    previous_hook = sys.excepthook
-
-    def log_uncaught(kind, error, traceback):
-        if issubclass(kind, GlobalrepError):
-            logging.getLogger("globalrep").error("%s", error)
-        else:
-            logging.getLogger("globalrep").error("uncaught error", exc_info=(kind, error, traceback))
-        previous_hook(kind, error, traceback)
-
-    sys.excepthook = log_uncaught
-
-
-# ---------------------------------------------------------------------------------------------
-# Checks before any job runs
-
-
-def resolve_source(task_name: str, task_options: Mapping) -> str:
-    """The task's source: a hub id as given, or a local path (relative to the working directory)
-    that must exist. A task with its own ``resolve_source`` (data not given as ``source``) decides."""
-    own = getattr(TASKS.get(task_name), "resolve_source", None)
-    if own is not None:
-        return own(dict(task_options))
-    source = str(task_options.get("source", ""))
-    if not source:
-        raise GlobalrepError(f"config key 'tasks.{task_name}.source' is empty: give a hub dataset id or a local file")
-    if not is_local_path(source):
-        return source
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise GlobalrepError(
-            f"dataset file '{source}' does not exist (config key 'tasks.{task_name}.source', "
-            f"relative to the working directory {Path.cwd()}): fix the path or use a hub dataset id"
-        )
-    return str(path)
-
-
-def source_files(task_name: str, task_options: Mapping) -> list[str]:
-    """The local files a task's items are read from (for a folder, the files in it), so that
-    editing one reruns prepare; none for a hub dataset."""
-    source = resolve_source(task_name, task_options)
-    if not is_local_path(source):
-        return []
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-    return [source]
-
-
-def check_model_paths(models: Mapping[str, Mapping], built_paths: Iterable[str] = ()) -> None:
-    """Every model whose ``path`` is local must exist, unless the workflow builds it
-    (``built_paths``). Raises one error naming every missing model and its config key."""
-    built = {os.path.normpath(p) for p in built_paths}
-    problems = []
-    for name, entry in models.items():
-        for key in ("path", "base_model"):
-            value = entry.get(key)
-            if not value or not is_local_path(value) or os.path.normpath(value) in built:
-                continue
-            if not Path(value).expanduser().exists():
-                problems.append(f"model '{name}': {key} '{value}' does not exist (config key 'models.{name}.{key}')")
-    if problems:
-        raise GlobalrepError(
-            "local model paths are missing; fix them or use hub ids (`org/name`):\n  " + "\n  ".join(problems)
-        )
-
-
-def check_task_sources(tasks: Mapping[str, Mapping]) -> None:
-    """Every task's local source must exist (see :func:`resolve_source`)."""
-    for name, options in tasks.items():
-        resolve_source(name, options)
-
-
-def check_chains(chains: Mapping[str, Sequence[str]], models: Mapping[str, Mapping]) -> None:
-    """Chains may only name configured models."""
-    for chain, members in chains.items():
-        unknown = [m for m in members if m not in models]
-        if unknown:
-            raise GlobalrepError(
-                f"chain '{chain}' names undefined model(s) {', '.join(map(repr, unknown))} "
-                f"(config key 'chains.{chain}'); defined models: {', '.join(models)}"
-            )
-
-
-def task_models(task_name: str, models: Mapping[str, Mapping]) -> tuple[list[str], str]:
-    """The configured models a task evaluates, and a note on those it cannot: models whose
-    ``kind`` is in its ``MODEL_KINDS``, less ``backend: published`` models without a published
-    file for the task (the paper did not publish every output; the sample holds fewer)."""
-    kinds = get_task(task_name).MODEL_KINDS
-    chosen = [name for name, entry in models.items() if entry.get("kind", "lm") in kinds]
-    if not chosen:
-        raise GlobalrepError(
-            f"task '{task_name}' evaluates models of kind {' or '.join(kinds)}, but config key "
-            f"'models' has none: add one or remove 'tasks.{task_name}'"
-        )
-    unpublished = [name for name in chosen if not _has_published(models[name], task_name)]
-    if not unpublished:
-        return chosen, ""
-    log.info("task %s: no published outputs for %s", task_name, ", ".join(unpublished))
-    return [name for name in chosen if name not in unpublished], (
-        f"No published outputs for {', '.join(unpublished)}: "
-        + ("the paper did not publish them, or they are not in paper_repo." if len(unpublished) < len(chosen)
-           else "nothing to show; run the models (config/paper.yaml) to compute this task.")
-    )  # fmt: skip
-
-
-def _has_published(entry: Mapping, task_name: str) -> bool:
-    """Whether a model can answer the task: always for a model that runs; for ``backend:
-    published``, when its file for the task exists."""
-    if entry.get("backend", "hf") != "published":
-        return True
-    path = entry.get("published", {}).get(task_name)
-    return bool(path) and Path(path).expanduser().exists()
-
-
-PAPER_PLACEHOLDERS = ("{paper_repo}", "{paper_outputs}")
-
-
-def resolve_paper_repo(config: Mapping) -> dict:
-    """The config with the paper's repository filled in (config key ``paper_repo``): every
-    ``{paper_repo}`` (the clone) and ``{paper_outputs}`` (its ``outputs/`` folder) in a task
-    option replaced, and ``published`` files made relative to the working directory."""
-    from globalrep.engine.published import outputs_dir
-
-    config = _plain(config)
-    repo = config.get("paper_repo")
-    replacements = {"{paper_repo}": str(repo), "{paper_outputs}": str(outputs_dir(repo))} if repo else {}
-
-    def fill(value: object, key: str) -> object:
-        if isinstance(value, dict):
-            return {k: fill(v, f"{key}.{k}") for k, v in value.items()}
-        if isinstance(value, list):
-            return [fill(v, f"{key}[{i}]") for i, v in enumerate(value)]
-        if not isinstance(value, str) or not any(p in value for p in PAPER_PLACEHOLDERS):
-            return value
-        if not repo:
-            raise GlobalrepError(
-                f"config key '{key}' refers to the paper's repository ({value!r}) but 'paper_repo' is not "
-                "set: give it, e.g. snakemake --config paper_repo=PATH/TO/unintended-impacts-of-alignment"
-            )
-        for placeholder, path in replacements.items():
-            value = value.replace(placeholder, path)
-        return value
-
-    config["tasks"] = fill(config.get("tasks", {}), "tasks")
-    base = Path(replacements.get("{paper_outputs}", "."))
-    for entry in config.get("models", {}).values():
-        if entry.get("published"):
-            entry["published"] = {task: os.path.normpath(base / path) for task, path in entry["published"].items()}
-    return config
-
-
-def inference_options(task_name: str, task_options: Mapping) -> dict:
-    """The task options that can change a task's items or requests: all but ``shards`` and the
-    task's ``SCORE_ONLY_OPTIONS`` (e.g. which countries a table reports), so that changing
-    those reruns scoring, not inference."""
-    score_only = set(getattr(get_task(task_name), "SCORE_ONLY_OPTIONS", ())) | {"shards"}
-    return {k: v for k, v in task_options.items() if k not in score_only}
-
-
-def config_error_message(error: Exception) -> str:
-    """A one-paragraph description of a JSON-schema validation error that names the config key."""
-    path = ".".join(str(part) for part in getattr(error, "absolute_path", ()))
-    where = f"config key '{path}'" if path else "the config's top level"
-    if getattr(error, "validator", None) == "additionalProperties" and isinstance(error.instance, Mapping):
-        allowed = sorted(error.schema.get("properties", {}))
-        unknown = sorted(set(error.instance) - set(allowed))
-        keys = ", ".join(repr(f"{path}.{k}" if path else k) for k in unknown)
-        hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
-        return f"unknown config key {keys}{hint}; see config/README.md"
-    return f"invalid value for {where}: {getattr(error, 'message', error)}; see config/README.md"
-
-
-def task_chains(chains: Mapping[str, Sequence[str]], models: Sequence[str]) -> dict[str, list[str]]:
-    """Each chain restricted to the models a task evaluates; chains left with < 2 models drop out."""
-    kept = {name: [m for m in members if m in models] for name, members in chains.items()}
-    return {name: members for name, members in kept.items() if len(members) >= 2}
-
-
-# ---------------------------------------------------------------------------------------------
-# Stage steps
 
 
 def build_demo(out_dir: str | os.PathLike, text_files: Sequence[str | os.PathLike] = ()) -> None:
@@ -439,7 +234,7 @@ def report(
         )
         for task, (table_csv, deltas_csv) in tables.items()
     }
-    build_report(out_path, tasks, _plain(config), versions())  # writes atomically
+    build_report(out_path, tasks, plain(config), versions())  # writes atomically
     n_figures = sum(len(outputs.figures) for outputs in tasks.values())
     log.info("wrote %s (%d tasks, %d figures)", out_path, len(tasks), n_figures)
 
@@ -540,12 +335,3 @@ def versions() -> dict[str, str]:
 
                 found[package] = f"{__version__} (not installed; from source)"
     return found
-
-
-def _plain(value: object) -> object:
-    """Snakemake's config may hold its own mapping types; the report gets plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

@@ -1,0 +1,187 @@
+"""The checks the Snakefile runs before any job starts (``workflow/rules/common.smk``), and the
+config helpers it plans jobs with; plain functions, so they are tested without Snakemake."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from globalrep.errors import GlobalrepError
+from globalrep.models import is_local_path
+from globalrep.tasks import TASKS, get_task
+
+log = logging.getLogger(__name__)
+
+
+def resolve_source(task_name: str, task_options: Mapping) -> str:
+    """The task's source: a hub id as given, or a local path (relative to the working directory)
+    that must exist. A task with its own ``resolve_source`` (data not given as ``source``) decides."""
+    own = getattr(TASKS.get(task_name), "resolve_source", None)
+    if own is not None:
+        return own(dict(task_options))
+    source = str(task_options.get("source", ""))
+    if not source:
+        raise GlobalrepError(f"config key 'tasks.{task_name}.source' is empty: give a hub dataset id or a local file")
+    if not is_local_path(source):
+        return source
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise GlobalrepError(
+            f"dataset file '{source}' does not exist (config key 'tasks.{task_name}.source', "
+            f"relative to the working directory {Path.cwd()}): fix the path or use a hub dataset id"
+        )
+    return str(path)
+
+
+def source_files(task_name: str, task_options: Mapping) -> list[str]:
+    """The local files a task's items are read from (for a folder, the files in it), so that
+    editing one reruns prepare; none for a hub dataset."""
+    source = resolve_source(task_name, task_options)
+    if not is_local_path(source):
+        return []
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return sorted(str(p) for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    return [source]
+
+
+def check_model_paths(models: Mapping[str, Mapping], built_paths: Iterable[str] = ()) -> None:
+    """Every model whose ``path`` is local must exist, unless the workflow builds it
+    (``built_paths``). Raises one error naming every missing model and its config key."""
+    built = {os.path.normpath(p) for p in built_paths}
+    problems = []
+    for name, entry in models.items():
+        for key in ("path", "base_model"):
+            value = entry.get(key)
+            if not value or not is_local_path(value) or os.path.normpath(value) in built:
+                continue
+            if not Path(value).expanduser().exists():
+                problems.append(f"model '{name}': {key} '{value}' does not exist (config key 'models.{name}.{key}')")
+    if problems:
+        raise GlobalrepError(
+            "local model paths are missing; fix them or use hub ids (`org/name`):\n  " + "\n  ".join(problems)
+        )
+
+
+def check_task_sources(tasks: Mapping[str, Mapping]) -> None:
+    """Every task's local source must exist (see :func:`resolve_source`)."""
+    for name, options in tasks.items():
+        resolve_source(name, options)
+
+
+def check_chains(chains: Mapping[str, Sequence[str]], models: Mapping[str, Mapping]) -> None:
+    """Chains may only name configured models."""
+    for chain, members in chains.items():
+        unknown = [m for m in members if m not in models]
+        if unknown:
+            raise GlobalrepError(
+                f"chain '{chain}' names undefined model(s) {', '.join(map(repr, unknown))} "
+                f"(config key 'chains.{chain}'); defined models: {', '.join(models)}"
+            )
+
+
+def task_models(task_name: str, models: Mapping[str, Mapping]) -> tuple[list[str], str]:
+    """The configured models a task evaluates, and a note on those it cannot: models whose
+    ``kind`` is in its ``MODEL_KINDS``, less ``backend: published`` models without a published
+    file for the task (the paper did not publish every output; the sample holds fewer)."""
+    kinds = get_task(task_name).MODEL_KINDS
+    chosen = [name for name, entry in models.items() if entry.get("kind", "lm") in kinds]
+    if not chosen:
+        raise GlobalrepError(
+            f"task '{task_name}' evaluates models of kind {' or '.join(kinds)}, but config key "
+            f"'models' has none: add one or remove 'tasks.{task_name}'"
+        )
+    unpublished = [name for name in chosen if not _has_published(models[name], task_name)]
+    if not unpublished:
+        return chosen, ""
+    log.info("task %s: no published outputs for %s", task_name, ", ".join(unpublished))
+    return [name for name in chosen if name not in unpublished], (
+        f"No published outputs for {', '.join(unpublished)}: "
+        + ("the paper did not publish them, or they are not in paper_repo." if len(unpublished) < len(chosen)
+           else "nothing to show; run the models (config/paper.yaml) to compute this task.")
+    )  # fmt: skip
+
+
+def _has_published(entry: Mapping, task_name: str) -> bool:
+    """Whether a model can answer the task: always for a model that runs; for ``backend:
+    published``, when its file for the task exists."""
+    if entry.get("backend", "hf") != "published":
+        return True
+    path = entry.get("published", {}).get(task_name)
+    return bool(path) and Path(path).expanduser().exists()
+
+
+PAPER_PLACEHOLDERS = ("{paper_repo}", "{paper_outputs}")
+
+
+def resolve_paper_repo(config: Mapping) -> dict:
+    """The config with the paper's repository filled in (config key ``paper_repo``): every
+    ``{paper_repo}`` (the clone) and ``{paper_outputs}`` (its ``outputs/`` folder) in a task
+    option replaced, and ``published`` files made relative to the working directory."""
+    from globalrep.engine.published import outputs_dir
+
+    config = plain(config)
+    repo = config.get("paper_repo")
+    replacements = {"{paper_repo}": str(repo), "{paper_outputs}": str(outputs_dir(repo))} if repo else {}
+
+    def fill(value: object, key: str) -> object:
+        if isinstance(value, dict):
+            return {k: fill(v, f"{key}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        if not isinstance(value, str) or not any(p in value for p in PAPER_PLACEHOLDERS):
+            return value
+        if not repo:
+            raise GlobalrepError(
+                f"config key '{key}' refers to the paper's repository ({value!r}) but 'paper_repo' is not "
+                "set: give it, e.g. snakemake --config paper_repo=PATH/TO/unintended-impacts-of-alignment"
+            )
+        for placeholder, path in replacements.items():
+            value = value.replace(placeholder, path)
+        return value
+
+    config["tasks"] = fill(config.get("tasks", {}), "tasks")
+    base = Path(replacements.get("{paper_outputs}", "."))
+    for entry in config.get("models", {}).values():
+        if entry.get("published"):
+            entry["published"] = {task: os.path.normpath(base / path) for task, path in entry["published"].items()}
+    return config
+
+
+def inference_options(task_name: str, task_options: Mapping) -> dict:
+    """The task options that can change a task's items or requests: all but ``shards`` and the
+    task's ``SCORE_ONLY_OPTIONS`` (e.g. which countries a table reports), so that changing
+    those reruns scoring, not inference."""
+    score_only = set(getattr(get_task(task_name), "SCORE_ONLY_OPTIONS", ())) | {"shards"}
+    return {k: v for k, v in task_options.items() if k not in score_only}
+
+
+def config_error_message(error: Exception) -> str:
+    """A one-paragraph description of a JSON-schema validation error that names the config key."""
+    path = ".".join(str(part) for part in getattr(error, "absolute_path", ()))
+    where = f"config key '{path}'" if path else "the config's top level"
+    if getattr(error, "validator", None) == "additionalProperties" and isinstance(error.instance, Mapping):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        keys = ", ".join(repr(f"{path}.{k}" if path else k) for k in unknown)
+        hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+        return f"unknown config key {keys}{hint}; see config/README.md"
+    return f"invalid value for {where}: {getattr(error, 'message', error)}; see config/README.md"
+
+
+def task_chains(chains: Mapping[str, Sequence[str]], models: Sequence[str]) -> dict[str, list[str]]:
+    """Each chain restricted to the models a task evaluates; chains left with < 2 models drop out."""
+    kept = {name: [m for m in members if m in models] for name, members in chains.items()}
+    return {name: members for name, members in kept.items() if len(members) >= 2}
+
+
+
+def plain(value: object) -> object:
+    """Snakemake's config may hold its own mapping types; the report gets plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
