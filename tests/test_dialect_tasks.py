@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from globalrep import dialect_pairs, stages
+from globalrep import dialect_pairs, stages, tables
 from globalrep.engine.requests import GenerateRequest, LoglikRequest, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
@@ -198,14 +198,14 @@ def test_infer_score_tables_and_figures_with_tiny_models(
     chains = {"c": [spec.name for spec in specs]} if len(specs) > 1 else {}
     outs = [tmp_path / name for name in ("scores.parquet", "table.csv", "deltas.csv")]
     stages.score_task(task, options, prepared, shards, chains, *outs)
-    table = stages.read_table(outs[1])
+    table = tables.read_table(outs[1])
     assert {"sae", "shout"} == set(table["group"])
     assert set(table.loc[table["group"] == "shout", "metric"]) > set(table.loc[table["group"] == "sae", "metric"])
     stages.extra_table(task, options, outs[0], chains, "dialect_pairs", tmp_path / "pairs.csv")
     pairs = pd.read_csv(tmp_path / "pairs.csv")
     assert list(pairs.columns) == dialect_pairs.COMPARISON_COLUMNS and set(pairs["dialect"]) == {"shout"}
-    stages = {spec.name: spec.stage for spec in specs}
-    written = stages.task_figures(task, options, outs[1], outs[2], chains, stages, tmp_path / "figures")
+    models_stage = {spec.name: spec.stage for spec in specs}
+    written = stages.task_figures(task, options, outs[1], outs[2], chains, models_stage, tmp_path / "figures")
     assert len(written) >= 4 and all(p.stat().st_size > 1000 for p in written)
 
 
