@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from globalrep.errors import GlobalrepError
+from globalrep.sources import read_csv_text
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def read_us_favorability(path: str | Path, countries: pd.DataFrame) -> pd.DataFr
     path = Path(path)
     if not path.is_file():
         raise GlobalrepError(f"US favorability file {str(path)!r} does not exist")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    raw = read_csv_text(path)
     if raw.shape[1] < 2:
         raise GlobalrepError(f"{path}: expected two columns (country with emoji code, % favorable), got {raw.shape[1]}")
     by_code = dict(zip(countries["code"], countries["name"]))

@@ -21,6 +21,7 @@ import pandas as pd
 
 from globalrep.atomic import write_csv_atomic, write_parquet_atomic
 from globalrep.errors import GlobalrepError
+from globalrep.intermediates import read_parquet_output
 from globalrep.stats import mcnemar_exact, paired_difference
 
 SAE = "sae"
@@ -73,8 +74,8 @@ def combine_task_items(
     summary_out: str | os.PathLike,
 ) -> None:
     """The workflow step: the paired items of a dialect task, and how often each rule fired."""
-    sae = pd.read_parquet(sae_path)
-    rewrites = {dialect: pd.read_parquet(path) for dialect, path in rewrite_paths.items()}
+    sae = read_parquet_output(sae_path)
+    rewrites = {dialect: read_parquet_output(path) for dialect, path in rewrite_paths.items()}
     items = combine(sae, rewrites)
     summary = rewrite_summary(rewrites)
     write_parquet_atomic(items, items_out)

@@ -463,10 +463,11 @@ def rewrite_task_items(
     ``dialects`` (one file each, same ``item_id``s, with the rules that fired). One process for
     all dialects: imports, spaCy and WordNet load once."""
     from globalrep.atomic import write_parquet_atomic
+    from globalrep.intermediates import read_parquet_output
     from globalrep.tasks import get_task
 
     task = get_task(task_name)
-    items = pd.read_parquet(sae_path)
+    items = read_parquet_output(sae_path)
     log.info("Multi-VALUE features %s are off (see DISABLED_FEATURES)", ", ".join(map(str, DISABLED_FEATURES)))
     for dialect, out_path in zip(dialects, out_paths, strict=True):
         rewriter = DialectRewriter(dialect, seed, nltk_data)

@@ -15,7 +15,9 @@ from globalrep.errors import GlobalrepError
 
 def setup_logging(log_path: str | os.PathLike | None, level: int = logging.INFO) -> None:
     """Log to ``log_path``, warnings and errors also to stderr (parallel jobs share the
-    terminal); uncaught errors end up in the log too."""
+    terminal). An uncaught :class:`GlobalrepError` (bad input, explained) is logged as its
+    message alone, once, with the log's path; any other uncaught error is a bug and is logged
+    with its traceback. Either way it is written once to each place, not again by Python."""
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setLevel(logging.WARNING)
     handlers: list[logging.Handler] = [stderr]
@@ -31,13 +33,13 @@ def setup_logging(log_path: str | os.PathLike | None, level: int = logging.INFO)
     logging.captureWarnings(True)
     for chatty in ("fontTools", "matplotlib", "PIL", "urllib3", "filelock"):
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
-    previous_hook = sys.excepthook
+    where = f" (log: {log_path})" if log_path else ""
 
     def log_uncaught(kind, error, traceback):
+        logger = logging.getLogger("globalrep")
         if issubclass(kind, GlobalrepError):
-            logging.getLogger("globalrep").error("%s", error)
+            logger.error("%s%s", error, where)
         else:
-            logging.getLogger("globalrep").error("uncaught error", exc_info=(kind, error, traceback))
-        previous_hook(kind, error, traceback)
+            logger.error("uncaught error%s", where, exc_info=(kind, error, traceback))
 
     sys.excepthook = log_uncaught

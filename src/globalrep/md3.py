@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from globalrep.errors import GlobalrepError
-from globalrep.sources import require_columns
+from globalrep.sources import read_csv_text, require_columns
 
 DIALECTS = ("en_us", "en_in", "en_ng")
 DOWNLOAD_HINT = (
@@ -177,7 +177,7 @@ def check_md3_dir(md3_dir: str | Path, dialects: Sequence[str] = DIALECTS) -> No
 def read_items_csv(path: str | Path, dialects: Sequence[str] = DIALECTS) -> pd.DataFrame:
     """Games from a cleaned items CSV (``dialect, transcript, correct_answer, distractors``), the
     transcript as ``speaker: text`` lines."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = read_csv_text(path)
     require_columns(frame, ITEMS_COLUMNS, path, f"an MD3 items CSV has {', '.join(ITEMS_COLUMNS)}")
     unknown = sorted(set(frame["dialect"]) - set(DIALECTS))
     if unknown:
@@ -230,7 +230,7 @@ def _items(games: list[dict], where: str) -> pd.DataFrame:
 
 def _read_tsv(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     # Text as written: MD3 transcripts hold words such as "NA" and "null" that are not missing.
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    frame = read_csv_text(path, sep="\t")
     require_columns(frame, columns, path, f"it has {', '.join(frame.columns)}. {DOWNLOAD_HINT}")
     return frame
 

@@ -22,7 +22,7 @@ import yaml
 from globalrep.atomic import write_text_atomic
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec, fingerprint
-from globalrep.tables import read_table
+from globalrep.intermediates import read_table_output
 from globalrep.tasks import get_task
 
 # The report's sections, in order: {axis: (title, what the axis asks)}.
@@ -138,7 +138,7 @@ def _contents(axes: Mapping[str, Sequence[str]]) -> str:
 
 def _axis_section(axis: str, tasks: Mapping[str, TaskOutputs], config: dict) -> str:
     title, question = AXES[axis]
-    loaded = {task: (read_table(outputs.table), read_table(outputs.deltas)) for task, outputs in tasks.items()}
+    loaded = {task: (read_table_output(outputs.table), read_table_output(outputs.deltas)) for task, outputs in tasks.items()}
     return "\n".join(
         [
             f'<section class="axis" id="axis-{_e(axis)}">',
@@ -170,7 +170,7 @@ def _task_section(task: str, outputs: TaskOutputs, table: pd.DataFrame, deltas: 
     parts.append("<h4>Changes along chains (paired over items)</h4>")
     parts.append(_frame_table(deltas) if len(deltas) else "<p>No chain comparisons for this task.</p>")
     for name, path in outputs.extra_tables.items():
-        parts += [f"<h4>{_e(name)} <small>({_e(task)}_{_e(name)}.csv)</small></h4>", _frame_table(read_table(path))]
+        parts += [f"<h4>{_e(name)} <small>({_e(task)}_{_e(name)}.csv)</small></h4>", _frame_table(read_table_output(path))]
     parts.append("</section>")
     return "\n".join(parts)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -25,12 +28,13 @@ def read_records(source: str, split: str, what: str, default_source: str) -> pd.
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix == ".csv":
-            # Everything as text: the task's parser decides what each field means.
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
-        if suffix in (".json", ".jsonl"):
-            return pd.read_json(path, lines=suffix == ".jsonl", dtype=False)
+            return read_csv_text(path)
+        if suffix == ".jsonl":
+            return read_jsonl(path)
+        if suffix == ".json":
+            return read_json_records(path)
         if suffix == ".parquet":
-            return pd.read_parquet(path)
+            return _read_parquet(path)
         raise GlobalrepError(f"{source}: unsupported file type {suffix!r}; use .csv, .json, .jsonl or .parquet")
     if is_local_path(source):
         raise GlobalrepError(
@@ -40,3 +44,61 @@ def read_records(source: str, split: str, what: str, default_source: str) -> pd.
     from datasets import load_dataset  # heavy import, only for hub sources
 
     return load_dataset(source, split=split).to_pandas()
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A text file's content; a UTF-8 byte-order mark (as Excel and Notepad write) is dropped."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise GlobalrepError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8") from None
+
+
+def read_csv_text(path: str | os.PathLike, sep: str = ",") -> pd.DataFrame:
+    """A CSV (or, with ``sep``, TSV) file with every field as text (the task's parser decides
+    what a field means; "NA" stays "NA"). Malformed files raise a GlobalrepError naming the line."""
+    try:
+        return pd.read_csv(io.StringIO(read_text(path)), sep=sep, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise GlobalrepError(f"{path}: the file is empty; it needs a header line and one row per item") from None
+    except pd.errors.ParserError as error:  # pandas names the line: "Expected 5 fields in line 4, saw 7"
+        raise GlobalrepError(
+            f"{path}: not valid CSV ({str(error).strip()}); quote fields that contain '{sep}' or line breaks"
+        ) from None
+
+
+def read_jsonl(path: str | os.PathLike) -> pd.DataFrame:
+    """A JSON Lines file, one object per line (blank lines skipped), as one row each."""
+    records = []
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise GlobalrepError(f"{path}, line {number}: not JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(record, dict):
+            raise GlobalrepError(f"{path}, line {number}: a JSON {type(record).__name__}, not an object")
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def read_json_records(path: str | os.PathLike) -> pd.DataFrame:
+    """A JSON file holding a table: a list of objects, or pandas' other layouts (``{column: {row:
+    value}}``)."""
+    text = read_text(path)
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        raise GlobalrepError(f"{path}, line {error.lineno}: not JSON ({error.msg} at column {error.colno})") from None
+    try:
+        return pd.read_json(io.StringIO(text), dtype=False)
+    except ValueError as error:
+        raise GlobalrepError(f"{path}: JSON that is not a table ({error}); give a list of objects, one per row") from None
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise GlobalrepError(f"{path}: not a readable Parquet file ({error})") from None

@@ -21,9 +21,9 @@ import pandas as pd
 from globalrep.atomic import atomic_path, write_csv_atomic, write_parquet_atomic
 from globalrep.config_checks import plain, resolve_source, task_chains
 from globalrep.errors import GlobalrepError
+from globalrep.intermediates import load_parquet, read_parquet_output, read_table_output
 from globalrep.models import ModelSpec
 from globalrep.sharding import shard_items
-from globalrep.tables import read_table
 from globalrep.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def infer_shard(
     from globalrep import engine
 
     task = get_task(task_name)
-    items = shard_items(pd.read_parquet(prepared_path), n_shards, shard)
+    items = shard_items(read_parquet_output(prepared_path), n_shards, shard)
     log.info("%s / %s: shard %d of %d holds %d items", task_name, model.name, shard, n_shards, len(items))
     if items.empty:
         write_parquet_atomic(pd.DataFrame({"item_id": pd.Series([], dtype=str)}), out_path)
@@ -121,7 +121,7 @@ def score_task(
 
     task = get_task(task_name)
     options = dict(task_options)
-    items = pd.read_parquet(prepared_path)
+    items = read_parquet_output(prepared_path)
     frame = load_predictions(items, predictions)
     scores = task.score(items, frame, options)
     write_parquet_atomic(scores, scores_out)
@@ -157,7 +157,7 @@ def extra_table(
     tables use); ``chains`` are the task's chains, as for :func:`score_task`."""
     task = get_task(task_name)
     options = dict(task_options)
-    rows = _table_rows(task, pd.read_parquet(scores_path), options)
+    rows = _table_rows(task, read_parquet_output(scores_path), options)
     chains = {name: list(members) for name, members in chains.items()}
     table = task.EXTRA_TABLES[table_name](rows, chains, options)
     write_csv_atomic(table, out_path)
@@ -194,7 +194,7 @@ def task_figures(
         elif hasattr(task, "figures"):
             options = {**task_options, "models_stage": dict(models_stage)}
             chains = {name: list(members) for name, members in chains.items()}
-            task.figures(read_table(table_path), read_table(deltas_path), chains, staging, options)
+            task.figures(read_table_output(table_path), read_table_output(deltas_path), chains, staging, options)
         else:
             log.warning("task %s draws no figures", task_name)
     written = sorted(p for p in out_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -246,36 +246,26 @@ def report(
 def load_predictions(items: pd.DataFrame, predictions: Mapping[str, Sequence[str | os.PathLike]]) -> pd.DataFrame:
     """All models' shards, one frame with a ``model`` column. Unreadable or wrong shards are
     deleted and named in the error, so that rerunning Snakemake recomputes just them."""
-    import pyarrow as pa
-
     frames, bad = [], []
     for model, paths in predictions.items():
         for shard, path in enumerate(paths):
             expected = shard_items(items, len(paths), shard)["item_id"]
             try:
-                frame = _read_shard(path)
+                frame = load_parquet(path)
                 _check_shard_ids(frame, expected, f"shard {path}")
-            except (GlobalrepError, OSError, ValueError, pa.ArrowException) as error:
+            except GlobalrepError as error:
                 bad.append((Path(path), error))
                 continue
             frames.append(frame.assign(model=model))
     if bad:
         for path, _ in bad:
             path.unlink(missing_ok=True)
-        listing = "\n  ".join(f"{path}: {error}" for path, error in bad)
+        listing = "\n  ".join(str(error) for _, error in bad)
         raise GlobalrepError(
             f"{len(bad)} prediction shard(s) could not be used and were deleted:\n  {listing}\n"
             "Rerun snakemake: it recomputes exactly the missing shards, then scores again."
         )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"item_id": [], "model": []})
-
-
-def _read_shard(path: str | os.PathLike) -> pd.DataFrame:
-    import pyarrow.parquet as pq
-
-    if not Path(path).exists():
-        raise GlobalrepError("missing")
-    return pq.read_table(path).to_pandas()
 
 
 def _check_shard_ids(frame: pd.DataFrame, expected: pd.Series, what: str) -> None:

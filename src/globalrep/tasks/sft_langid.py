@@ -27,6 +27,7 @@ from scipy.stats import binomtest
 from globalrep.atomic import write_csv_atomic, write_parquet_atomic
 from globalrep.datafiles import local_files
 from globalrep.errors import GlobalrepError
+from globalrep.intermediates import read_parquet_output
 from globalrep.langid import Detectors, detector_versions
 from globalrep.languages import language_name
 from globalrep.models import fingerprint, is_local_path
@@ -192,14 +193,7 @@ def share_table(messages: pd.DataFrame) -> pd.DataFrame:
 def write_tables(shards: Mapping[str, list], scores_out, table_out, deltas_out) -> None:
     """One job: all datasets' shards → the per-message rows, the share table and an empty deltas
     table (no chains: the datasets are not models)."""
-    frames = []
-    for name, paths in shards.items():
-        for path in paths:
-            try:
-                frames.append(pd.read_parquet(path))
-            except (OSError, ValueError) as error:
-                Path(path).unlink(missing_ok=True)
-                raise GlobalrepError(f"{path} could not be read and was deleted ({error}); rerun snakemake") from None
+    frames = [read_parquet_output(path) for paths in shards.values() for path in paths]
     messages = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=MESSAGE_COLUMNS)
     write_parquet_atomic(messages, scores_out)
     table = share_table(messages)

@@ -25,6 +25,7 @@ from globalrep.engine.requests import GenerateRequest
 from globalrep.errors import GlobalrepError
 from globalrep.languages import named_language
 from globalrep.models import is_local_path
+from globalrep.sources import read_text
 
 NAME = "tydiqa_goldp"
 PROMPT_VERSION = "1"
@@ -112,6 +113,9 @@ def _train_source(options: dict, source: str) -> str:
     return source  # the hub dataset's train split
 
 
+SQUAD_LAYOUT = "data[].paragraphs[].{context, qas[].{id, question, answers[].text}}"
+
+
 def _read_questions(source: str, split: str, key: str) -> pd.DataFrame:
     """``id, language, context, question, answers`` from local SQuAD-1.1 JSON or the hub."""
     if is_local_path(source):
@@ -134,23 +138,36 @@ def _read_questions(source: str, split: str, key: str) -> pd.DataFrame:
 
 def _squad_rows(path: Path) -> list[dict]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))["data"]
-        return [
-            {
-                "id": str(qa["id"]),
-                "context": paragraph["context"],
-                "question": qa["question"],
-                "answers": [answer["text"] for answer in qa["answers"]],
-            }
-            for article in data
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as error:
+        raise GlobalrepError(f"{path}, line {error.lineno}: not JSON ({error.msg} at column {error.colno})") from None
+    try:
+        questions = [
+            (paragraph["context"], qa)
+            for article in data["data"]
             for paragraph in article["paragraphs"]
             for qa in paragraph["qas"]
         ]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (KeyError, TypeError) as error:
         raise GlobalrepError(
-            f"{path}: not SQuAD-1.1 JSON ({error.__class__.__name__}: {error}); expected "
-            "data[].paragraphs[].{context, qas[].{id, question, answers[].text}}"
+            f"{path}: not SQuAD-1.1 JSON ({error.__class__.__name__}: {error}); expected {SQUAD_LAYOUT}"
         ) from None
+    return [_squad_row(path, number, context, qa) for number, (context, qa) in enumerate(questions, start=1)]
+
+
+def _squad_row(path: Path, number: int, context: str, qa) -> dict:
+    question_id = qa.get("id") if isinstance(qa, dict) else None
+    which = f"question {question_id}" if question_id else f"question number {number}"
+    try:
+        return {
+            "id": str(qa["id"]),
+            "context": context,
+            "question": qa["question"],
+            "answers": [answer["text"] for answer in qa["answers"]],
+        }
+    except (KeyError, TypeError) as error:
+        problem = f"has no {error} field" if isinstance(error, KeyError) else f"is malformed ({error})"
+        raise GlobalrepError(f"{path}: not SQuAD-1.1 JSON: {which} {problem}; expected {SQUAD_LAYOUT}") from None
 
 
 def _select_languages(frame: pd.DataFrame, languages, source: str) -> pd.DataFrame:
