@@ -246,10 +246,27 @@ def test_check_model_paths(tmp_path):
         "body": {"path": "org/rm", "base_model": str(tmp_path / "nobody")},
     }
     with pytest.raises(GlobalrepError) as caught:
-        config_checks.check_model_paths(models, ["results/demo/models/demo-base"])
+        config_checks.check_models(models, ["results/demo/models/demo-base"])
     message = str(caught.value)
     assert "models.gone.path" in message and "models.body.base_model" in message
     assert "'hub'" not in message and "'local'" not in message and "'built'" not in message
+
+
+def test_value_head_without_body_and_missing_relative_paths_are_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    models = {
+        "rm": {"path": "org/rm", "kind": "reward", "head": "value-head"},
+        "ckpt": {"path": "checkpoints/nosuch"},
+        "weights": {"path": "rm.safetensors"},
+        "hub": {"path": "org/name"},
+        "rm-ok": {"path": "org/rm", "kind": "reward", "head": "value-head", "base_model": "org/body"},
+    }
+    with pytest.raises(GlobalrepError) as caught:
+        config_checks.check_models(models)
+    message = str(caught.value)
+    assert "models.rm.base_model" in message and "models.ckpt.path" in message and "models.weights.path" in message
+    assert "'hub'" not in message and "'rm-ok'" not in message and "./name" in message
 
 
 def test_resolve_source(tmp_path, monkeypatch):

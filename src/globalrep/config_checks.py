@@ -47,11 +47,16 @@ def source_files(task_name: str, task_options: Mapping) -> list[str]:
     return [source]
 
 
-def check_model_paths(models: Mapping[str, Mapping], built_paths: Iterable[str] = ()) -> None:
+def check_models(models: Mapping[str, Mapping], built_paths: Iterable[str] = ()) -> None:
     """Every model whose ``path`` is local must exist, unless the workflow builds it
-    (``built_paths``). Raises one error naming every missing model and its config key."""
+    (``built_paths``); a ``head: value-head`` reward model needs ``base_model``. Raises one error
+    naming every problem and its config key."""
     built = {os.path.normpath(p) for p in built_paths}
-    problems = []
+    problems = [
+        f"model '{name}': head: value-head needs the causal LM body (config key 'models.{name}.base_model')"
+        for name, entry in models.items()
+        if entry.get("head") == "value-head" and not entry.get("base_model")
+    ]
     for name, entry in models.items():
         for key in ("path", "base_model"):
             value = entry.get(key)
@@ -61,7 +66,8 @@ def check_model_paths(models: Mapping[str, Mapping], built_paths: Iterable[str] 
                 problems.append(f"model '{name}': {key} '{value}' does not exist (config key 'models.{name}.{key}')")
     if problems:
         raise GlobalrepError(
-            "local model paths are missing; fix them or use hub ids (`org/name`):\n  " + "\n  ".join(problems)
+            f"models are misconfigured (local paths are relative to the working directory {Path.cwd()}; "
+            "write ./name for a local folder, `org/name` for a hub id):\n  " + "\n  ".join(problems)
         )
 
 
