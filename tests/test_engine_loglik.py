@@ -131,3 +131,57 @@ def test_reward_request_to_a_language_model_is_refused(lm):
 
     with pytest.raises(GlobalrepError, match="reward requests need kind: reward"):
         answer(lm[0], [RewardRequest("r", "k", (Chat((("user", "hi"), ("assistant", "hello"))),))], {})
+
+
+def test_requests_sharing_item_and_key_are_refused(lm):
+    requests = [LoglikRequest("q", "k", "context", (" a",)), LoglikRequest("q", "k", "other context", (" b",))]
+    with pytest.raises(GlobalrepError, match="item 'q' share the key 'k'"):
+        answer(lm[0], requests, {"device": "cpu"})
+
+
+def test_a_context_absorbed_by_the_merge_is_named():
+    one_token_per_text = lambda texts: [[len(text)] for text in texts]  # noqa: E731
+    with pytest.raises(GlobalrepError, match="after context 'In': the context's only token merges"):
+        tokenize_request(one_token_per_text, "In", ("dia",))
+
+
+def test_repeated_continuations_are_scored_once_and_tie_exactly(lm):
+    request = LoglikRequest("r", "k", "Where are you from? I am from", (" Paris", " the world", " Paris"))
+    result = _assert_matches_reference(lm, [request])
+    logprobs, ntokens = result.loc["r", "k_logprob"], result.loc["r", "k_ntokens"]
+    assert logprobs[0] == logprobs[2] and ntokens[0] == ntokens[2]
+
+
+@pytest.fixture(scope="module")
+def short_window_lm(tiny_tokenizer, tmp_path_factory):
+    from globalrep.demo import build_causal_lm
+
+    path = build_causal_lm(tiny_tokenizer, tmp_path_factory.mktemp("short_window"), 0, max_position_embeddings=32)
+    spec = ModelSpec(name="short", path=str(path), dtype="float32", batch_size=2)
+    return spec, load_tokenizer(spec), load_causal_lm(spec, CPU)
+
+
+def test_contexts_over_the_window_are_shortened_from_the_left_and_counted(short_window_lm, caplog):
+    from globalrep.engine.loglik import fit_window
+
+    spec, tokenizer, model = short_window_lm
+    rng = random.Random(4)
+    long = LoglikRequest("long", "k", _sentence(rng, 60), (" the world", " news"))
+    short = LoglikRequest("short", "k", _sentence(rng, 3), (" a", " city"))
+    with caplog.at_level("INFO"):
+        result = answer(spec, [long, short], {"device": "cpu"}).set_index("item_id")
+    assert "1 of 2 log-likelihood contexts exceeded the model's window (32 tokens)" in caplog.text
+    tokenized = tokenize_request(lambda texts: encode_many(texts, tokenizer), long.context, long.continuations)
+    fitted, cut = fit_window(tokenized, 32, keep_first=True)
+    assert cut > 0 and fitted.context[0] == tokenizer.bos_token_id
+    assert max(c.prefix_len + len(c.tokens) for c in fitted.continuations) == 32
+    expected = loglik_one_forward_per_continuation(model, fitted, CPU)
+    assert result.loc["long", "k_logprob"] == pytest.approx(expected, abs=1e-4)
+    assert result.loc["long", "k_ntokens"] == [len(c.tokens) for c in tokenized.continuations]
+    assert result.loc["short", "k_logprob"] == pytest.approx(_reference(spec, tokenizer, model, short), abs=1e-4)
+
+
+def test_a_continuation_longer_than_the_window_is_an_error(short_window_lm):
+    request = LoglikRequest("huge", "k", "context", (" " + _sentence(random.Random(5), 60),))
+    with pytest.raises(GlobalrepError, match="item huge, k: a continuation of .* does not fit the model's window of 32"):
+        answer(short_window_lm[0], [request], {"device": "cpu"})

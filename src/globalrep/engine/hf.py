@@ -12,15 +12,17 @@ import torch
 
 from globalrep.engine import loading
 from globalrep.engine.batching import run_batched
-from globalrep.engine.loglik import pack_rows, score_rows, tokenize_request
+from globalrep.engine.loglik import fit_window, pack_rows, score_rows, tokenize_request
 from globalrep.engine.prompts import encode, encode_many, render
-from globalrep.engine.requests import GenerateRequest, LoglikRequest, Request, RewardRequest
+from globalrep.engine.requests import GenerateRequest, LoglikRequest, Request, RewardRequest, check_unique_keys
 from globalrep.engine.truncation import fit_prompt, model_window
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
+# Tokens of one packed log-likelihood row (config key engine.max_packed_tokens); a forward holds
+# up to batch_size rows.
 DEFAULT_MAX_PACKED_TOKENS = 2048
 
 
@@ -28,6 +30,7 @@ def answer_hf(spec: ModelSpec, requests: Sequence[Request], engine_options: dict
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # per-shard tqdm bars say enough in job logs
+    check_unique_keys(requests)
     device = loading.resolve_device(engine_options.get("device", "auto"))
     answers: dict[str, dict] = defaultdict(dict)
     by_type: dict[type, list] = defaultdict(list)
@@ -68,24 +71,39 @@ def _timed(spec: ModelSpec, kind: str, requests: list, answers: dict, run) -> No
 
 
 def answer_loglik(model, tokenizer, spec, requests: list[LoglikRequest], device, max_row_tokens: int):
-    """Returns ({(item_id, column): value}, tokens forwarded)."""
-    tokenized = [
-        tokenize_request(lambda texts: encode_many(texts, tokenizer),
-                         render(request.context, tokenizer, spec.chat_template), request.continuations)
-        for request in requests
-    ]
+    """Returns ({(item_id, column): value}, tokens forwarded). A continuation repeated within a
+    request is scored once and shares its result, so repeats tie exactly. A context too long for
+    the model's window is shortened from the left (see :func:`fit_window`) and counted."""
+    window = model_window(model)
+    distinct = [tuple(dict.fromkeys(request.continuations)) for request in requests]
+    tokenized, shortened = [], 0
+    for request, continuations in zip(requests, distinct):
+        tokens = tokenize_request(lambda texts: encode_many(texts, tokenizer),
+                                  render(request.context, tokenizer, spec.chat_template), continuations)
+        try:
+            tokens, cut = fit_window(tokens, window, keep_first=tokens.context[:1] == (tokenizer.bos_token_id,))
+        except GlobalrepError as error:
+            raise GlobalrepError(f"item {request.item_id}, {request.key}: {error}") from None
+        tokenized.append(tokens)
+        shortened += cut > 0
+    (log.warning if shortened else log.info)(
+        "%s: %d of %d log-likelihood contexts exceeded the model's window (%s tokens) and were shortened from the left",
+        spec.name, shortened, len(requests), window)
     rows = sorted(pack_rows(tokenized, max_row_tokens), key=lambda row: -len(row.tokens))
     sums = run_batched(rows, spec.batch_size,
                        lambda batch: score_rows(model, batch, tokenizer.pad_token_id, device),
                        f"{spec.name} loglik")
-    logprobs = [[0.0] * len(request.continuations) for request in requests]
+    logprobs = [[0.0] * len(continuations) for continuations in distinct]
     for row, row_sums in zip(rows, sums):
         for index, value in zip(row.continuation_indices, row_sums):
             logprobs[row.request_index][index] = value
     columns = {}
-    for request, tokens, values in zip(requests, tokenized, logprobs):
-        columns[(request.item_id, f"{request.key}_logprob")] = values
-        columns[(request.item_id, f"{request.key}_ntokens")] = [len(c.tokens) for c in tokens.continuations]
+    for request, continuations, tokens, values in zip(requests, distinct, tokenized, logprobs):
+        position = {text: index for index, text in enumerate(continuations)}
+        columns[(request.item_id, f"{request.key}_logprob")] = [values[position[c]] for c in request.continuations]
+        columns[(request.item_id, f"{request.key}_ntokens")] = [
+            len(tokens.continuations[position[c]].tokens) for c in request.continuations
+        ]
     return columns, sum(len(row.tokens) for row in rows)
 
 

@@ -49,6 +49,12 @@ def tokenize_request(encode_many, context: str, continuations: Sequence[str]) ->
     parts = []
     for continuation, joint in zip(continuations, joints):
         prefix_len = common_prefix_len(context_ids, joint)
+        if prefix_len == 0 and len(joint) > 0 and context_ids:
+            raise GlobalrepError(
+                f"cannot score continuation {continuation!r} after context {context!r}: the context's "
+                "only token merges with the continuation's first one, so nothing is left to predict it "
+                "from; end the context at a word boundary (e.g. with a space) or use a tokenizer with a BOS token"
+            )
         if prefix_len == 0 and len(joint) > 0:
             raise GlobalrepError(
                 f"cannot score continuation {continuation!r}: with an empty context and no BOS token, "
@@ -56,6 +62,27 @@ def tokenize_request(encode_many, context: str, continuations: Sequence[str]) ->
             )
         parts.append(Continuation(prefix_len, tuple(joint[prefix_len:])))
     return TokenizedRequest(tuple(context_ids), tuple(parts))
+
+
+def fit_window(request: TokenizedRequest, window: int | None, keep_first: bool) -> tuple[TokenizedRequest, int]:
+    """``request`` with its context shortened from the left so that the context prefix plus the
+    longest continuation fits the model's ``window`` (its position embeddings), and how many
+    context tokens were dropped (0 when it fits). ``keep_first`` keeps a leading BOS token. A
+    continuation that does not fit with one context token before it is an error."""
+    needed = max((c.prefix_len + len(c.tokens) for c in request.continuations), default=0)
+    if window is None or needed <= window:
+        return request, 0
+    cut = needed - window
+    start = int(keep_first)
+    if any(c.prefix_len - cut <= start for c in request.continuations):
+        longest = max(len(c.tokens) for c in request.continuations)
+        raise GlobalrepError(
+            f"a continuation of {longest} tokens does not fit the model's window of {window} tokens "
+            "with any of its context before it; use a model with a longer window or shorter answers"
+        )
+    context = request.context[:start] + request.context[start + cut :]
+    continuations = tuple(Continuation(c.prefix_len - cut, c.tokens) for c in request.continuations)
+    return TokenizedRequest(context, continuations), cut
 
 
 @dataclass(frozen=True)

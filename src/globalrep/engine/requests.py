@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
+from globalrep.errors import GlobalrepError
+
 
 @dataclass(frozen=True)
 class Chat:
@@ -37,6 +39,9 @@ class LoglikRequest:
 
     Answer columns: ``{key}_logprob`` (list of summed log-probabilities, natural log) and
     ``{key}_ntokens`` (list of continuation token counts), in the order of ``continuations``.
+    An empty continuation gets 0.0 and 0 tokens: producing nothing more has probability 1, so
+    its summed log-probability is exactly 0. Its per-token mean is undefined, so no task builds
+    one: every task's continuations start with a space or a letter.
     """
 
     item_id: str
@@ -75,3 +80,17 @@ class RewardRequest:
 
 
 Request = Union[LoglikRequest, GenerateRequest, RewardRequest]
+
+
+def check_unique_keys(requests) -> None:
+    """Two requests of one type with the same ``(item_id, key)`` would write the same answer
+    columns, the second silently replacing the first: refuse them."""
+    seen = set()
+    for request in requests:
+        name = (type(request).__name__, request.item_id, request.key)
+        if name in seen:
+            raise GlobalrepError(
+                f"two {name[0]}s for item {request.item_id!r} share the key {request.key!r}: the second "
+                "would overwrite the first's answers; give each request of an item its own key"
+            )
+        seen.add(name)
