@@ -11,7 +11,7 @@ from pathlib import Path
 NON_RESULT_KEYS = ("batch_size", "device")
 
 # Bump when a change to the engine changes its numbers (not for speed-only changes).
-ENGINE_RESULTS_VERSION = "1"
+ENGINE_RESULTS_VERSION = "2"  # 2: log-likelihood contexts fit the window; repeated continuations tie
 
 
 @dataclass(frozen=True)
