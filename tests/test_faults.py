@@ -1,0 +1,134 @@
+"""Fault injection end to end: a killed run, damaged intermediates, two runs at once.
+
+One temporary copy of the workflow with the smallest useful config (one task with extra tables,
+two models, one shard each) runs once uninterrupted; every case then breaks something, checks the
+message (the file named, no traceback for a data error), and checks that plain reruns end with
+tables byte-identical to the uninterrupted run. The cases share the copy and run in file order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from test_workflow import REPO, copy_workflow, edit_config, output_of, snakemake
+
+pytestmark = pytest.mark.slow
+
+TASK = "md3_taboo"
+CORES = ("--cores", "2")
+
+
+def small_config(config: dict) -> None:
+    config["models"] = {name: config["models"][name] for name in ("demo-base", "demo-sft")}
+    config["chains"] = {"demo": ["demo-base", "demo-sft"]}
+    config["tasks"] = {TASK: config["tasks"][TASK]}
+    config["dialects"] = []
+
+
+def tables(workdir: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted((workdir / "results/tables").glob("*.csv"))}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """The workflow copy and the tables of its uninterrupted run."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("faults"))
+    edit_config(workdir, small_config)
+    result = snakemake(workdir, *CORES, timeout=900)
+    assert result.returncode == 0, output_of(result)[-5000:]
+    reference = tables(workdir)
+    assert {f"{TASK}.csv", f"{TASK}_deltas.csv", f"{TASK}_gaps.csv"} <= set(reference)
+    return workdir, reference
+
+
+def rerun_recovers(workdir: Path, reference: dict[str, bytes]) -> None:
+    result = snakemake(workdir, *CORES, timeout=900)
+    assert result.returncode == 0, output_of(result)[-5000:]
+    assert tables(workdir) == reference
+    assert "Nothing to be done" in output_of(snakemake(workdir, "-n"))
+
+
+def start_snakemake(workdir: Path, log_name: str, **popen) -> subprocess.Popen:
+    """Snakemake in the background (as :func:`test_workflow.snakemake` runs it), output to a file."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
+    with open(workdir / log_name, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "snakemake", *CORES], cwd=workdir, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, **popen)
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def fails_naming(workdir: Path, damaged: Path) -> str:
+    """Run; it must fail, name ``damaged`` without a traceback, and have deleted it."""
+    result = snakemake(workdir, *CORES, timeout=900)
+    out = output_of(result)
+    assert result.returncode != 0, out[-3000:]
+    assert str(damaged.relative_to(workdir)) in out, out[-3000:]
+    assert re.search(r"(?i)rerun snakemake|run snakemake again", out), out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    assert not damaged.exists(), "the damaged file is deleted so that the next run rebuilds it"
+    return out
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        f"results/prepared/{TASK}.parquet",
+        f"results/scores/{TASK}.parquet",
+        f"results/predictions/{TASK}/demo-sft/shard-0-of-1.parquet",
+        f"results/tables/{TASK}.csv",
+    ],
+)
+def test_a_damaged_intermediate_is_named_deleted_and_rebuilt(run, damaged):
+    workdir, reference = run
+    truncate(workdir / damaged)
+    fails_naming(workdir, workdir / damaged)
+    rerun_recovers(workdir, reference)
+
+
+def test_a_run_killed_during_inference_recovers_after_unlock(run):
+    workdir, reference = run
+    shard_log = workdir / f"results/logs/infer/{TASK}/demo-sft/shard-0-of-1.log"
+    for shard in (workdir / f"results/predictions/{TASK}/demo-sft").glob("*.parquet"):
+        shard.unlink()
+    shard_log.unlink()
+    killed = start_snakemake(workdir, "killed.out", start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not shard_log.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert killed.poll() is None, "the run ended before its inference job started"
+    time.sleep(1.0)  # inside the job: imports and model loading
+    os.killpg(killed.pid, signal.SIGKILL)  # the whole process group: Snakemake and its jobs
+    killed.wait()
+    # Whatever the kill interrupted left no file that looks complete but is not.
+    for shard in (workdir / f"results/predictions/{TASK}").rglob("*.parquet"):
+        pd.read_parquet(shard)
+    unlock = snakemake(workdir, "--unlock")
+    assert unlock.returncode == 0, output_of(unlock)
+    rerun_recovers(workdir, reference)
+
+
+def test_a_second_run_in_the_same_directory_is_refused(run):
+    workdir, reference = run
+    (workdir / f"results/scores/{TASK}.parquet").unlink()  # work for the first run
+    first = start_snakemake(workdir, "first.out")
+    deadline = time.monotonic() + 300
+    while not list((workdir / ".snakemake/locks").glob("*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    second = snakemake(workdir, *CORES, timeout=600)
+    assert first.wait(timeout=900) == 0, (workdir / "first.out").read_text()[-5000:]
+    assert second.returncode != 0 and "cannot be locked" in output_of(second), output_of(second)[-3000:]
+    assert tables(workdir) == reference
+    assert "Nothing to be done" in output_of(snakemake(workdir, "-n"))
