@@ -181,10 +181,11 @@ def _draw_changes(ax, base: pd.DataFrame, changes: pd.DataFrame, steps, models_s
 
 
 def plot_language_shares(table: pd.DataFrame, out_prefix: str | Path, title: str, top: int = 8) -> list[Path]:
-    """Per dataset: the share of English, other-language and unknown messages, overall and per role
-    (left), and its most frequent non-English languages (right). ``table`` has the standard shape
-    with ``model`` = dataset, ``group`` = language code and metrics ``share``/``share_{role}``."""
-    metrics = [m for m in ("share", "share_user", "share_assistant") if m in set(table["metric"])]
+    """Per dataset: the share of English, other-language and unknown messages, overall, per role
+    and over agreed messages only (left), and its most frequent non-English languages (right).
+    ``table`` has the standard shape with ``model`` = dataset, ``group`` = language code and metrics
+    ``share``/``share_{role}``/``share_agreed``."""
+    metrics = [m for m in ("share", "share_user", "share_assistant", "share_agreed") if m in set(table["metric"])]
     datasets = sorted(set(table["model"]))
     rows = [(d, m) for d in datasets for m in metrics]
     with style():
