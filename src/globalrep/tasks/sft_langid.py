@@ -3,7 +3,7 @@
 A model-free task (empty ``MODEL_KINDS``): ``workflow/rules/langid.smk`` runs one job per
 (dataset, shard) and then one job for its two tables; figures and report are the generic ones.
 Every message of every conversation gets a language from two independent detectors
-(:mod:`globalrep.langid`; by default the paper's pair, langdetect and fastText's lid.176) and
+(:mod:`globalrep.langid`), by default the paper's pair (langdetect and fastText's lid.176), and
 counts for it only when they agree, else ``unknown``.
 
 Shard ``k`` of ``n`` holds the conversations whose index (within their split or file) is
