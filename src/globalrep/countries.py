@@ -193,11 +193,17 @@ def read_us_favorability(path: str | Path, countries: pd.DataFrame) -> pd.DataFr
             rows.append((by_code[country.alpha_3], country.alpha_3, favorability))
         else:
             unmatched.append(label.strip())
+    return _listed_countries(path, rows, unmatched, ["name", "code", "favorability"])
+
+
+def _listed_countries(path: Path, rows: list[tuple], unmatched: list[str], columns: list[str]) -> pd.DataFrame:
+    """The rows of a favorability file that are on the country list; the others are named in a
+    warning, and a file with none is an error."""
     if unmatched:
         log.warning("%s: %d countries are not in the country list and are left out: %s", path, len(unmatched), unmatched)
     if not rows:
         raise GlobalrepError(f"{path}: none of its countries is in the country list")
-    return pd.DataFrame(rows, columns=["name", "code", "favorability"])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def read_favorability_order(path: str | Path, countries: pd.DataFrame) -> pd.DataFrame:
@@ -232,11 +238,7 @@ def read_favorability_order(path: str | Path, countries: pd.DataFrame) -> pd.Dat
             rows.append((name, by_name[name], list_rank))
         else:
             unmatched.append(label.strip())
-    if unmatched:
-        log.warning("%s: %d countries are not in the country list and are left out: %s", path, len(unmatched), unmatched)
-    if not rows:
-        raise GlobalrepError(f"{path}: none of its countries is in the country list")
-    frame = pd.DataFrame(rows, columns=["name", "code", "list_rank"])
+    frame = _listed_countries(path, rows, unmatched, ["name", "code", "list_rank"])
     if frame["list_rank"].duplicated().any() or frame["name"].duplicated().any():
         raise GlobalrepError(f"{path}: a rank or a country appears twice; give each country its own rank")
     return frame.sort_values("list_rank", ignore_index=True)

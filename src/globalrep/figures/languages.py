@@ -33,7 +33,7 @@ def language_figures(
     paths += plot_chain_changes(table, deltas, chains, metric, out_prefix, title, models_stage)
     from_base = options.get("extra_tables", {}).get("from_base")
     if from_base is not None:
-        paths += plot_changes_from_base(table, from_base, chains, metric, f"{out_prefix}_from_base", title, models_stage)
+        paths += plot_changes_from_base(table, from_base, metric, f"{out_prefix}_from_base", title, models_stage)
     return paths
 
 
@@ -87,7 +87,6 @@ def plot_chain_changes(
 def plot_changes_from_base(
     table: pd.DataFrame,
     from_base: pd.DataFrame,
-    chains: dict[str, list[str]],
     metric: str,
     out_prefix: str | Path,
     title: str,
@@ -96,14 +95,12 @@ def plot_changes_from_base(
     """One figure per chain (``{out_prefix}_chain-{chain}``), the paper's Figure 3: per language,
     one bar per aligned model of its paired change from the chain's base model, with its 95% CI.
     Languages are sorted by the base model's score (highest on top). ``from_base`` has the deltas
-    shape with ``from_model`` = the base; ``table`` the ``{task}.csv`` shape (order and names)."""
+    shape with ``from_model`` = the base, chains in its row order; ``table`` the ``{task}.csv``
+    shape (order and names)."""
     data = table[table["metric"] == metric]
     changes = from_base[from_base["metric"] == metric]
     paths = []
-    for chain in chains:
-        steps = changes[changes["chain"] == chain]
-        if steps.empty:
-            continue
+    for chain, steps in changes.groupby("chain", sort=False):
         base_model = steps["from_model"].iloc[0]
         base = by_score(data, base_model)
         targets = list(dict.fromkeys(steps["to_model"]))
