@@ -287,15 +287,16 @@ def correlation_table(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
     order (``us_favorability_2023``, ``us_favorability_2017``). ``scores`` are per-question scores
     or the ``askreddit.csv`` table (its values are already the means). ``n`` counts the countries
     both sides rank; fewer than 3 give no correlation."""
-    series = mean_ranks(scores)
+    models = mean_ranks(scores)
     lists = favorability_lists(options)
+    series = dict(models)
     if FAVORABILITY in lists:
         percent = lists[FAVORABILITY].set_index("name")["favorability"]
         series[FAVORABILITY] = percent.rank(ascending=False)
     rows = []
     for a, b in combinations(series, 2):
         rows.append((a, b, "percent_rank" if b == FAVORABILITY else "mean_rank", *_correlation(series[a], series[b])))
-    for model, ranks in mean_ranks(scores).items():
+    for model, ranks in models.items():
         for label, listed in lists.items():
             rows.append((model, label, "list_order", *_correlation(ranks, listed.set_index("name")["list_rank"])))
     return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
@@ -304,10 +305,11 @@ def correlation_table(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
 def favorability_table(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
     """Per model and configured Gallup list, each listed country the model ranks: ``model, list,
     country, mean_rank, list_rank`` (1 = most favoured / favourable), in list order."""
+    lists = favorability_lists(options)
     rows = [
         (model, label, country.name, ranks[country.name], country.list_rank)
         for model, ranks in mean_ranks(scores).items()
-        for label, listed in favorability_lists(options).items()
+        for label, listed in lists.items()
         for country in listed.itertuples(index=False)
         if country.name in ranks.index
     ]
