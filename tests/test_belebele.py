@@ -120,3 +120,15 @@ def test_from_base_figures_and_the_nine_tydiqa_languages(tmp_path):
     german = group_table(scores[scores["group"] == "deu_Latn"])
     paths = belebele.figures(german, deltas_table(scores.iloc[:0], {}), {}, tmp_path / "de", {})
     assert "belebele_tydiqa_languages.png" in {p.name for p in paths}  # the notice: none of the nine
+
+
+def test_unavailable_task_gets_the_generic_notice_and_the_nine_language_one(tmp_path):
+    from globalrep.pipeline import empty_tables, task_figures
+
+    empty_tables(tmp_path / "t.csv", tmp_path / "d.csv")
+    written = task_figures("belebele", {}, tmp_path / "t.csv", tmp_path / "d.csv", {}, {}, tmp_path / "figs",
+                           unavailable="No published outputs for m.")  # fmt: skip
+    assert sorted(p.name for p in written) == [
+        "belebele_not_evaluated.pdf", "belebele_not_evaluated.png",
+        "belebele_tydiqa_languages.pdf", "belebele_tydiqa_languages.png",
+    ]  # fmt: skip
