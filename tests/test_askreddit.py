@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from globalrep import engine
-from globalrep.countries import FAVORABILITY, UNITED_STATES, load_countries
+from globalrep.countries import FAVORABILITY, FAVORABILITY_2017, UNITED_STATES, load_countries
 from globalrep.engine.requests import Chat, LoglikRequest, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
@@ -219,9 +219,11 @@ def test_correlations_between_models_and_with_us_favorability(tmp_path):
             "b": {"Canada": 2, "Japan": 1, "Iran": 4, "Russia": 3},
         }
     )
-    got = askreddit.correlation_table(table, {"us_favorability": str(favorability)})
-    assert list(got.columns) == ["a", "b", "spearman", "p_value", "n"]
+    everything = askreddit.correlation_table(table, {"us_favorability": str(favorability)})
+    assert list(everything.columns) == ["a", "b", "method", "spearman", "p_value", "n"]
+    got = everything[everything["method"] != "list_order"]
     assert list(zip(got["a"], got["b"])) == [("a", "b"), ("a", FAVORABILITY), ("b", FAVORABILITY)]
+    assert got["method"].tolist() == ["mean_rank", "percent_rank", "percent_rank"]
     expected = stats.spearmanr([1, 2, 3, 4], [2, 1, 4, 3])
     assert got.loc[0, "spearman"] == pytest.approx(expected.statistic) and got.loc[0, "n"] == 4
     assert got.loc[0, "p_value"] == pytest.approx(expected.pvalue)
@@ -229,9 +231,47 @@ def test_correlations_between_models_and_with_us_favorability(tmp_path):
     assert got.loc[1, "spearman"] == pytest.approx(1.0) and got.loc[2, "spearman"] == pytest.approx(0.6)
     # Per-question scores give the same table as the per-country means.
     per_question = table.loc[table.index.repeat(2), ["model", "group", "metric", "value"]]
-    pd.testing.assert_frame_equal(askreddit.correlation_table(per_question, {"us_favorability": str(favorability)}), got)
+    pd.testing.assert_frame_equal(askreddit.correlation_table(per_question, {"us_favorability": str(favorability)}), everything)
     with pytest.raises(GlobalrepError, match="tasks.askreddit.us_favorability"):
         askreddit.correlation_table(table, {"us_favorability": str(tmp_path / "none.csv")})
+
+
+def test_the_papers_list_order_correlation_and_favorability_table_by_hand(tmp_path):
+    # 2023: tied percentages (Japan, Iran 50) rank 2.5 by percent but 2 and 3 in the list's own order.
+    favorability = tmp_path / "fav.csv"
+    favorability.write_text("X.1,% Very/Mostly favorable\nCanada :ca:,88\nJapan :jp:,50\nIran :ir:,50\nRussia :ru:,9\n")
+    order = tmp_path / "order.csv"  # a 2017-style order: no percentages; Peru is not ranked by the model
+    order.write_text("rank,country\n1,Russia\n2,Canada\n3,Peru\n4,Iran\n5,Japan\n6,Atlantis\n")
+    table = rank_table({"m": {"Canada": 1, "Iran": 2, "Japan": 3, "Russia": 4}})
+    options = {"us_favorability": str(favorability), "us_favorability_2017": str(order)}
+    got = askreddit.correlation_table(table, options).set_index(["b", "method"])
+    percent = stats.spearmanr([1, 2, 3, 4], [1, 2.5, 2.5, 4]).statistic  # Canada, Iran, Japan, Russia
+    assert got.loc[(FAVORABILITY, "percent_rank"), "spearman"] == pytest.approx(percent)
+    assert got.loc[(FAVORABILITY, "list_order"), "spearman"] == pytest.approx(stats.spearmanr([1, 2, 3, 4], [1, 3, 2, 4]).statistic)
+    # 2017: Russia 1, Canada 2, Iran 4 (3rd), Japan 5 (4th) against mean ranks 4, 1, 2, 3:
+    # d = 3, -1, -1, -1, so rho = 1 - 6 * 12 / (4 * 15) = -0.2.
+    assert got.loc[(FAVORABILITY_2017, "list_order"), "spearman"] == pytest.approx(-0.2)
+    assert got.loc[(FAVORABILITY_2017, "list_order"), "n"] == 4
+    listed = askreddit.favorability_table(table, options)
+    assert list(listed.columns) == ["model", "list", "country", "mean_rank", "list_rank"]
+    rows = listed[listed["list"] == FAVORABILITY_2017][["country", "mean_rank", "list_rank"]].values.tolist()
+    assert rows == [["Russia", 4, 1], ["Canada", 1, 2], ["Iran", 2, 4], ["Japan", 3, 5]]
+    order.write_text("rank,country\n1,Russia\nfirst,Canada\n")
+    with pytest.raises(GlobalrepError, match="row 3.*not a whole number"):
+        askreddit.correlation_table(table, options)
+
+
+def test_population_filter_after_ranking_ranks_among_all_countries():
+    # Three countries, one of them tiny: by NLL the tiny one is most likely on a positive question.
+    countries = ["Big", "Tiny", UNITED_STATES]
+    values = pd.DataFrame([[2.0, 1.0, 3.0]], index=["q"], columns=countries)
+    sentiment = pd.Series({"q": "positive"})
+    before = askreddit.country_scores(values[["Big", UNITED_STATES]], sentiment, False, UNITED_STATES)
+    after = askreddit.country_scores(values, sentiment, False, UNITED_STATES)
+    rank = lambda frame: frame[(frame["metric"] == "rank") & (frame["group"] == "Big")]["value"].item()  # noqa: E731
+    assert rank(before) == 1 and rank(after) == 2
+    with pytest.raises(GlobalrepError, match="population_filter"):
+        askreddit.population_filter({"population_filter": "sometimes"})
 
 
 def test_too_few_countries_give_no_correlation():
@@ -261,6 +301,7 @@ def test_tiny_models_answer_every_country_and_maps_are_drawn(tiny_lm_dir, tiny_r
     means = scores.groupby(["model", "group", "metric"], as_index=False)["value"].mean()
     table = means.assign(ci_low=means["value"], ci_high=means["value"], n=2)  # the table's shape, no bootstrap
     correlations = askreddit.EXTRA_TABLES["country_correlations"](scores, {}, options)
+    correlations = correlations[correlations["method"] != "list_order"]
     assert list(zip(correlations["a"], correlations["b"])) == [("lm", "rm"), ("lm", FAVORABILITY), ("rm", FAVORABILITY)]
     assert correlations["n"].tolist() == [173, 12, 12]
     written = askreddit.figures(table, None, {}, tmp_path, options)

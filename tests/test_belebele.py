@@ -89,3 +89,46 @@ def test_requests_are_one_loglik_per_question():
     assert requests[0].continuations == belebele.CONTINUATIONS
     assert requests[0].context.endswith("(D) Fruit cake\nAnswer:")
     assert np.all([r.key == "choice" for r in requests])
+
+
+def per_item_scores(values: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(model, f"{group}-{i}", group, "accuracy", v) for (model, group), vs in values.items() for i, v in enumerate(vs)],
+        columns=["model", "item_id", "group", "metric", "value"],
+    )
+
+
+def test_from_base_figures_and_the_nine_tydiqa_languages(tmp_path):
+    from globalrep.tables import deltas_table
+
+    scores = per_item_scores({
+        ("base", "eng_Latn"): [100, 100, 0, 0], ("sft", "eng_Latn"): [100, 0, 0, 0], ("pt", "eng_Latn"): [100, 100, 100, 0],
+        ("base", "acm_Arab"): [0, 0, 100, 100], ("sft", "acm_Arab"): [0, 0, 0, 100], ("pt", "acm_Arab"): [100, 0, 100, 100],
+        ("base", "deu_Latn"): [0, 100, 0, 100], ("sft", "deu_Latn"): [0, 100, 0, 100], ("pt", "deu_Latn"): [0, 100, 0, 100],
+    })  # fmt: skip
+    chains = {"c": ["base", "sft", "pt"]}
+    from_base = belebele.EXTRA_TABLES["from_base"](scores, chains, {})
+    pairs = from_base.set_index(["to_model", "group"])["delta"]
+    assert set(from_base["from_model"]) == {"base"}
+    assert pairs[("pt", "eng_Latn")] == pytest.approx(25.0) and pairs[("sft", "acm_Arab")] == pytest.approx(-25.0)
+    options = {"models_stage": {"base": "base", "sft": "sft", "pt": "pt"}, "extra_tables": {"from_base": from_base}}
+    paths = belebele.figures(group_table(scores), deltas_table(scores, chains), chains, tmp_path, options)
+    names = {p.name for p in paths if p.suffix == ".png"}
+    assert {"belebele_from_base_chain-c.png", "belebele_tydiqa_languages_from_base_chain-c.png",
+            "belebele_tydiqa_languages_models.png", "belebele_models.png"} <= names  # fmt: skip
+
+    german = group_table(scores[scores["group"] == "deu_Latn"])
+    paths = belebele.figures(german, deltas_table(scores.iloc[:0], {}), {}, tmp_path / "de", {})
+    assert "belebele_tydiqa_languages.png" in {p.name for p in paths}  # the notice: none of the nine
+
+
+def test_unavailable_task_gets_the_generic_notice_and_the_nine_language_one(tmp_path):
+    from globalrep.stages import empty_tables, task_figures
+
+    empty_tables(tmp_path / "t.csv", tmp_path / "d.csv")
+    written = task_figures("belebele", {}, tmp_path / "t.csv", tmp_path / "d.csv", {}, {}, tmp_path / "figs",
+                           unavailable="No published outputs for m.")  # fmt: skip
+    assert sorted(p.name for p in written) == [
+        "belebele_not_evaluated.pdf", "belebele_not_evaluated.png",
+        "belebele_tydiqa_languages.pdf", "belebele_tydiqa_languages.png",
+    ]  # fmt: skip

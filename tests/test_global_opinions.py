@@ -216,3 +216,18 @@ def test_figures_draw_the_chain_figure(tmp_path):
     assert paths == [tmp_path / "global_opinions_chains.pdf", tmp_path / "global_opinions_chains.png"]
     assert all(path.stat().st_size > 0 for path in paths)
 
+
+
+def test_vs_us_table_and_the_reports_sentence_name_significant_us_leads():
+    rows = []
+    for i in range(6):  # China trails the US by 0.2 on every question, Jordan is level on average
+        rows += [("m", f"q{i}", "United States", "similarity", 0.8), ("m", f"q{i}", "China", "similarity", 0.6),
+                 ("m", f"q{i}", "Jordan", "similarity", 0.8 + (0.1 if i % 2 else -0.1))]  # fmt: skip
+    scores = pd.DataFrame(rows, columns=["model", "item_id", "group", "metric", "value"])
+    options = {"focus_countries": ["United States", "China", "Jordan"]}
+    table = goqa.EXTRA_TABLES["vs_us"](goqa.table_scores(scores, options), {}, options)
+    values = table.set_index("group")["value"]
+    assert values["China"] == pytest.approx(-0.2) and values["Jordan"] == pytest.approx(0.0)
+    assert set(table["metric"]) == {"similarity_minus_us"} and set(table["n"]) == {6}
+    sentence = goqa.us_lead_summary(table)
+    assert "for m: China." in sentence and "United States: none." in sentence

@@ -93,6 +93,7 @@ def test_published_config_regenerates_what_was_published(shared_data, tmp_path):
                 "askreddit": {
                     "source": str(shared_data / "askreddit_countries" / "AskRedditCountries_final.csv"),
                     "us_favorability": str(shared_data / "us_favorability" / "USA-favorability-2023.csv"),
+                    "us_favorability_2017": str(shared_data / "us_favorability" / "USA-favorability-2017-order.csv"),
                 },
             }
         },
@@ -115,14 +116,32 @@ def test_published_config_regenerates_what_was_published(shared_data, tmp_path):
     assert len(tydiqa[tydiqa["metric"] == "f1"]) == 3 * 9
     correlations = pd.read_csv(results / "tables" / "askreddit_country_correlations.csv")
     assert correlations.iloc[0][["a", "b"]].tolist() == ["mistral-7b", "us_favorability_2023"]
+    assert correlations[["b", "method"]].values.tolist() == [
+        ["us_favorability_2023", "percent_rank"], ["us_favorability_2023", "list_order"], ["us_favorability_2017", "list_order"],
+    ]  # fmt: skip
+    listed = pd.read_csv(results / "tables" / "askreddit_us_favorability.csv")
+    assert listed.groupby("list").size().to_dict() == {"us_favorability_2017": 21, "us_favorability_2023": 21}
     assert pd.read_csv(results / "tables" / "belebele.csv").empty
+    vs_us = pd.read_csv(results / "tables" / "global_opinions_vs_us.csv").set_index("group")
+    assert set(vs_us.index) == {"China", "Jordan", "Brazil", "Nigeria", "Germany", "Australia"}
+    assert vs_us.loc["China", "value"] == pytest.approx(goqa["China"] - goqa["United States"], abs=2e-4)  # all paired
+    from_base = pd.read_csv(results / "tables" / "tydiqa_goldp_from_base.csv")
+    assert set(zip(from_base["from_model"], from_base["to_model"])) == {
+        ("mistral-7b", "mistral-7b-sft-beta"), ("mistral-7b", "zephyr-7b-beta")
+    }
+    f1 = tydiqa[tydiqa["metric"] == "f1"].set_index(["model", "group"])["value"]
+    english = from_base[(from_base["metric"] == "f1") & (from_base["group"] == "english")].set_index("to_model")["delta"]
+    assert english["zephyr-7b-beta"] == pytest.approx(f1[("zephyr-7b-beta", "english")] - f1[("mistral-7b", "english")])
 
     figures = {task: sorted(p.name for p in (results / "figures" / task).glob("*.png"))
                for task in ("md3_taboo", "belebele", "tydiqa_goldp", "global_opinions", "where_from", "askreddit")}  # fmt: skip
-    assert figures["belebele"] == ["belebele_not_evaluated.png"]
+    assert figures["belebele"] == ["belebele_not_evaluated.png", "belebele_tydiqa_languages.png"]
+    assert "global_opinions_vs_us.png" in figures["global_opinions"]
+    assert "tydiqa_goldp_from_base_chain-zephyr.png" in figures["tydiqa_goldp"]
     assert all(figures.values()), figures
     assert "askreddit_rank_map_mistral-7b.png" in figures["askreddit"]
     assert "where_from_map_starling-rm-7b-alpha.png" in figures["where_from"]
     report = (results / "report.html").read_text(encoding="utf-8")
     assert report.count("<img") == sum(map(len, figures.values()))
     assert "No published outputs for llama-2-7b" in report
+    assert "Answers are significantly closer to the United States" in report

@@ -21,9 +21,9 @@ DEMO_OPTIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def detectors():
-    return Detectors(seed=0, low_accuracy=True)
+@pytest.fixture(scope="module", params=[("langdetect", "fasttext"), ("langdetect", "lingua"), ("fasttext", "lingua")])
+def detectors(request):
+    return Detectors(request.param, seed=0, low_accuracy=True)
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,22 @@ def detectors():
 def test_both_detectors_agree_on_clear_text(detectors, text, language):
     found = detectors.detect(text)
     assert found.language == language
-    assert found.langdetect == found.lingua == language
+    if language != "unknown":  # on digits only, fastText still guesses (with a low score)
+        assert found.first == found.second == language
+
+
+def test_the_papers_pair_is_the_default_and_pairs_are_checked():
+    assert Detectors(seed=0).names == ("langdetect", "fasttext")
+    for bad in (["langdetect"], ["lingua", "lingua"], ["langdetect", "cld3"]):
+        with pytest.raises(GlobalrepError, match="tasks.sft_langid.detectors"):
+            sft_langid.detector_names({"detectors": bad})
+
+
+def test_fasttext_reads_text_as_one_line():
+    fasttext_only = Detectors(("fasttext", "langdetect"), seed=0)
+    found = fasttext_only.detect("Könnten Sie mir bitte erklären,\nwie der Wasserkreislauf funktioniert?")
+    assert found.first == "de"  # a newline inside would make fastText fail
+    assert fasttext_only.detect("  \n ").first == "unknown"
 
 
 def test_disagreement_is_unknown_and_codes_are_folded():
@@ -53,8 +68,8 @@ def test_disagreement_is_unknown_and_codes_are_folded():
 
 def test_langdetect_is_reproducible_with_its_seed():
     text = "ok ja"  # short and ambiguous: langdetect's random trials decide
-    first = Detectors(seed=3, low_accuracy=True)
-    assert {first.detect(text) for _ in range(3)} == {Detectors(seed=3, low_accuracy=True).detect(text)}
+    first = Detectors(seed=3)
+    assert {first.detect(text) for _ in range(3)} == {Detectors(seed=3).detect(text)}
 
 
 def write_jsonl(path: Path, conversations) -> Path:
@@ -113,6 +128,12 @@ def test_share_table_by_hand():
     assert table.loc[("share", "de"), ["ci_low", "ci_high"]].tolist() == pytest.approx([100 * wilson.low, 100 * wilson.high])
     for metric, frame in table.groupby(level="metric"):
         assert frame["value"].sum() == pytest.approx(100.0), metric
+    # The paper's denominator: the 8 agreed messages (6 en, 2 de); no unknown row.
+    assert table.loc[("share_agreed", "en"), "value"] == pytest.approx(75.0) and table.loc[("share_agreed", "en"), "n"] == 8
+    assert ("share_agreed", "unknown") not in table.index
+    # agreed user messages: en, en, en, de -> 3 of 4
+    assert table.loc[("share_agreed_user", "en"), "value"] == pytest.approx(75.0)
+    assert table.loc[("share_agreed_user", "de"), "n"] == 4
 
 
 def test_demo_shards_to_tables_and_figure(tmp_path):
@@ -131,6 +152,10 @@ def test_demo_shards_to_tables_and_figure(tmp_path):
     shares = table[table["metric"] == "share"].set_index(["model", "group"])["value"]
     assert shares[("ultrachat-demo", "en")] == 100.0
     assert {"de", "es", "fr", "zh", "unknown"} <= set(shares["tulu-demo"].index)
+    agreed = table[(table["metric"] == "share_agreed") & (table["model"] == "tulu-demo")]
+    assert "unknown" not in set(agreed["group"]) and agreed["value"].sum() == pytest.approx(100.0)
+    tulu = messages[messages["dataset"] == "tulu-demo"]
+    assert set(agreed["n"]) == {int((tulu["language"] != "unknown").sum())} and set(tulu["detectors"]) == {"langdetect+fasttext"}
     assert list(pd.read_csv(tmp_path / "d.csv").columns) == DELTA_COLUMNS
     paths = sft_langid.figures(table, pd.read_csv(tmp_path / "d.csv"), {}, tmp_path / "fig", {})
     assert sorted(p.suffix for p in paths) == [".pdf", ".png"] and all(p.stat().st_size > 0 for p in paths)

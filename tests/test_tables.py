@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from globalrep.tables import deltas_table, group_table, read_table
+from globalrep.tables import deltas_table, group_table, read_table, reference_differences_table
 
 GROUP_COLUMNS = ["model", "group", "metric", "value", "ci_low", "ci_high", "n"]
 DELTA_COLUMNS = ["chain", "from_model", "to_model", "group", "metric", "delta", "ci_low", "ci_high", "p_value"]
@@ -81,3 +81,31 @@ def test_tables_round_trip_through_csv_keeping_group_codes(tmp_path):
     back = read_table(path)
     assert back["group"].tolist() == ["NA"]
     assert back["delta"].tolist() == pytest.approx([0.0])
+
+
+def test_changes_from_base_compare_every_later_model_with_the_chains_first():
+    # base 0.1/0.2/0.3; sft +0.3 on every item; pt +0.1 on every item: from base, pt is +0.1 (the
+    # consecutive sft -> pt change is -0.2).
+    scores = long_scores({("base", "en"): [0.1, 0.2, 0.3], ("sft", "en"): [0.4, 0.5, 0.6], ("pt", "en"): [0.2, 0.3, 0.4]})
+    chains = {"c": ["base", "sft", "pt"], "headless": ["missing", "pt"]}
+    from_base = deltas_table(scores, chains, from_base=True)
+    assert list(from_base.columns) == DELTA_COLUMNS
+    assert from_base[["chain", "from_model", "to_model"]].values.tolist() == [["c", "base", "sft"], ["c", "base", "pt"]]
+    assert from_base["delta"].tolist() == pytest.approx([0.3, 0.1])
+    assert deltas_table(scores, chains)["delta"].tolist() == pytest.approx([0.3, -0.2])
+
+
+def test_reference_differences_are_paired_per_item_and_signed_group_minus_reference():
+    # Item i0: US 0.9, China 0.6 -> -0.3; i1: US 0.5, China 0.4 -> -0.1; i2 only China asked.
+    scores = pd.DataFrame(
+        [("m", "i0", "US", "similarity", 0.9), ("m", "i1", "US", "similarity", 0.5),
+         ("m", "i0", "China", "similarity", 0.6), ("m", "i1", "China", "similarity", 0.4),
+         ("m", "i2", "China", "similarity", 0.0), ("other", "i0", "China", "similarity", 0.1)],
+        columns=["model", "item_id", "group", "metric", "value"],
+    )  # fmt: skip
+    table = reference_differences_table(scores.sample(frac=1, random_state=0), "US", "minus_us")
+    assert list(table.columns) == GROUP_COLUMNS
+    assert table[["model", "group", "metric", "n"]].values.tolist() == [["m", "China", "similarity_minus_us", 2]]
+    row = table.iloc[0]
+    assert row["value"] == pytest.approx(-0.2)  # mean of the paired differences, not of unpaired means
+    assert row["ci_low"] == pytest.approx(-0.3) and row["ci_high"] == pytest.approx(-0.1)  # two items: min, max

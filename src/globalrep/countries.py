@@ -156,8 +156,10 @@ def fill_reply(template: str, name: str) -> str:
 
 # ------------------------------------------------------------------------------ US favorability
 
-# The name of the favorability series in correlation tables and figures.
+# The names of the favorability lists in correlation tables and figures: Gallup's 2023 list with
+# its percentages, and its 2017 list as an order only (as the paper used them).
 FAVORABILITY = "us_favorability_2023"
+FAVORABILITY_2017 = "us_favorability_2017"
 _EMOJI_CODE = re.compile(r":([A-Za-z]{2}):\s*$")
 
 
@@ -192,8 +194,52 @@ def read_us_favorability(path: str | Path, countries: pd.DataFrame) -> pd.DataFr
             rows.append((by_code[country.alpha_3], country.alpha_3, favorability))
         else:
             unmatched.append(label.strip())
+    return _listed_countries(path, rows, unmatched, ["name", "code", "favorability"])
+
+
+def _listed_countries(path: Path, rows: list[tuple], unmatched: list[str], columns: list[str]) -> pd.DataFrame:
+    """The rows of a favorability file that are on the country list; the others are named in a
+    warning, and a file with none is an error."""
     if unmatched:
         log.warning("%s: %d countries are not in the country list and are left out: %s", path, len(unmatched), unmatched)
     if not rows:
         raise GlobalrepError(f"{path}: none of its countries is in the country list")
-    return pd.DataFrame(rows, columns=["name", "code", "favorability"])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def read_favorability_order(path: str | Path, countries: pd.DataFrame) -> pd.DataFrame:
+    """A US favorability list given as its order only: a CSV with columns ``rank`` (1 = most
+    favourable) and ``country`` (a name from ``countries``, or one pycountry resolves to an
+    ISO 3166 code on the list). Returns ``name, code, list_rank`` in rank order; countries not on
+    the country list are left out with a warning."""
+    import pycountry
+
+    path = Path(path)
+    if not path.is_file():
+        raise GlobalrepError(f"US favorability order file {str(path)!r} does not exist")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    if not {"rank", "country"} <= set(raw.columns):
+        raise GlobalrepError(f"{path}: expected columns 'rank' and 'country', got {list(raw.columns)}")
+    by_name = dict(zip(countries["name"], countries["code"]))
+    by_code = dict(zip(countries["code"], countries["name"]))
+    rows, unmatched = [], []
+    for index, (rank, label) in enumerate(zip(raw["rank"], raw["country"])):
+        where = f"{path}: row {index + 2} ({label!r})"
+        try:
+            list_rank = int(rank)
+        except ValueError:
+            raise GlobalrepError(f"{where}: the rank {rank!r} is not a whole number") from None
+        name = label.strip()
+        if name not in by_name:
+            try:
+                name = by_code.get(pycountry.countries.lookup(name).alpha_3, name)
+            except LookupError:
+                pass
+        if name in by_name:
+            rows.append((name, by_name[name], list_rank))
+        else:
+            unmatched.append(label.strip())
+    frame = _listed_countries(path, rows, unmatched, ["name", "code", "list_rank"])
+    if frame["list_rank"].duplicated().any() or frame["name"].duplicated().any():
+        raise GlobalrepError(f"{path}: a rank or a country appears twice; give each country its own rank")
+    return frame.sort_values("list_rank", ignore_index=True)

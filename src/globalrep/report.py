@@ -169,8 +169,13 @@ def _task_section(task: str, outputs: TaskOutputs, table: pd.DataFrame, deltas: 
     parts += ["<h4>Per group (95% bootstrap CI over items)</h4>", _frame_table(table)]
     parts.append("<h4>Changes along chains (paired over items)</h4>")
     parts.append(_frame_table(deltas) if len(deltas) else "<p>No chain comparisons for this task.</p>")
+    summaries = getattr(get_task(task), "EXTRA_TABLE_SUMMARIES", {})
     for name, path in outputs.extra_tables.items():
-        parts += [f"<h4>{_e(name)} <small>({_e(task)}_{_e(name)}.csv)</small></h4>", _frame_table(read_table_output(path))]
+        extra = read_table_output(path)
+        parts.append(f"<h4>{_e(name)} <small>({_e(task)}_{_e(name)}.csv)</small></h4>")
+        if name in summaries:
+            parts.append(f"<p>{_e(summaries[name](extra))}</p>")
+        parts.append(_frame_table(extra))
     parts.append("</section>")
     return "\n".join(parts)
 

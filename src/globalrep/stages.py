@@ -177,11 +177,14 @@ def task_figures(
     models_stage: Mapping[str, str],
     out_dir: str | os.PathLike,
     unavailable: str = "",
+    extra_tables: Sequence[str | os.PathLike] = (),
 ) -> list[Path]:
     """Draw the task's figures (PDF + PNG) into ``out_dir``, which appears whole or not at all.
 
-    The task's ``figures()`` gets its options plus ``models_stage`` ({model: stage}) for colours.
-    A task with no model to show (``unavailable`` says why) gets one figure saying so.
+    The task's ``figures()`` gets its options plus ``models_stage`` ({model: stage}) for colours
+    and ``extra_tables`` ({name: table} read from ``extra_tables``, the task's
+    ``{task}_{name}.csv`` files). A task with no model to show (``unavailable`` says why) gets one
+    figure saying so, and those of its ``unavailable_figures()``, if it has one.
     """
     task = get_task(task_name)
     out_dir = Path(out_dir)
@@ -191,8 +194,12 @@ def task_figures(
             from globalrep.figures.notice import plot_notice
 
             plot_notice(f"{task_name}: not evaluated", unavailable, staging / f"{task_name}_not_evaluated")
+            if hasattr(task, "unavailable_figures"):
+                task.unavailable_figures(staging, unavailable)
         elif hasattr(task, "figures"):
-            options = {**task_options, "models_stage": dict(models_stage)}
+            names = {f"{task_name}_{name}.csv": name for name in extra_table_names(task_name)}
+            extra = {names[Path(path).name]: read_table_output(path) for path in extra_tables}
+            options = {**task_options, "models_stage": dict(models_stage), "extra_tables": extra}
             chains = {name: list(members) for name, members in chains.items()}
             task.figures(read_table_output(table_path), read_table_output(deltas_path), chains, staging, options)
         else:

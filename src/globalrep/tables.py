@@ -47,33 +47,57 @@ def _with_group_names(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame
     return table
 
 
-def deltas_table(scores: pd.DataFrame, chains: dict[str, list[str]]) -> pd.DataFrame:
-    """Paired change between consecutive models of every chain, per (group, metric).
+def deltas_table(scores: pd.DataFrame, chains: dict[str, list[str]], from_base: bool = False) -> pd.DataFrame:
+    """Paired change between consecutive models of every chain, per (group, metric); with
+    ``from_base``, from the chain's first model (its base) to each later one instead.
 
     Models of a chain that have no scores are skipped, so a chain ``base → sft → pt`` without
-    ``sft`` compares ``base → pt``. Pairs are matched on ``item_id``; rows keep chain order,
-    then group and metric sorted.
+    ``sft`` compares ``base → pt``; a chain whose base has no scores has no changes from base.
+    Pairs are matched on ``item_id``; rows keep chain order, then group and metric sorted.
     """
     rows = []
-    for chain, from_model, to_model, paired in _consecutive_pairs(scores, chains):
+    for chain, from_model, to_model, paired in _chain_pairs(scores, chains, from_base):
         for (group, metric), frame in paired.groupby(["group", "metric"], sort=True):
             delta, low, high, p_value = paired_difference(frame["value_from"].to_numpy(), frame["value_to"].to_numpy())
             rows.append((chain, from_model, to_model, group, metric, delta, low, high, p_value))
     return pd.DataFrame(rows, columns=DELTA_COLUMNS)
 
 
-def _consecutive_pairs(scores: pd.DataFrame, chains: dict[str, list[str]]):
+def _chain_pairs(scores: pd.DataFrame, chains: dict[str, list[str]], from_base: bool = False):
     """``(chain, from_model, to_model, paired)`` for consecutive models of every chain that have
-    scores; ``paired`` matches items (``group, metric, item_id``) with ``value_from``, ``value_to``."""
+    scores (with ``from_base``: the chain's first model and each later one); ``paired`` matches
+    items (``group, metric, item_id``) with ``value_from``, ``value_to``."""
     valid = _valid(scores)
     present = set(valid["model"])
     keys = ["group", "metric", "item_id"]
     for chain, models in chains.items():
         members = [model for model in models if model in present]
-        for from_model, to_model in zip(members, members[1:]):
+        if from_base:
+            steps = [(models[0], member) for member in members[1:]] if models and models[0] in present else []
+        else:
+            steps = list(zip(members, members[1:]))
+        for from_model, to_model in steps:
             before = valid.loc[valid["model"] == from_model, [*keys, "value"]]
             after = valid.loc[valid["model"] == to_model, [*keys, "value"]]
             yield chain, from_model, to_model, before.merge(after, on=keys, suffixes=("_from", "_to"), validate="one_to_one")
+
+
+def reference_differences_table(scores: pd.DataFrame, reference: str, metric_suffix: str) -> pd.DataFrame:
+    """Per model and metric, each group's score minus ``reference``'s on the same items (paired
+    over ``item_id``; items either lacks are left out): the mean difference with its 95%
+    bootstrap CI, in the ``{task}.csv`` shape with metric ``{metric}_{metric_suffix}``. Negative
+    means the reference group scores higher. Models without the reference group are left out."""
+    valid = _valid(scores)
+    rows = []
+    for (model, metric), frame in valid.groupby(["model", "metric"], sort=True):
+        wide = frame.pivot(index="item_id", columns="group", values="value")
+        if reference not in wide.columns:
+            continue
+        for group in wide.columns.drop(reference):
+            difference = (wide[group] - wide[reference]).dropna()
+            value, low, high = bootstrap_ci(difference.to_numpy())
+            rows.append((model, group, f"{metric}_{metric_suffix}", value, low, high, len(difference)))
+    return pd.DataFrame(rows, columns=GROUP_COLUMNS)
 
 
 def gaps_table(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
@@ -102,7 +126,7 @@ def gap_changes_table(scores: pd.DataFrame, reference: str, chains: dict[str, li
     without scores are skipped, as in :func:`deltas_table`.
     """
     rows = []
-    for chain, from_model, to_model, paired in _consecutive_pairs(scores, chains):
+    for chain, from_model, to_model, paired in _chain_pairs(scores, chains):
         paired["change"] = paired["value_to"] - paired["value_from"]
         for metric, frame in paired.groupby("metric", sort=True):
             changes = {group: part["change"].to_numpy() for group, part in frame.groupby("group", sort=True)}

@@ -113,14 +113,16 @@ def models_stage(task):
     return {model: MODELS[model]["stage"] for model in TASK_MODELS.get(task, [])}
 
 
+def task_extra_table_files(task):
+    """A task's extra tables (its EXTRA_TABLES), unless no model could answer the task."""
+    if task in UNAVAILABLE_TASKS:
+        return []
+    return [f"results/tables/{task}_{name}.csv" for name in stages.extra_table_names(task)]
+
+
 def extra_table_files():
-    """Every task's extra tables (its EXTRA_TABLES), unless no model could answer the task."""
-    return [
-        f"results/tables/{task}_{name}.csv"
-        for task in TASKS
-        if task not in UNAVAILABLE_TASKS
-        for name in stages.extra_table_names(task)
-    ]
+    """Every task's extra tables (see task_extra_table_files)."""
+    return [path for task in TASKS for path in task_extra_table_files(task)]
 
 
 def all_targets():

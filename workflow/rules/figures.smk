@@ -5,6 +5,7 @@ rule plot_task_figures:
     input:
         table="results/tables/{task}.csv",
         deltas="results/tables/{task}_deltas.csv",
+        extra_tables=lambda wildcards: task_extra_table_files(wildcards.task),
     output:
         report(
             directory("results/figures/{task}"),

@@ -14,4 +14,5 @@ task_figures(
     models_stage=snakemake.params.models_stage,
     out_dir=snakemake.output[0],
     unavailable=snakemake.params.unavailable,
+    extra_tables=snakemake.input.extra_tables,
 )

@@ -25,10 +25,16 @@ NO_CHANGE_MARKER = "|"
 def language_figures(
     table: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_prefix: Path, metric: str, title: str, options: dict
 ) -> list[Path]:
-    """Every model's ``metric`` per language, and per chain the Figure 3 layout."""
+    """Every model's ``metric`` per language, per chain the stacked consecutive changes, and, given
+    the ``from_base`` extra table (``options["extra_tables"]``), the paper's Figure 3: each aligned
+    model's change from its chain's base model."""
     models_stage = options.get("models_stage", {})
     paths = plot_chain_groups(table, chains, metric, f"{out_prefix}_models", title, models_stage)
-    return paths + plot_chain_changes(table, deltas, chains, metric, out_prefix, title, models_stage)
+    paths += plot_chain_changes(table, deltas, chains, metric, out_prefix, title, models_stage)
+    from_base = options.get("extra_tables", {}).get("from_base")
+    if from_base is not None:
+        paths += plot_changes_from_base(table, from_base, metric, f"{out_prefix}_from_base", title, models_stage)
+    return paths
 
 
 def group_label(group: str, name: object) -> str:
@@ -74,6 +80,53 @@ def plot_chain_changes(
             ax.grid(False, axis="y")
             ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
             ax.set_title(f"{title}\nchain {chain}: {' → '.join(members)}")
+            paths += save_figure(fig, f"{out_prefix}_chain-{chain}")
+    return paths
+
+
+def plot_changes_from_base(
+    table: pd.DataFrame,
+    from_base: pd.DataFrame,
+    metric: str,
+    out_prefix: str | Path,
+    title: str,
+    models_stage: dict[str, str],
+) -> list[Path]:
+    """One figure per chain (``{out_prefix}_chain-{chain}``), the paper's Figure 3: per language,
+    one bar per aligned model of its paired change from the chain's base model, with its 95% CI.
+    Languages are sorted by the base model's score (highest on top). ``from_base`` has the deltas
+    shape with ``from_model`` = the base, chains in its row order; ``table`` the ``{task}.csv``
+    shape (order and names)."""
+    data = table[table["metric"] == metric]
+    changes = from_base[from_base["metric"] == metric]
+    paths = []
+    for chain, steps in changes.groupby("chain", sort=False):
+        base_model = steps["from_model"].iloc[0]
+        base = by_score(data, base_model)
+        targets = list(dict.fromkeys(steps["to_model"]))
+        height = 0.8 / len(targets)
+        y = np.arange(len(base))
+        fallback = sns.color_palette("colorblind", len(targets))
+        with style():
+            fig = Figure(figsize=(8.5, 1.6 + 0.34 * max(len(base), 3) * max(len(targets) / 2, 1)), layout="constrained")
+            ax = fig.subplots()
+            for k, model in enumerate(targets):
+                rows = steps[steps["to_model"] == model].set_index("group").reindex(base["group"])
+                delta = rows["delta"].to_numpy(dtype=float)
+                below = np.clip(delta - rows["ci_low"].to_numpy(dtype=float), 0, None)
+                above = np.clip(rows["ci_high"].to_numpy(dtype=float) - delta, 0, None)
+                stage = models_stage.get(model)
+                ax.barh(y - 0.4 + height * (k + 0.5), delta, height=height * 0.9, xerr=[below, above],
+                        color=STAGE_COLORS.get(stage, fallback[k]), edgecolor="0.3", linewidth=0.5, capsize=2,
+                        error_kw={"elinewidth": 0.7, "ecolor": "0.3"}, label=f"{model} ({stage})" if stage else model)
+            ax.axvline(0, color="0.2", linewidth=0.8)
+            names = base["group_name"] if "group_name" in base.columns else base["group"]
+            ax.set_yticks(y, [group_label(g, n) for g, n in zip(base["group"], names)])
+            ax.set_ylim(len(base) - 0.5, -0.5)
+            ax.set_xlabel(f"change in {metric} from {base_model} (paired over items)")
+            ax.grid(False, axis="y")
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            ax.set_title(f"{title}\nchain {chain}: change from the base model {base_model}")
             paths += save_figure(fig, f"{out_prefix}_chain-{chain}")
     return paths
 
@@ -125,10 +178,11 @@ def _draw_changes(ax, base: pd.DataFrame, changes: pd.DataFrame, steps, models_s
 
 
 def plot_language_shares(table: pd.DataFrame, out_prefix: str | Path, title: str, top: int = 8) -> list[Path]:
-    """Per dataset: the share of English, other-language and unknown messages, overall and per role
-    (left), and its most frequent non-English languages (right). ``table`` has the standard shape
-    with ``model`` = dataset, ``group`` = language code and metrics ``share``/``share_{role}``."""
-    metrics = [m for m in ("share", "share_user", "share_assistant") if m in set(table["metric"])]
+    """Per dataset: the share of English, other-language and unknown messages, overall, per role
+    and over agreed messages only (left), and its most frequent non-English languages (right).
+    ``table`` has the standard shape with ``model`` = dataset, ``group`` = language code and metrics
+    ``share``/``share_{role}``/``share_agreed``."""
+    metrics = [m for m in ("share", "share_user", "share_assistant", "share_agreed") if m in set(table["metric"])]
     datasets = sorted(set(table["model"]))
     rows = [(d, m) for d in datasets for m in metrics]
     with style():

@@ -22,7 +22,12 @@ A task is a module with:
 - ``resolve_source(options) -> str`` (optional): the local path or hub id ``prepare`` reads, for a
   task whose data is not given as ``options['source']``; raises when it is missing.
 - ``EXTRA_TABLES`` (optional): ``{name: function(scores, chains, options) -> DataFrame}``, written as
-  ``results/tables/{task}_{name}.csv`` from the same rows as the standard tables.
+  ``results/tables/{task}_{name}.csv`` from the same rows as the standard tables. ``figures()``
+  finds them read back in ``options["extra_tables"]`` (``{name: DataFrame}``).
+- ``EXTRA_TABLE_SUMMARIES`` (optional): ``{name: function(table) -> str}``, the sentence the report
+  prints above that extra table (e.g. which differences are significant).
+- ``unavailable_figures(out_dir, note) -> list[Path]`` (optional): figures drawn, beside the
+  generic notice, when no model could answer the task (e.g. a figure that says it is empty).
 
 - ``DIALECT_TEXT`` (optional): ``{column: "text" | "utterances"}``, the Standard American English
   text of its items that the dialect stage (workflow/rules/dialects.smk) rewrites into each of

@@ -8,11 +8,16 @@ countries are ranked, best first: highest reward or lowest NLL on positive quest
 reverse on negative ones. Per country: the mean rank, and the win rates against the United
 States on positive and on negative questions (a win = the model favours the country over the
 US: prefers it on a positive question, avoids it more on a negative one; a tie counts half).
-Countries below a minimum population are left out before ranking.
+Countries below a minimum population are left out before ranking (``population_filter:
+before_ranking``), or, as in the paper, after ranking among all countries (``after_ranking``).
 
-Correlations (``country_correlations.csv``): Spearman between every two models' mean ranks, and
-between each model's mean rank and the US public's favorability rank of the country (Gallup
-2023, rank 1 = most favourable), so a positive correlation means agreement.
+Correlations (``country_correlations.csv``, Spearman; rank 1 = most favoured everywhere, so a
+positive correlation means agreement), each row naming its ``method``: ``mean_rank`` between every
+two models' mean ranks; ``percent_rank`` between a model's mean ranks and the ranks of the US
+public's % favorable (Gallup 2023; tied percentages share a rank); and the paper's
+``list_order``, between a model's mean ranks of the countries on a Gallup list and that list's own
+order, for the 2023 list and the 2017 list (an order only). ``us_favorability.csv`` lists each
+model's mean rank of every listed country beside its rank on the list.
 """
 
 from __future__ import annotations
@@ -30,12 +35,14 @@ from scipy import stats
 
 from globalrep.countries import (
     FAVORABILITY,
+    FAVORABILITY_2017,
     PLACEHOLDER,
     UNITED_STATES,
     check_template,
     country_phrase,
     fill_reply,
     load_countries,
+    read_favorability_order,
     read_us_favorability,
     starts_sentence,
 )
@@ -48,14 +55,16 @@ PROMPT_VERSION = "1"
 MODEL_KINDS = ("lm", "reward")
 AXIS = "opinions"  # the report's section: dialects | languages | opinions
 # Options that change only scoring: editing them reruns no inference.
-SCORE_ONLY_OPTIONS = ("min_population", "reference", "us_favorability")
+SCORE_ONLY_OPTIONS = ("min_population", "population_filter", "reference", "us_favorability", "us_favorability_2017")
 
 DEFAULT_SOURCE = "SALT-NLP/AskRedditCountries"
 DEFAULT_MIN_POPULATION = 250_000
+POPULATION_FILTERS = ("before_ranking", "after_ranking")
 REQUIRED_COLUMNS = ("Questions", "Sentiment", "Response Format")
 OPTIONAL_COLUMNS = ("Search Query", "Category")
 SENTIMENTS = ("positive", "negative")
-CORRELATION_COLUMNS = ["a", "b", "spearman", "p_value", "n"]
+CORRELATION_COLUMNS = ["a", "b", "method", "spearman", "p_value", "n"]
+FAVORABILITY_COLUMNS = ["model", "list", "country", "mean_rank", "list_rank"]
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +230,8 @@ def model_values(rows: pd.DataFrame, items: pd.DataFrame, model: str) -> tuple[d
 def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
     """Long per-question scores ``model, item_id, group (= country), metric, value, sentiment``:
     ``rank``, ``win_rate_positive`` / ``win_rate_negative``, and the raw ``reward`` or ``nll``
-    and ``nll_sum``, for the countries with at least ``min_population`` people."""
+    and ``nll_sum``, for the countries with at least ``min_population`` people, ranked among
+    those (``population_filter: before_ranking``) or among all countries (``after_ranking``)."""
     unknown = set(predictions["item_id"]) - set(items["item_id"])
     if unknown:
         raise GlobalrepError(
@@ -229,6 +239,7 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
             f"(e.g. {sorted(unknown)[0]}); rerun inference on the current prepared data"
         )
     kept = kept_countries(options)
+    rank_all = population_filter(options) == "after_ranking"
     reference = options.get("reference", UNITED_STATES)
     sentiment = items.set_index("item_id")["sentiment"]
     frames = []
@@ -238,11 +249,22 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
         columns = [country for country in ranked.columns if country in kept]
         for metric, values in raw.items():
             frames.append(_long(values[columns], metric, sentiment).assign(model=model))
-        frames.append(country_scores(ranked[columns], sentiment, higher_is_better, reference).assign(model=model))
+        countries = country_scores(ranked if rank_all else ranked[columns], sentiment, higher_is_better, reference)
+        frames.append(countries[countries["group"].isin(kept)].assign(model=model))
     if not frames:
         return pd.DataFrame(columns=["model", "item_id", "group", "metric", "value", "sentiment"])
     scores = pd.concat(frames, ignore_index=True)
     return scores[["model", "item_id", "group", "metric", "value", "sentiment"]]
+
+
+def population_filter(options: dict) -> str:
+    """When small countries are left out: ``before_ranking`` (default) or ``after_ranking`` (the paper)."""
+    order = options.get("population_filter", POPULATION_FILTERS[0])
+    if order not in POPULATION_FILTERS:
+        raise GlobalrepError(
+            f"config key 'tasks.{NAME}.population_filter' is {order!r}; use one of {', '.join(POPULATION_FILTERS)}"
+        )
+    return order
 
 
 def kept_countries(options: dict) -> set[str]:
@@ -258,28 +280,76 @@ def kept_countries(options: dict) -> set[str]:
 
 
 def correlation_table(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
-    """Spearman correlations ``a, b, spearman, p_value, n`` between every two models' mean ranks
-    and, with ``us_favorability`` set, between each model's mean rank and the favorability rank
-    (1 = most favourable) as ``us_favorability_2023``. ``scores`` are per-question scores or the
-    ``askreddit.csv`` table (its values are already the means). ``n`` counts the countries both
-    sides rank; fewer than 3 give no correlation."""
-    ranks = scores[scores["metric"] == "rank"].groupby(["model", "group"], sort=False)["value"].mean()
-    series = {model: ranks.xs(model) for model in ranks.index.unique("model")}
-    path = options.get("us_favorability")
-    if path:
-        if not Path(path).is_file():
-            raise GlobalrepError(
-                f"US favorability file {path!r} does not exist (config key 'tasks.askreddit.us_favorability', "
-                "relative to the working directory)"
-            )
-        favorability = read_us_favorability(path, load_countries(options.get("countries")))
-        series[FAVORABILITY] = favorability.set_index("name")["favorability"].rank(ascending=False)
+    """Spearman correlations ``a, b, method, spearman, p_value, n``: ``mean_rank`` between every
+    two models' mean ranks; with ``us_favorability`` set, ``percent_rank`` between each model's
+    mean ranks and the ranks of the % favorable (1 = most favourable) as ``us_favorability_2023``;
+    then the paper's ``list_order`` between each model's mean ranks and each configured list's own
+    order (``us_favorability_2023``, ``us_favorability_2017``). ``scores`` are per-question scores
+    or the ``askreddit.csv`` table (its values are already the means). ``n`` counts the countries
+    both sides rank; fewer than 3 give no correlation."""
+    models = mean_ranks(scores)
+    lists = favorability_lists(options)
+    series = dict(models)
+    if FAVORABILITY in lists:
+        percent = lists[FAVORABILITY].set_index("name")["favorability"]
+        series[FAVORABILITY] = percent.rank(ascending=False)
     rows = []
     for a, b in combinations(series, 2):
-        common = series[a].index.intersection(series[b].index)
-        rho, p_value = _spearman(series[a][common], series[b][common])
-        rows.append((a, b, rho, p_value, len(common)))
+        rows.append((a, b, "percent_rank" if b == FAVORABILITY else "mean_rank", *_correlation(series[a], series[b])))
+    for model, ranks in models.items():
+        for label, listed in lists.items():
+            rows.append((model, label, "list_order", *_correlation(ranks, listed.set_index("name")["list_rank"])))
     return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
+
+
+def favorability_table(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
+    """Per model and configured Gallup list, each listed country the model ranks: ``model, list,
+    country, mean_rank, list_rank`` (1 = most favoured / favourable), in list order."""
+    lists = favorability_lists(options)
+    rows = [
+        (model, label, country.name, ranks[country.name], country.list_rank)
+        for model, ranks in mean_ranks(scores).items()
+        for label, listed in lists.items()
+        for country in listed.itertuples(index=False)
+        if country.name in ranks.index
+    ]
+    return pd.DataFrame(rows, columns=FAVORABILITY_COLUMNS)
+
+
+def mean_ranks(scores: pd.DataFrame) -> dict[str, pd.Series]:
+    """``{model: mean rank per country}``, models in order of appearance."""
+    ranks = scores[scores["metric"] == "rank"].groupby(["model", "group"], sort=False)["value"].mean()
+    return {model: ranks.xs(model) for model in ranks.index.unique("model")}
+
+
+def favorability_lists(options: dict) -> dict[str, pd.DataFrame]:
+    """The configured Gallup lists, ``{label: name, code, list_rank[, favorability]}``: the 2023
+    list (``us_favorability``, its own order is its row order) and the 2017 order
+    (``us_favorability_2017``)."""
+    countries = None
+    lists = {}
+    for key, label in (("us_favorability", FAVORABILITY), ("us_favorability_2017", FAVORABILITY_2017)):
+        path = options.get(key)
+        if not path:
+            continue
+        if not Path(path).is_file():
+            raise GlobalrepError(
+                f"US favorability file {path!r} does not exist (config key 'tasks.{NAME}.{key}', "
+                "relative to the working directory)"
+            )
+        countries = load_countries(options.get("countries")) if countries is None else countries
+        if key == "us_favorability":
+            listed = read_us_favorability(path, countries)
+            lists[label] = listed.assign(list_rank=range(1, len(listed) + 1))
+        else:
+            lists[label] = read_favorability_order(path, countries)
+    return lists
+
+
+def _correlation(x: pd.Series, y: pd.Series) -> tuple[float, float, int]:
+    """Spearman of two per-country series over the countries both have: ``(rho, p, n)``."""
+    common = x.index.intersection(y.index)
+    return (*_spearman(x[common], y[common]), len(common))
 
 
 def _spearman(x: pd.Series, y: pd.Series) -> tuple[float, float]:
@@ -291,8 +361,11 @@ def _spearman(x: pd.Series, y: pd.Series) -> tuple[float, float]:
     return (float(result.statistic), float(result.pvalue))
 
 
-# Written as results/tables/askreddit_country_correlations.csv.
-EXTRA_TABLES = {"country_correlations": lambda scores, chains, options: correlation_table(scores, options)}
+# Written as results/tables/askreddit_country_correlations.csv and askreddit_us_favorability.csv.
+EXTRA_TABLES = {
+    "country_correlations": lambda scores, chains, options: correlation_table(scores, options),
+    "us_favorability": lambda scores, chains, options: favorability_table(scores, options),
+}
 
 
 # ---------------------------------------------------------------------------------- figures
@@ -313,6 +386,7 @@ def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, o
         cmap="RdYlGn_r",
     )
     correlations = correlation_table(tables, options)
+    correlations = correlations[correlations["method"] != "list_order"]  # one value per pair in the heatmap
     if len(correlations):
         written += plot_correlation_heatmap(
             correlations,

@@ -21,6 +21,7 @@ from globalrep.errors import GlobalrepError
 from globalrep.languages import language_name
 from globalrep.models import is_local_path
 from globalrep.sources import read_records, require_columns
+from globalrep.tables import deltas_table
 
 NAME = "belebele"
 PROMPT_VERSION = "1"
@@ -31,6 +32,13 @@ DEFAULT_SOURCE = "facebook/belebele"
 ANSWER_COLUMNS = tuple(f"mc_answer{k}" for k in range(1, 5))
 REQUIRED_COLUMNS = ("flores_passage", "question", *ANSWER_COLUMNS, "correct_answer_num", "dialect", "link", "question_number")
 LETTERS = "ABCD"
+# The paper's 9 TyDiQA languages as Belebele variants; its Arabic was Mesopotamian (acm_Arab).
+TYDIQA_LANGUAGES = {
+    "arabic": "acm_Arab", "bengali": "ben_Beng", "english": "eng_Latn", "finnish": "fin_Latn",
+    "indonesian": "ind_Latn", "korean": "kor_Hang", "russian": "rus_Cyrl", "swahili": "swh_Latn",
+    "telugu": "tel_Telu",
+}  # fmt: skip
+TYDIQA_FIGURE = f"{NAME}_tydiqa_languages"
 INSTRUCTION = "Read the context, then answer the question by picking one of the four choices."
 
 log = logging.getLogger(__name__)
@@ -159,8 +167,37 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
     )
 
 
+# Extra table (results/tables/belebele_from_base.csv): the paper's Figure 3, each aligned model's
+# paired change from its chain's base model.
+EXTRA_TABLES = {"from_base": lambda scores, chains, options: deltas_table(scores, chains, from_base=True)}
+
+TITLE = "Belebele accuracy (%)"
+
+
 def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
-    """The paper's Figure 3 per chain, and every model's accuracy per language."""
+    """The paper's Figure 3 per chain (change from the base model), the consecutive changes and
+    every model's accuracy per language: over all evaluated variants, and again over the paper's
+    9 TyDiQA languages only (a notice when none of them was evaluated)."""
     from globalrep.figures.languages import language_figures
 
-    return language_figures(tables, deltas, chains, Path(out_dir) / NAME, "accuracy", "Belebele accuracy (%)", options)
+    written = language_figures(tables, deltas, chains, Path(out_dir) / NAME, "accuracy", TITLE, options)
+    nine = list(TYDIQA_LANGUAGES.values())
+    if not tables["group"].isin(nine).any():
+        return written + unavailable_figures(out_dir, f"None of them was evaluated ({', '.join(nine)}).")
+    extra = {name: frame[frame["group"].isin(nine)] for name, frame in options.get("extra_tables", {}).items()}
+    return written + language_figures(
+        tables[tables["group"].isin(nine)],
+        deltas[deltas["group"].isin(nine)],
+        chains,
+        Path(out_dir) / TYDIQA_FIGURE,
+        "accuracy",
+        f"{TITLE}, the paper's 9 TyDiQA languages",
+        {**options, "extra_tables": extra},
+    )
+
+
+def unavailable_figures(out_dir, note: str) -> list[Path]:
+    """The 9-language figure as a notice: no Belebele results for the paper's TyDiQA languages."""
+    from globalrep.figures.notice import plot_notice
+
+    return plot_notice(f"{TITLE}, the paper's 9 TyDiQA languages: no results", note, Path(out_dir) / TYDIQA_FIGURE)

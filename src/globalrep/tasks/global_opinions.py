@@ -22,6 +22,7 @@ from scipy.special import softmax
 from globalrep.engine.requests import LoglikRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import read_records, require_columns
+from globalrep.tables import reference_differences_table
 
 NAME = "global_opinions"
 PROMPT_VERSION = "1"
@@ -31,7 +32,8 @@ AXIS = "opinions"  # the report's section: dialects | languages | opinions
 SCORE_ONLY_OPTIONS = ("focus_countries",)
 
 DEFAULT_SOURCE = "Anthropic/llm_global_opinions"
-FOCUS_COUNTRIES = ("United States", "China", "Jordan", "Brazil", "Nigeria", "Germany", "Australia")
+UNITED_STATES = "United States"
+FOCUS_COUNTRIES = (UNITED_STATES, "China", "Jordan", "Brazil", "Nigeria", "Germany", "Australia")
 REQUIRED_COLUMNS = ("question", "selections", "options", "source")
 # A source with these columns and no `selections` is one of the paper's published outputs files.
 PUBLISHED_COLUMNS = {"question", "options", "probs"}
@@ -312,15 +314,59 @@ def table_scores(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
     return focused[focused["item_id"].isin(common)].reset_index(drop=True)
 
 
-def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
-    """Per chain, similarity per focus country for each model, with 95% CIs."""
-    from globalrep.figures.chains import plot_chain_groups  # plotting stack only where figures are drawn
+# Extra table (results/tables/global_opinions_vs_us.csv): the paper's Figure 4, each focus
+# country's similarity minus the United States', paired per question.
+EXTRA_TABLES = {"vs_us": lambda scores, chains, options: reference_differences_table(scores, UNITED_STATES, "minus_us")}
 
-    return plot_chain_groups(
+
+def us_lead_summary(table: pd.DataFrame) -> str:
+    """The report's reading of ``global_opinions_vs_us.csv``: for which models and countries the
+    United States' lead (similarity to the US minus to the country) is significant, i.e. the
+    95% CI of country − US lies below 0, and where a country is significantly closer instead."""
+    if table.empty:
+        return "No model has similarities to the United States and another focus country on shared questions."
+
+    def listing(rows: pd.DataFrame) -> str:
+        per_model = rows.groupby("model", sort=True)["group"].agg(lambda groups: ", ".join(sorted(groups)))
+        return "; ".join(f"{model}: {groups}" for model, groups in per_model.items()) or "none"
+
+    lead = table[table["ci_high"] < 0]
+    behind = table[table["ci_low"] > 0]
+    return (
+        "Answers are significantly closer to the United States' than to the country's (95% CI of "
+        f"country − US below 0) for {listing(lead)}. Significantly closer to the country than to the "
+        f"United States: {listing(behind)}."
+    )
+
+
+# The sentence the report puts beside each extra table.
+EXTRA_TABLE_SUMMARIES = {"vs_us": us_lead_summary}
+
+
+def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+    """Per chain, similarity per focus country for each model, with 95% CIs; and the paper's
+    Figure 4: per chain, each country's similarity minus the United States', stages side by side."""
+    from globalrep.figures.bars import plot_chain_bars  # plotting stack only where figures are drawn
+    from globalrep.figures.chains import plot_chain_groups
+
+    models_stage = options.get("models_stage", {})
+    written = plot_chain_groups(
         tables,
         chains,
         metric="similarity",
         out_prefix=Path(out_dir) / f"{NAME}_chains",
         title="GlobalOpinionQA: similarity to each country's survey answers (1 − JS distance)",
-        models_stage=options.get("models_stage", {}),
+        models_stage=models_stage,
     )
+    vs_us = options.get("extra_tables", {}).get("vs_us")
+    if vs_us is not None:
+        written += plot_chain_bars(
+            vs_us,
+            chains,
+            metric="similarity_minus_us",
+            out_prefix=Path(out_dir) / f"{NAME}_vs_us",
+            title="GlobalOpinionQA: similarity to each country minus to the United States "
+            "(paired per question; below 0: closer to the US)",
+            models_stage=models_stage,
+        )
+    return written

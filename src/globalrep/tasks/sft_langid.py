@@ -3,14 +3,18 @@
 A model-free task (empty ``MODEL_KINDS``): ``workflow/rules/langid.smk`` runs one job per
 (dataset, shard) and then one job for its two tables; figures and report are the generic ones.
 Every message of every conversation gets a language from two independent detectors
-(:mod:`globalrep.langid`) and counts for it only when they agree, else ``unknown``.
+(:mod:`globalrep.langid`), by default the paper's pair (langdetect and fastText's lid.176), and
+counts for it only when they agree, else ``unknown``.
 
 Shard ``k`` of ``n`` holds the conversations whose index (within their split or file) is
 ``k`` modulo ``n``; a job streams its source and keeps no text, so a 300k-message dataset never
 sits in memory. The table has the standard shape with ``model`` = the dataset's config name,
-``group`` = the language (ISO 639-1, or ``unknown``), ``group_name`` its English name, and
-metrics ``share`` (all messages), ``share_user`` and ``share_assistant``: percent of messages,
-with 95% Wilson intervals (messages counted as independent draws).
+``group`` = the language (ISO 639-1, or ``unknown``), ``group_name`` its English name, and the
+percent of messages with 95% Wilson intervals (messages counted as independent draws), two ways:
+``share``, ``share_user``, ``share_assistant`` over all messages, ``unknown`` (the detectors
+disagree or find nothing) a row of its own; and the paper's headline, ``share_agreed``,
+``share_agreed_user``, ``share_agreed_assistant``, over the messages both detectors agree on
+(disagreements leave the denominator).
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ from globalrep.atomic import write_csv_atomic, write_parquet_atomic
 from globalrep.datafiles import local_files
 from globalrep.errors import GlobalrepError
 from globalrep.intermediates import read_parquet_output
-from globalrep.langid import Detectors, detector_versions
-from globalrep.languages import language_name
+from globalrep.langid import PAPER_DETECTORS, Detectors, check_detectors, detector_versions
+from globalrep.languages import UNKNOWN, language_name
 from globalrep.models import fingerprint, is_local_path
 from globalrep.tables import DELTA_COLUMNS
 
@@ -40,7 +44,8 @@ AXIS = "languages"  # the report's section: dialects | languages | opinions
 
 DEFAULT_SPLITS = ("train",)
 ROLES = ("user", "assistant")
-MESSAGE_COLUMNS = ["dataset", "part", "conversation", "turn", "role", "chars", "langdetect", "lingua", "language"]
+# first/second: the answers of the two `detectors` (named in that column), in their config order.
+MESSAGE_COLUMNS = ["dataset", "part", "conversation", "turn", "role", "chars", "detectors", "first", "second", "language"]
 TABLE_COLUMNS = ["model", "group", "group_name", "metric", "value", "ci_low", "ci_high", "n"]
 
 log = logging.getLogger(__name__)
@@ -71,11 +76,17 @@ def shard_files(options: Mapping, name: str) -> list[str]:
     return [f"results/langid/{name}/shard-{i}-of-{n}.parquet" for i in range(n)]
 
 
+def detector_names(options: Mapping) -> tuple[str, str]:
+    """The configured pair of detectors (``detectors``), the paper's by default."""
+    return check_detectors(options.get("detectors", PAPER_DETECTORS), f"tasks.{NAME}.detectors")
+
+
 def job_fingerprint(options: Mapping, name: str) -> str:
     """What determines a detection shard: the dataset's entry, the detection options, this task's
     version and the detectors' versions (a new detector version reruns detection)."""
     detection = {k: v for k, v in options.items() if k not in ("datasets", "shards")}
-    return fingerprint(dataset_entries(options)[name], detection, PROMPT_VERSION, detector_versions())
+    versions = detector_versions(detector_names(options))
+    return fingerprint(dataset_entries(options)[name], detection, PROMPT_VERSION, versions)
 
 
 def source_files(options: Mapping, name: str) -> list[str]:
@@ -151,9 +162,12 @@ def _checked(messages, where: str) -> list[tuple[str, str]]:
 
 def detect_shard(name: str, options: Mapping, n_shards: int, shard: int, out_path) -> None:
     """One job: the language of every message in one shard of dataset ``name``, one row per
-    message (no text): ``dataset, part, conversation, turn, role, chars, langdetect, lingua, language``."""
+    message (no text): ``dataset, part, conversation, turn, role, chars, detectors, first, second,
+    language``."""
     entry = dataset_entries(options)[name]
+    names = detector_names(options)
     detectors = Detectors(
+        names,
         seed=int(options.get("seed", 0)),
         max_chars=int(options.get("max_chars", 1000)),
         low_accuracy=bool(options.get("low_accuracy", False)),
@@ -163,11 +177,11 @@ def detect_shard(name: str, options: Mapping, n_shards: int, shard: int, out_pat
     for part, index, messages in conversations(str(entry["source"]), entry["splits"], n_shards, shard):
         for turn, (role, content) in enumerate(messages):
             found = detectors.detect(content)
-            rows.append((name, part, index, turn, role, len(content), found.langdetect, found.lingua, found.language))
+            rows.append((name, part, index, turn, role, len(content), "+".join(names), found.first, found.second, found.language))
     frame = pd.DataFrame(rows, columns=MESSAGE_COLUMNS)
     write_parquet_atomic(frame, out_path)
     elapsed = max(time.perf_counter() - start, 1e-9)
-    agree = float((frame["langdetect"] == frame["lingua"]).mean()) if len(frame) else float("nan")
+    agree = float((frame["language"] != UNKNOWN).mean()) if len(frame) else float("nan")
     log.info("%s shard %d of %d: %d messages in %.1f s (%.1f messages/s); detectors agree on %.1f%%",
              name, shard, n_shards, len(frame), elapsed, len(frame) / elapsed, 100 * agree)
 
@@ -177,10 +191,18 @@ def detect_shard(name: str, options: Mapping, n_shards: int, shard: int, out_pat
 
 def share_table(messages: pd.DataFrame) -> pd.DataFrame:
     """Percent of messages per language, per dataset: all messages (``share``) and per role
-    (``share_user``, ``share_assistant``), with 95% Wilson intervals; ``n`` = messages counted."""
+    (``share_user``, ``share_assistant``), ``unknown`` included; then the same over only the
+    messages the detectors agree on (``share_agreed``, ``share_agreed_user``,
+    ``share_agreed_assistant``). 95% Wilson intervals; ``n`` = the messages of the denominator."""
     rows = []
     for dataset, frame in messages.groupby("dataset", sort=True):
-        subsets = {"share": frame, **{f"share_{role}": frame[frame["role"] == role] for role in ROLES}}
+        agreed = frame[frame["language"] != UNKNOWN]
+        subsets = {
+            "share": frame,
+            **{f"share_{role}": frame[frame["role"] == role] for role in ROLES},
+            "share_agreed": agreed,
+            **{f"share_agreed_{role}": agreed[agreed["role"] == role] for role in ROLES},
+        }
         for metric, subset in subsets.items():
             total = len(subset)
             for language, count in sorted(subset["language"].value_counts().items()):
@@ -201,7 +223,7 @@ def write_tables(shards: Mapping[str, list], scores_out, table_out, deltas_out) 
     write_csv_atomic(pd.DataFrame(columns=DELTA_COLUMNS), deltas_out)
     for dataset, frame in messages.groupby("dataset", sort=True):
         english = (frame["language"] == "en").mean()
-        unknown = (frame["language"] == "unknown").mean()
+        unknown = (frame["language"] == UNKNOWN).mean()
         log.info("%s: %d messages; English %.1f%%, other languages %.1f%%, unknown (detectors disagree or "
                  "find nothing) %.1f%%", dataset, len(frame), 100 * english, 100 * (1 - english - unknown), 100 * unknown)
 
@@ -210,4 +232,4 @@ def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, o
     """The language make-up of each SFT dataset, its non-English share first."""
     from globalrep.figures.languages import plot_language_shares
 
-    return plot_language_shares(tables, Path(out_dir) / NAME, "SFT data: languages of messages (both detectors agree)")
+    return plot_language_shares(tables, Path(out_dir) / NAME, "SFT data: languages of messages (counted where both detectors agree)")

@@ -26,6 +26,7 @@ from globalrep.errors import GlobalrepError
 from globalrep.languages import named_language
 from globalrep.models import is_local_path
 from globalrep.sources import read_text
+from globalrep.tables import deltas_table
 
 NAME = "tydiqa_goldp"
 PROMPT_VERSION = "1"
@@ -250,8 +251,14 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
     return pd.DataFrame(rows, columns=["model", "item_id", "group", "group_name", "metric", "value", "answer"])
 
 
+# Extra table (results/tables/tydiqa_goldp_from_base.csv): the paper's Figure 3, each aligned
+# model's paired change from its chain's base model.
+EXTRA_TABLES = {"from_base": lambda scores, chains, options: deltas_table(scores, chains, from_base=True)}
+
+
 def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
-    """The paper's Figure 3 per chain (F1), and every model's F1 per language."""
+    """The paper's Figure 3 per chain (F1, change from the base model), the consecutive changes,
+    and every model's F1 per language."""
     from globalrep.figures.languages import language_figures
 
     return language_figures(tables, deltas, chains, Path(out_dir) / NAME, "f1", "TyDiQA-GoldP F1 (%)", options)
