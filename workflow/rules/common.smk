@@ -20,7 +20,7 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
 
 from globalrep import pipeline
 from globalrep.errors import GlobalrepError
-from globalrep.models import ModelSpec, fingerprint, inference_fingerprint
+from globalrep.models import ModelSpec, fingerprint, inference_fingerprint, inference_resources
 from globalrep.tasks import get_task
 
 try:
@@ -102,6 +102,11 @@ def built_model_files(model):
 
 def model_spec(model):
     return ModelSpec.from_config(model, MODELS[model])
+
+
+def model_resource(name):
+    """A resource (gpus, mem_mb, runtime) of an inference job, from its model's entry."""
+    return lambda wildcards: inference_resources(MODELS[wildcards.model], config["engine"])[name]
 
 
 def chains_for(task):
