@@ -19,6 +19,7 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
     )
 
 from globalrep import pipeline
+from globalrep.codebase import code_fingerprint
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec, fingerprint, inference_fingerprint, inference_resources
 from globalrep.tasks import get_task
@@ -182,11 +183,20 @@ def score_inputs(wildcards):
     }
 
 
+# Shared scoring code; each task's own module (and what it imports) comes on top.
+SCORING_MODULES = ("globalrep.stats", "globalrep.tables")
+# Per task, a hash of its scoring and figure code: editing a metric reruns scoring, figures and
+# the report, never inference.
+SCORING_CODE = {
+    task: code_fingerprint([get_task(task).__name__, *SCORING_MODULES]) for task in TASKS
+}
+
+
 def score_fingerprint(wildcards):
     options = {
         k: v for k, v in config["tasks"][wildcards.task].items() if k != "shards"
     }
-    return fingerprint(options, chains_for(wildcards.task))
+    return fingerprint(options, chains_for(wildcards.task), SCORING_CODE[wildcards.task])
 
 
 def report_fingerprint(wildcards):
