@@ -1,6 +1,6 @@
-"""Snakemake adapter: build Multi-VALUE's NLTK data folder (globalrep.dialects.build_nltk_data)."""
+"""Snakemake adapter: build Multi-VALUE's NLTK data folder (globalrep.nltk_corpora.build_nltk_data)."""
 
-from globalrep.dialects import build_nltk_data
+from globalrep.nltk_corpora import build_nltk_data
 from globalrep.pipeline import setup_logging
 
 setup_logging(snakemake.log[0])
