@@ -21,8 +21,9 @@ def test_options_reach_from_pretrained(tiny_lm_dir, tiny_rm_dir):
     assert len(load_reward_model(reward, CPU).body.layers) == 1
 
 
-@pytest.mark.parametrize(("option", "entry_key"), [("revision", "revision"), ("torch_dtype", "dtype")])
-def test_options_that_the_entry_owns_are_named(tiny_lm_dir, option, entry_key):
+@pytest.mark.parametrize(("option", "config_key"),
+                         [("revision", "revision"), ("torch_dtype", "dtype"), ("device_map", "engine.device")])
+def test_options_that_the_config_sets_are_named(tiny_lm_dir, option, config_key):
     spec = ModelSpec(name="tiny", path=str(tiny_lm_dir), options={option: "x"})
-    with pytest.raises(GlobalrepError, match=rf"models\.tiny\.options sets {option}; use the model entry's own key \({entry_key}\)"):
+    with pytest.raises(GlobalrepError, match=rf"models\.tiny\.options sets {option}; set the config key\(s\) {config_key} instead"):
         load_causal_lm(spec, CPU)
