@@ -43,12 +43,15 @@ def test_prepare_reads_the_demo_with_readable_language_names():
     assert list(first["choices"]) == ["Sweet rolls", "Rye bread", "White bread", "Fruit cake"] and first["answer"] == 1
 
 
-def test_real_belebele_files_and_language_selection(shared_data):
-    items = belebele.prepare({"languages": ["deu_Latn"]}, str(shared_data / "belebele"))
-    assert len(items) == 900 and set(items["group"]) == {"deu_Latn"}
+@pytest.mark.parametrize(("where", "per_language"), [("sample", 3), ("paper", 900)])
+def test_belebele_files_and_language_selection(request, test_data, where, per_language):
+    """A folder of per-language files: the project's sample (tests/data), and the real files."""
+    folder = test_data / "belebele" if where == "sample" else request.getfixturevalue("shared_data") / "belebele"
+    items = belebele.prepare({"languages": ["deu_Latn"]}, str(folder))
+    assert len(items) == per_language and set(items["group"]) == {"deu_Latn"}
     assert items["answer"].between(0, 3).all() and items["item_id"].is_unique
-    both = belebele.prepare({}, str(shared_data / "belebele"))
-    assert both.groupby("group").size().to_dict() == {"deu_Latn": 900, "eng_Latn": 900}
+    both = belebele.prepare({}, str(folder))
+    assert both.groupby("group").size().to_dict() == {"deu_Latn": per_language, "eng_Latn": per_language}
     # Sorted by language, 2 shards = one language per inference job.
     assert set(shard_items(both, 2, 0)["group"]) == {"deu_Latn"}
 

@@ -1,11 +1,12 @@
-"""Multi-VALUE dialect rewrites (globalrep.dialects): real rewrites of a few sentences and dialogues,
-protected words, determinism across processes and shards, failures that keep the SAE text; the
+"""Multi-VALUE dialect rewrites (globalrep.multivalue_adapter, nltk_corpora, dialect_rewrites):
+real rewrites of a few sentences and dialogues, protected words, determinism across processes and shards, failures that keep the SAE text; the
 offline NLTK data; and the SAE/dialect pairing, comparison table and McNemar's test."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 import yaml
 from scipy import stats as scipy_stats
 
-from globalrep import dialect_pairs, dialects
+from globalrep import dialect_pairs, dialect_rewrites, multivalue_adapter, nltk_corpora
 from globalrep.errors import GlobalrepError
 from globalrep.stats import mcnemar_exact
 from globalrep.tasks import md3_taboo_transfer, rm_dialect_probe
@@ -25,7 +26,7 @@ from globalrep.tasks import md3_taboo_transfer, rm_dialect_probe
 REPO = Path(__file__).resolve().parents[1]
 HAVE_MULTIVALUE = importlib.util.find_spec("multivalue") is not None
 needs_multivalue = pytest.mark.skipif(
-    not HAVE_MULTIVALUE, reason=f"Multi-VALUE is not installed ({dialects.INSTALL_HINT})"
+    not HAVE_MULTIVALUE, reason=f"Multi-VALUE is not installed ({nltk_corpora.INSTALL_HINT})"
 )
 TESTED = ("indian", "nigerian", "colloquial_singapore")
 SENTENCES = (
@@ -40,21 +41,21 @@ SENTENCES = (
 @pytest.fixture(scope="session")
 def nltk_data(tmp_path_factory) -> Path:
     """WordNet + cmudict for NLTK: $NLTK_DATA when it has them, else built as the workflow does."""
-    found = dialects.find_nltk_data()
+    found = nltk_corpora.find_nltk_data()
     if found:
         return Path(found)
     if not shutil.which("apt-get"):
         pytest.skip("building WordNet needs Debian's apt-get; set NLTK_DATA to a folder with WordNet and cmudict")
     out = tmp_path_factory.mktemp("nltk") / "nltk_data"
-    dialects.build_nltk_data(out)
+    nltk_corpora.build_nltk_data(out)
     return out
 
 
 @pytest.fixture(scope="session")
-def rewriters(nltk_data) -> dict[str, dialects.DialectRewriter]:
+def rewriters(nltk_data) -> dict[str, multivalue_adapter.DialectRewriter]:
     if not HAVE_MULTIVALUE:
-        pytest.skip(f"Multi-VALUE is not installed ({dialects.INSTALL_HINT})")
-    return {code: dialects.DialectRewriter(code, seed=1, nltk_data=nltk_data) for code in TESTED}
+        pytest.skip(f"Multi-VALUE is not installed ({nltk_corpora.INSTALL_HINT})")
+    return {code: multivalue_adapter.DialectRewriter(code, seed=1, nltk_data=nltk_data) for code in TESTED}
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +122,7 @@ def test_protected_words_are_never_rewritten(rewriters):
 
 @needs_multivalue
 def test_dialogues_keep_speakers_and_secret_word(rewriters, demo_games):
-    rewritten = dialects.rewrite_items(demo_games, rewriters["indian"], {"transcript": "utterances"}, "answer")
+    rewritten = dialect_rewrites.rewrite_items(demo_games, rewriters["indian"], {"transcript": "utterances"}, "answer")
     assert list(rewritten["item_id"]) == list(demo_games["item_id"])
     assert not rewritten["rewrite_failed"].any()
     assert (rewritten["dialect_rules"].map(len) > 0).all()
@@ -134,15 +135,15 @@ def test_dialogues_keep_speakers_and_secret_word(rewriters, demo_games):
 @needs_multivalue
 def test_rewrites_depend_only_on_seed_and_item(rewriters, nltk_data, demo_games):
     columns = {"transcript": "utterances"}
-    full = dialects.rewrite_items(demo_games, rewriters["nigerian"], columns, "answer")
+    full = dialect_rewrites.rewrite_items(demo_games, rewriters["nigerian"], columns, "answer")
     # Another rewriter, the items in another order and without the first: same rewrites.
-    again = dialects.DialectRewriter("nigerian", seed=1, nltk_data=nltk_data)
-    subset = dialects.rewrite_items(demo_games.iloc[::-1].iloc[:-1], again, columns, "answer")
+    again = multivalue_adapter.DialectRewriter("nigerian", seed=1, nltk_data=nltk_data)
+    subset = dialect_rewrites.rewrite_items(demo_games.iloc[::-1].iloc[:-1], again, columns, "answer")
     merged = full.merge(subset, on="item_id", suffixes=("", "_again"))
     assert len(merged) == len(demo_games) - 1
     assert (merged["transcript"].map(str) == merged["transcript_again"].map(str)).all()
-    other_seed = dialects.rewrite_items(
-        demo_games, dialects.DialectRewriter("nigerian", 2, nltk_data), columns, "answer"
+    other_seed = dialect_rewrites.rewrite_items(
+        demo_games, multivalue_adapter.DialectRewriter("nigerian", 2, nltk_data), columns, "answer"
     )
     assert list(other_seed["transcript"].map(str)) != list(full["transcript"].map(str))
 
@@ -153,9 +154,9 @@ def test_two_runs_write_identical_files(tmp_path, nltk_data, demo_games):
     sae = tmp_path / "md3_taboo_transfer@sae.parquet"
     demo_games.to_parquet(sae, index=False)
     here, there = tmp_path / "here.parquet", tmp_path / "there.parquet"
-    dialects.rewrite_task_items("md3_taboo_transfer", ["indian"], 5, sae, nltk_data, [here])
+    dialect_rewrites.rewrite_task_items("md3_taboo_transfer", ["indian"], 5, sae, nltk_data, [here])
     code = (
-        "from globalrep.dialects import rewrite_task_items; "
+        "from globalrep.dialect_rewrites import rewrite_task_items; "
         f"rewrite_task_items('md3_taboo_transfer', ['indian'], 5, {str(sae)!r}, {str(nltk_data)!r}, [{str(there)!r}])"
     )
     env = {**os.environ, "PYTHONHASHSEED": "123", "PYTHONPATH": str(REPO / "src")}
@@ -177,12 +178,12 @@ class _FailingOn:
     def rewrite(self, text, key, protect=()):
         if self.bad in text:
             raise IndexError("Multi-VALUE choked")
-        return dialects.Rewrite(text.upper(), ("upper",))
+        return multivalue_adapter.Rewrite(text.upper(), ("upper",))
 
 
 def test_a_failed_rewrite_keeps_the_sae_text_and_is_counted(caplog):
     items = pd.DataFrame({"item_id": ["a", "b", "c"], "prompt": ["fine", "bad one", "also fine"]})
-    rewritten = dialects.rewrite_items(items, _FailingOn("bad"), {"prompt": "text"})
+    rewritten = dialect_rewrites.rewrite_items(items, _FailingOn("bad"), {"prompt": "text"})
     assert list(rewritten["prompt"]) == ["FINE", "bad one", "ALSO FINE"]
     assert list(rewritten["rewrite_failed"]) == [False, True, False]
     assert list(rewritten["dialect_rules"]) == [["upper"], [], ["upper"]]
@@ -194,31 +195,34 @@ def test_a_failed_rewrite_keeps_the_sae_text_and_is_counted(caplog):
 
 def test_unknown_text_kind_and_dialect_are_errors():
     with pytest.raises(GlobalrepError, match="unknown dialect text kind"):
-        dialects.rewrite_items(pd.DataFrame({"item_id": ["a"], "x": ["y"]}), _FailingOn("z"), {"x": "poem"})
+        dialect_rewrites.rewrite_items(pd.DataFrame({"item_id": ["a"], "x": ["y"]}), _FailingOn("z"), {"x": "poem"})
     with pytest.raises(GlobalrepError, match="unknown dialect.*'klingon'.*known dialects: aboriginal"):
-        dialects.check_dialects(["indian", "klingon"])
+        multivalue_adapter.check_dialects(["indian", "klingon"])
 
 
 def test_protected_spans_and_dropped_rules():
     text = "The Lighthouse is a lighthouse, not a lighthouses."
-    assert dialects.protected_spans(text, ["lighthouse"]) == [(4, 13), (20, 29)]
+    assert multivalue_adapter.protected_spans(text, ["lighthouse"]) == [(4, 13), (20, 29)]
     # Multi-VALUE's rules: {rule: {(start, end): ...}}, inclusive spans; those touching 4..13 or 20..29 go.
     rules = {"a": {(0, 2): "x", (13, 16): "y"}, "b": {(10, 12): "z", (15, 19): "v", (29, 33): "w"}}
-    dialects._drop_rules_touching(rules, dialects.protected_spans(text, ["lighthouse"]))
+    multivalue_adapter._drop_rules_touching(rules, multivalue_adapter.protected_spans(text, ["lighthouse"]))
     assert rules == {"a": {(0, 2): "x"}, "b": {(15, 19): "v"}}
 
 
 def test_dialect_codes_cover_multivalue_and_the_schema():
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    assert schema["properties"]["dialects"]["items"]["enum"] == list(dialects.DIALECTS)
-    assert len(dialects.DIALECTS) == 50 and len(set(dialects.DIALECTS.values())) == 50
+    assert schema["properties"]["dialects"]["items"]["enum"] == list(multivalue_adapter.DIALECTS)
+    assert len(multivalue_adapter.DIALECTS) == 50 and len(set(multivalue_adapter.DIALECTS.values())) == 50
     readme = (REPO / "config/README.md").read_text()
     assert all(f"`{code}`" in readme for code in ("indian", "nigerian", "african_american_vernacular"))
+    # The one list: config/README.md's `dialects` section lists every code, in order, and no other.
+    section = readme.split("\n## `dialects`\n\n", 1)[1].split("\n\n", 1)[0]
+    assert re.findall(r"`([a-z_]+)`", section.split("AfricanAmericanVernacular):", 1)[1]) == list(multivalue_adapter.DIALECTS)
     if HAVE_MULTIVALUE:  # every code names one of Multi-VALUE's dialect classes
         vectors = pd.read_csv(
             Path(importlib.util.find_spec("multivalue").origin).parent / "resources/attestation_vectors.csv"
         )
-        assert set(dialects.DIALECTS.values()) <= set(vectors.columns)
+        assert set(multivalue_adapter.DIALECTS.values()) <= set(vectors.columns)
 
 
 # ------------------------------------------------------------------------ NLTK data
@@ -230,25 +234,25 @@ MANPAGE = "".join(f"{i:02d}\t{name}\tsomething\n" for i, name in enumerate(
 
 
 def test_lexnames_from_wordnets_manpage():
-    lines = dialects.lexnames_from_manpage(".TS\n" + MANPAGE + ".TE\n").splitlines()
+    lines = nltk_corpora.lexnames_from_manpage(".TS\n" + MANPAGE + ".TE\n").splitlines()
     assert len(lines) == 45
     assert lines[0] == "00\tadj.all\t3" and lines[2] == "02\tadv.all\t4"
     assert lines[3] == "03\tnoun.n0\t1" and lines[29] == "29\tverb.v0\t2" and lines[44] == "44\tadj.ppl\t3"
     with pytest.raises(GlobalrepError, match="45 lexicographer files"):
-        dialects.lexnames_from_manpage(MANPAGE.replace("07\t", "7\t"))
+        nltk_corpora.lexnames_from_manpage(MANPAGE.replace("07\t", "7\t"))
 
 
 def test_find_nltk_data(tmp_path):
     ready = tmp_path / "ready"
-    for marker in dialects.NLTK_MARKERS:
+    for marker in nltk_corpora.NLTK_MARKERS:
         (ready / marker).parent.mkdir(parents=True, exist_ok=True)
         (ready / marker).write_text("x")
     partial = tmp_path / "partial"
     (partial / "corpora/wordnet").mkdir(parents=True)
     (partial / "corpora/wordnet/lexnames").write_text("x")
-    assert dialects.find_nltk_data({"NLTK_DATA": os.pathsep.join([str(partial), str(ready)])}) == str(ready)
-    assert dialects.find_nltk_data({"NLTK_DATA": str(partial)}) is None
-    assert dialects.find_nltk_data({}) is None
+    assert nltk_corpora.find_nltk_data({"NLTK_DATA": os.pathsep.join([str(partial), str(ready)])}) == str(ready)
+    assert nltk_corpora.find_nltk_data({"NLTK_DATA": str(partial)}) is None
+    assert nltk_corpora.find_nltk_data({}) is None
 
 
 def test_built_nltk_data_has_real_wordnet_and_cmudict(nltk_data):
@@ -259,7 +263,7 @@ def test_built_nltk_data_has_real_wordnet_and_cmudict(nltk_data):
     if HAVE_MULTIVALUE:
         from nltk.corpus import cmudict, wordnet
 
-        dialects.use_nltk_data(nltk_data)
+        nltk_corpora.use_nltk_data(nltk_data)
         assert wordnet.synsets("lighthouse")[0].lexname() == "noun.artifact"
         assert cmudict.dict()["tomato"][0][-1] == "OW2"
 
@@ -267,7 +271,7 @@ def test_built_nltk_data_has_real_wordnet_and_cmudict(nltk_data):
 def test_use_nltk_data_rejects_an_incomplete_folder(tmp_path):
     pytest.importorskip("nltk")
     with pytest.raises(GlobalrepError, match="lacks WordNet or cmudict"):
-        dialects.use_nltk_data(tmp_path)
+        nltk_corpora.use_nltk_data(tmp_path)
 
 
 # ------------------------------------------------------------------------ pairs and statistics

@@ -174,8 +174,8 @@ def test_where_from_rewards_are_the_published_rewards(shared_data):
 # ------------------------------------------------------------------------------ bad input
 
 
-def test_missing_items_and_files_are_named(shared_data, tmp_path):
-    folder = shared_data / "paper_outputs" / "tydiqa-goldp" / "{Mistral-7B-v0.1_8bit}" / "greedy" / "1-shot"
+def test_missing_items_and_files_are_named(test_data, tmp_path):
+    folder = test_data / "published" / "tydiqa-goldp" / "{model_8bit}" / "greedy" / "1-shot"
     items = pd.DataFrame({"item_id": ["english-1", "english-2"], "group": "english", "context": "c", "question": "q",
                           "shot_contexts": [[], []], "shot_questions": [[], []], "shot_answers": [[], []]})  # fmt: skip
     with pytest.raises(GlobalrepError, match=r"no published answer for 2 of 2 items of task 'tydiqa_goldp'"):
@@ -190,7 +190,7 @@ def test_missing_items_and_files_are_named(shared_data, tmp_path):
         published.answer("belebele", spec("m", belebele=str(folder)), items, [])
 
 
-def test_countries_outside_the_published_set_are_named(shared_data, tmp_path):
+def test_countries_outside_the_published_set_are_named(tmp_path):
     path = tmp_path / "where_from.csv"
     pd.DataFrame({"country": ["Japan"], "reward": [1.0]}).to_csv(path, index=False)
     items = where_from.prepare({})

@@ -19,7 +19,7 @@ import yaml
 
 from globalrep import config_checks, stages
 from globalrep.errors import GlobalrepError
-from globalrep.models import ModelSpec
+from globalrep.models import ModelSpec, inference_resources
 from globalrep.atomic import write_parquet_atomic
 from globalrep.sharding import shard_items
 from globalrep.tasks import get_task
@@ -286,12 +286,52 @@ def test_task_chains_keep_the_task_models_only():
 # ------------------------------------------------------------------------------ (d) Slurm, (e) lint
 
 
+def planned_infer_jobs(output: str) -> dict[str, list[str]]:
+    """A dry run's infer jobs as model -> the jobs' text (wildcards, threads, resources)."""
+    jobs: dict[str, list[str]] = {}
+    for block in output.split("\n\n"):
+        if re.search(r"^rule infer:", block, re.M):
+            jobs.setdefault(re.search(r"model=([\w.-]+)", block).group(1), []).append(block)
+    return jobs
+
+
+def with_a_published_model(config: dict) -> None:
+    """The demo models on GPUs (as config/paper.yaml), plus one model reading published outputs."""
+    config["engine"].update(gpus=1, mem_mb=64000, runtime=90)
+    config["models"]["demo-sft"].update(mem_mb=32000, runtime=45)
+    config["models"]["paper-base"] = {
+        "path": "org/paper-base", "backend": "published", "published": {"global_opinions": "published.csv"},
+    }
+
+
 def test_slurm_profile_dry_run(workdir):
+    edit_config(workdir, with_a_published_model)
+    (workdir / "published.csv").write_text("question\n")
     result = snakemake(workdir, "-n", "--profile", "profiles/slurm")
     out = output_of(result)
     assert result.returncode == 0, out
-    infer_jobs = [block for block in out.split("\n\n") if re.search(r"^rule infer:", block, re.M)]
+    jobs = planned_infer_jobs(out)
+    published = jobs.pop("paper-base")
+    infer_jobs = [block for blocks in jobs.values() for block in blocks]
     assert infer_jobs and all("gpu=1" in block for block in infer_jobs)
+    assert all("mem_mb=64000" in block and "runtime=90" in block for block in jobs["demo-base"])
+    # A model's own resources win over the engine's.
+    assert all("mem_mb=32000" in block and "runtime=45" in block for block in jobs["demo-sft"])
+    # Published outputs: no GPU, little memory.
+    assert published and all(
+        "gpu=0" in block and "mem_mb=2000" in block and "runtime=30" in block for block in published
+    )
+
+
+def test_inference_resources_per_model():
+    engine = {"gpus": 1, "mem_mb": 64000, "runtime": 360}
+    assert inference_resources({"path": "org/m"}, engine) == engine
+    assert inference_resources({"path": "org/m", "gpus": 2, "runtime": 20}, engine) == {**engine, "gpus": 2, "runtime": 20}
+    assert inference_resources({"path": "p", "backend": "published"}, engine) == {"gpus": 0, "mem_mb": 2000, "runtime": 30}
+    assert inference_resources({"path": "p", "backend": "published", "mem_mb": 500}, engine)["mem_mb"] == 500
+    # Resources size jobs; they are not the model's and never rerun its inference.
+    spec = ModelSpec.from_config("m", {"path": "org/m", "gpus": 2, "mem_mb": 1})
+    assert spec == ModelSpec("m", "org/m")
 
 
 def test_local_profile_dry_run(workdir):

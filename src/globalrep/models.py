@@ -13,6 +13,19 @@ NON_RESULT_KEYS = ("batch_size", "device")
 # Bump when a change to the engine changes its numbers (not for speed-only changes).
 ENGINE_RESULTS_VERSION = "2"  # 2: log-likelihood contexts fit the window; repeated continuations tie
 
+# Keys of a model entry that size its inference jobs (workflow resources, not the model's).
+RESOURCE_KEYS = ("gpus", "mem_mb", "runtime")
+
+# A published-backend job reads one of the paper's files: no GPU, little memory, minutes.
+PUBLISHED_RESOURCES = {"gpus": 0, "mem_mb": 2000, "runtime": 30}
+
+
+def inference_resources(entry: dict, engine: dict) -> dict[str, int]:
+    """``gpus``, ``mem_mb`` and ``runtime`` of a model's inference jobs: the model entry's own,
+    else (backend ``published``) :data:`PUBLISHED_RESOURCES`, else the engine-wide ``engine``."""
+    defaults = PUBLISHED_RESOURCES if entry.get("backend") == "published" else engine
+    return {key: entry.get(key, defaults[key]) for key in RESOURCE_KEYS}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -36,7 +49,8 @@ class ModelSpec:
 
     @classmethod
     def from_config(cls, name: str, entry: dict) -> "ModelSpec":
-        return cls(name=name, **entry)
+        """The entry without its job resources (:func:`inference_resources`)."""
+        return cls(name=name, **{key: value for key, value in entry.items() if key not in RESOURCE_KEYS})
 
     def is_local(self) -> bool:
         """Whether ``path`` names a local directory or file rather than a hub id."""

@@ -19,8 +19,9 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
     )
 
 from globalrep import config_checks, stages
+from globalrep.codebase import code_fingerprint
 from globalrep.errors import GlobalrepError
-from globalrep.models import ModelSpec, fingerprint, inference_fingerprint
+from globalrep.models import ModelSpec, fingerprint, inference_fingerprint, inference_resources
 from globalrep.tasks import get_task
 
 try:
@@ -104,6 +105,11 @@ def model_spec(model):
     return ModelSpec.from_config(model, MODELS[model])
 
 
+def model_resource(name):
+    """A resource (gpus, mem_mb, runtime) of an inference job, from its model's entry."""
+    return lambda wildcards: inference_resources(MODELS[wildcards.model], config["engine"])[name]
+
+
 def chains_for(task):
     return config_checks.task_chains(CHAINS, TASK_MODELS.get(task, []))
 
@@ -179,11 +185,20 @@ def score_inputs(wildcards):
     }
 
 
+# Shared scoring code; each task's own module (and what it imports) comes on top.
+SCORING_MODULES = ("globalrep.stats", "globalrep.tables")
+# Per task, a hash of its scoring and figure code: editing a metric reruns scoring, figures and
+# the report, never inference.
+SCORING_CODE = {
+    task: code_fingerprint([get_task(task).__name__, *SCORING_MODULES]) for task in TASKS
+}
+
+
 def score_fingerprint(wildcards):
     options = {
         k: v for k, v in config["tasks"][wildcards.task].items() if k != "shards"
     }
-    return fingerprint(options, chains_for(wildcards.task))
+    return fingerprint(options, chains_for(wildcards.task), SCORING_CODE[wildcards.task])
 
 
 def report_fingerprint(wildcards):

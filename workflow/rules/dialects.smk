@@ -6,11 +6,12 @@
 # reruns the task's inference anyway (its items change). Multi-VALUE runs offline; its NLTK data
 # are built once under results/nltk_data unless NLTK_DATA already holds them.
 
-from globalrep import dialects as multivalue
+from globalrep.dialect_rewrites import REWRITE_VERSION
+from globalrep.nltk_corpora import find_nltk_data
 
 DIALECTS = config["dialects"]
 DIALECT_TASKS = [task for task in MODEL_TASKS if hasattr(get_task(task), "DIALECT_TEXT")]
-NLTK_DATA = multivalue.find_nltk_data() or "results/nltk_data"
+NLTK_DATA = find_nltk_data() or "results/nltk_data"
 
 _DIALECT_TASK = "|".join(map(re.escape, DIALECT_TASKS)) or "(?!)"
 
@@ -74,7 +75,7 @@ rule rewrite_dialects:
     params:
         dialects=DIALECTS,
         seed=config["dialect_seed"],
-        fingerprint=fingerprint(DIALECTS, config["dialect_seed"], multivalue.REWRITE_VERSION),
+        fingerprint=fingerprint(DIALECTS, config["dialect_seed"], REWRITE_VERSION),
     script:
         "../scripts/rewrite_dialects.py"
 

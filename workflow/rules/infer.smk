@@ -1,6 +1,7 @@
 # One job per (task, model, shard): the engine answers one shard of a task's requests.
 # params.fingerprint holds a hash of exactly what determines the answers, so that Snakemake's
-# params trigger reruns only the jobs of a model whose config entry changed.
+# params trigger reruns only the jobs of a model whose config entry changed. Resources are per
+# model (its gpus/mem_mb/runtime, else those of its backend or of config['engine']).
 
 
 rule infer:
@@ -14,9 +15,9 @@ rule infer:
         "../../envs/inference.yaml"
     threads: config["engine"]["threads"]
     resources:
-        mem_mb=config["engine"]["mem_mb"],
-        runtime=config["engine"]["runtime"],
-        gpu=config["engine"]["gpus"],
+        mem_mb=model_resource("mem_mb"),
+        runtime=model_resource("runtime"),
+        gpu=model_resource("gpus"),
     params:
         fingerprint=infer_fingerprint,
     script:

@@ -56,5 +56,6 @@ rule score_sft_langid:
         runtime=30,
     params:
         shards=lambda wildcards: {d: sft_langid.shard_files(LANGID, d) for d in LANGID["datasets"]},
+        fingerprint=SCORING_CODE.get(sft_langid.NAME),
     script:
         "../scripts/score_sft_langid.py"

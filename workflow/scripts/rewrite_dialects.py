@@ -1,8 +1,8 @@
 """Snakemake adapter: rewrite a task's SAE items into every dialect, then pair them
-(globalrep.dialects.rewrite_task_items, globalrep.dialect_pairs.combine_task_items)."""
+(globalrep.dialect_rewrites.rewrite_task_items, globalrep.dialect_pairs.combine_task_items)."""
 
 from globalrep.dialect_pairs import combine_task_items
-from globalrep.dialects import rewrite_task_items
+from globalrep.dialect_rewrites import rewrite_task_items
 from globalrep.logs import setup_logging
 
 setup_logging(snakemake.log[0])

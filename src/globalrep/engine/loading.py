@@ -61,10 +61,22 @@ def load_tokenizer(spec: ModelSpec, path: str | None = None):
     return tokenizer
 
 
+# from_pretrained arguments that the config sets through its own keys, not through options.
+CONFIG_KEYS = {"revision": "revision", "gguf_file": "gguf_file", "dtype": "dtype", "torch_dtype": "dtype",
+               "quantization_config": "load_in_8bit", "load_in_8bit": "load_in_8bit", "device_map": "engine.device"}
+
+
 def _model_kwargs(spec: ModelSpec, path: str, device: torch.device) -> dict:
     kwargs = _pretrained_kwargs(spec, path)
     kwargs["dtype"] = resolve_dtype(spec.dtype, device)
     kwargs["attn_implementation"] = "sdpa"  # supports the engine's custom 4D masks
+    owned = sorted(set(spec.options) & set(CONFIG_KEYS))
+    if owned:
+        raise GlobalrepError(
+            f"model {spec.name!r}: models.{spec.name}.options sets {', '.join(owned)}; set the config key(s) "
+            f"{', '.join(sorted({CONFIG_KEYS[key] for key in owned}))} instead"
+        )
+    kwargs.update(spec.options)  # e.g. attn_implementation, trust_remote_code, low_cpu_mem_usage
     if spec.load_in_8bit:
         if device.type != "cuda":
             raise GlobalrepError(f"model {spec.name!r}: load_in_8bit needs a CUDA device (bitsandbytes)")

@@ -1,0 +1,52 @@
+"""Scoring and figures follow the code: a change to a task's metric code reruns its scoring,
+figures and report, never its inference. One small run with the published backend (where-from
+rewards from a made-up published file), then a dry run after editing the task's code."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from globalrep.countries import load_countries
+from test_demo_workflow import planned_jobs
+from test_workflow import REPO, copy_workflow, output_of, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def write_published_where_from(path) -> None:
+    """A where-from file in the paper's layout (``country,reward``): one made-up reward per country."""
+    names = load_countries()["name"]
+    path.write_text("country,reward\n" + "".join(f"\"{name}\",{-5 + len(name) / 10}\n" for name in names))
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("reruns"))
+    # The workflow uses its own src/ when it has one: edits to this copy stay here.
+    shutil.copytree(REPO / "src", workdir / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    write_published_where_from(workdir / "where_from.csv")
+    config = {
+        "models": {"rm": {"path": "org/rm", "kind": "reward", "backend": "published",
+                          "published": {"where_from": "where_from.csv"}}},
+        "tasks": {"where_from": {}},
+    }
+    (workdir / "only.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--cores", "1", "--configfile", "only.yaml", timeout=600)
+    assert result.returncode == 0, output_of(result)[-5000:]
+    return workdir
+
+
+def test_metric_code_reruns_scoring_figures_and_report_only(scored):
+    assert "Nothing to be done" in output_of(snakemake(scored, "-n", "--configfile", "only.yaml"))
+    task_module = scored / "src" / "globalrep" / "tasks" / "where_from.py"
+    task_module.write_text(task_module.read_text().replace('"metric": "reward",', '"metric": "reward_per_country",'))
+    result = snakemake(scored, "-n", "--configfile", "only.yaml")
+    out = output_of(result)
+    assert result.returncode == 0, out
+    rules = {rule for rule, _ in planned_jobs(out)}
+    assert {"score_task", "plot_task_figures", "build_report"} <= rules, out
+    assert rules <= {"score_task", "score_extra_table", "plot_task_figures", "build_report", "all"}, out
+
