@@ -13,7 +13,7 @@ import torch
 from globalrep.engine import loading
 from globalrep.engine.batching import run_batched
 from globalrep.engine.loglik import pack_rows, score_rows, tokenize_request
-from globalrep.engine.prompts import encode, encode_many, render
+from globalrep.engine.prompts import encode, encode_many, is_chat_format, render, render_context
 from globalrep.engine.requests import GenerateRequest, LoglikRequest, Request, RewardRequest
 from globalrep.engine.truncation import fit_prompt, model_window
 from globalrep.errors import GlobalrepError
@@ -69,9 +69,10 @@ def _timed(spec: ModelSpec, kind: str, requests: list, answers: dict, run) -> No
 
 def answer_loglik(model, tokenizer, spec, requests: list[LoglikRequest], device, max_row_tokens: int):
     """Returns ({(item_id, column): value}, tokens forwarded)."""
+    double_bos = is_chat_format(spec.chat_template)
     tokenized = [
-        tokenize_request(lambda texts: encode_many(texts, tokenizer),
-                         render(request.context, tokenizer, spec.chat_template), request.continuations)
+        tokenize_request(lambda texts: encode_many(texts, tokenizer, double_bos),
+                         *render_context(request.context, request.continuations, tokenizer, spec.chat_template))
         for request in requests
     ]
     rows = sorted(pack_rows(tokenized, max_row_tokens), key=lambda row: -len(row.tokens))
@@ -127,7 +128,8 @@ def answer_generate(model, tokenizer, spec, requests: list[GenerateRequest], dev
     for request in requests:
         limit = window - request.max_new_tokens if window else None
         ids, cut = fit_prompt(render(request.prompt, tokenizer, spec.chat_template), request.truncatable,
-                              lambda text: encode(text, tokenizer), limit, request.item_id)
+                              lambda text: encode(text, tokenizer, is_chat_format(spec.chat_template)),
+                              limit, request.item_id)
         prompts.append(ids)
         truncated += cut
     (log.warning if truncated else log.info)(
@@ -158,7 +160,7 @@ def reward_batch(model, sequences: list[list[int]], pad_id: int, device) -> list
 
 def answer_rewards(model, tokenizer, spec, requests: list[RewardRequest], device):
     flat = [(request_index, conversation_index,
-             encode(render(conversation, tokenizer, spec.chat_template), tokenizer))
+             encode(render(conversation, tokenizer, spec.chat_template), tokenizer, is_chat_format(spec.chat_template)))
             for request_index, request in enumerate(requests)
             for conversation_index, conversation in enumerate(request.conversations)]
     flat.sort(key=lambda entry: -len(entry[2]))
