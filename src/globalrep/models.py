@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from globalrep.chat_formats import template_source
+from globalrep.prompt_templates import user_template_text
 
 # Keys of a model entry that do not change results: they stay out of the fingerprint.
 NON_RESULT_KEYS = ("batch_size", "device")
@@ -73,9 +74,13 @@ def fingerprint(*parts: object) -> str:
 
 def inference_fingerprint(model: ModelSpec, request_options: dict, prompt_version: str) -> str:
     """Hash of exactly what determines an inference job's output: the model entry minus batch
-    size and device (speed only), the task options that shape its requests, the prompt version."""
+    size and device (speed only), the task options that shape its requests (a prompt template
+    file's text included), the prompt version."""
     entry = {k: v for k, v in asdict(model).items() if k not in NON_RESULT_KEYS}
     source = model.chat_template_source()
     if source is not None:
         entry["chat_template_source"] = source  # editing a format's file reruns its jobs
+    if request_options.get("prompt_template"):  # so does editing a task's prompt template
+        request_options = {**request_options, "prompt_template_text": user_template_text(
+            request_options["prompt_template"], "prompt_template")}
     return fingerprint(entry, request_options, prompt_version, ENGINE_RESULTS_VERSION)
