@@ -42,8 +42,7 @@ def test_askreddit_prompts_match_the_published_ones_for_all_models(shared_data):
         if spec.kind == "reward":
             rendered = [render(request.conversations[0], None, spec.chat_template) for request in made]
         else:
-            rendered = [render_context(request.context, request.continuations, None, spec.chat_template)[0]
-                        for request in made]
+            rendered = [render_context(request.context, None, spec.chat_template) for request in made]
         mismatches = [(want, got) for want, got in zip(rows["full_prompt"], rendered) if want != got]
         assert not mismatches, f"{model}: {len(mismatches)} of {len(rows)} differ, e.g. {mismatches[0]}"
 
@@ -59,15 +58,13 @@ def test_where_from_prompts_match_the_published_ones(shared_data):
 
 
 @pytest.mark.parametrize("model", ["llama-2-7b", "mistral-7b", "zephyr-7b-beta", "qwen1.5-7b-chat"])
-def test_a_reply_starting_with_the_country_puts_the_space_in_the_continuation(model):
+def test_a_reply_starting_with_the_country_scores_the_space_before_it(model):
     items = pd.DataFrame({"item_id": ["q"], "question": ["Which country is loud?"],
                           "reply": ["{country} is loud."], "countries": [["Germany", "Netherlands"]]})
     request = askreddit.requests(items, {}, "lm")[0]
-    context, continuations = render_context(request.context, request.continuations, None,
-                                            paper_spec(model).chat_template)
+    context = render_context(request.context, None, paper_spec(model).chat_template)
     assert not context[-1].isspace()
-    assert [c.strip() for c in continuations] == ["Germany", "The Netherlands"]
-    assert all(c[0].isspace() for c in continuations)
+    assert request.continuations == (" Germany", " The Netherlands")
 
 
 def test_a_chat_format_text_gets_a_second_bos_as_the_paper_tokenized(tiny_tokenizer):

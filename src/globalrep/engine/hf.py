@@ -72,7 +72,7 @@ def answer_loglik(model, tokenizer, spec, requests: list[LoglikRequest], device,
     double_bos = is_chat_format(spec.chat_template)
     tokenized = [
         tokenize_request(lambda texts: encode_many(texts, tokenizer, double_bos),
-                         *render_context(request.context, request.continuations, tokenizer, spec.chat_template))
+                         render_context(request.context, tokenizer, spec.chat_template), request.continuations)
         for request in requests
     ]
     rows = sorted(pack_rows(tokenized, max_row_tokens), key=lambda row: -len(row.tokens))
@@ -124,12 +124,12 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], max_new_tokens: i
 
 def answer_generate(model, tokenizer, spec, requests: list[GenerateRequest], device):
     window = model_window(model)
+    double_bos = is_chat_format(spec.chat_template)
     prompts, truncated = [], 0
     for request in requests:
         limit = window - request.max_new_tokens if window else None
         ids, cut = fit_prompt(render(request.prompt, tokenizer, spec.chat_template), request.truncatable,
-                              lambda text: encode(text, tokenizer, is_chat_format(spec.chat_template)),
-                              limit, request.item_id)
+                              lambda text: encode(text, tokenizer, double_bos), limit, request.item_id)
         prompts.append(ids)
         truncated += cut
     (log.warning if truncated else log.info)(
@@ -159,8 +159,9 @@ def reward_batch(model, sequences: list[list[int]], pad_id: int, device) -> list
 
 
 def answer_rewards(model, tokenizer, spec, requests: list[RewardRequest], device):
+    double_bos = is_chat_format(spec.chat_template)
     flat = [(request_index, conversation_index,
-             encode(render(conversation, tokenizer, spec.chat_template), tokenizer, is_chat_format(spec.chat_template)))
+             encode(render(conversation, tokenizer, spec.chat_template), tokenizer, double_bos))
             for request_index, request in enumerate(requests)
             for conversation_index, conversation in enumerate(request.conversations)]
     flat.sort(key=lambda entry: -len(entry[2]))

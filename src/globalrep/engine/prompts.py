@@ -53,18 +53,13 @@ def render(prompt: Prompt, tokenizer, chat_template: ChatTemplate) -> str:
     return text + prompt.assistant_prefix
 
 
-def render_context(context: Prompt, continuations: tuple[str, ...], tokenizer,
-                   chat_template: ChatTemplate) -> tuple[str, tuple[str, ...]]:
-    """A log-likelihood request's context text and continuations. The whitespace that ends a
-    chat's rendered context (e.g. the space a format puts before the reply when the reply starts
-    with the scored text) belongs to the continuations, where tokenizers put it, as the paper
-    cut its contexts."""
+def render_context(context: Prompt, tokenizer, chat_template: ChatTemplate) -> str:
+    """A log-likelihood request's context text. A chat's rendered context ends without trailing
+    whitespace (e.g. the space or newline a format puts before a reply that starts with the
+    scored text): the continuations bring their own leading space, as the paper cut its
+    contexts."""
     text = render(context, tokenizer, chat_template)
-    if isinstance(context, str):
-        return text, continuations
-    stripped = text.rstrip()
-    space = text[len(stripped):]
-    return stripped, tuple(space + continuation for continuation in continuations)
+    return text if isinstance(context, str) else text.rstrip()
 
 
 def encode_many(texts: list[str], tokenizer, always_add_special_tokens: bool = False) -> list[list[int]]:

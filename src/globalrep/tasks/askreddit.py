@@ -113,14 +113,12 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
 def country_continuations(reply: str, countries: list[str],
                           articles: str = DEFAULT_ARTICLES) -> tuple[str, tuple[str, ...]]:
     """The reply's text before ``{country}`` (the assistant's prefix) and each country's
-    continuation after it. The space before the name belongs to the continuation, where
-    tokenizers put it ("I think" + " the Netherlands"); for a reply that starts with the country,
-    the space the model's format puts before the reply does (see engine.prompts.render_context)."""
+    continuation after it. The continuation starts with one space, where tokenizers put it
+    ("I think" + " the Netherlands"), also for a reply that starts with the country: the context
+    (the question's rendering) ends without whitespace, as the paper cut it."""
     before = reply.split(PLACEHOLDER, 1)[0]
-    prefix = before.rstrip()
-    space = before[len(prefix) :]
     start = starts_sentence(before)
-    return prefix, tuple(space + country_phrase(country, start, articles) for country in countries)
+    return before.rstrip(), tuple(" " + country_phrase(country, start, articles) for country in countries)
 
 
 def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list[LoglikRequest | RewardRequest]:
