@@ -73,7 +73,8 @@ def test_continuations_follow_the_replys_prefix():
         "I think",
         (" the Netherlands", " Peru"),
     )
-    assert askreddit.country_continuations("{country}, no contest.", names) == ("", ("The Netherlands", "Peru"))
+    # The space the paper's rendering puts before a reply that starts with the country.
+    assert askreddit.country_continuations("{country}, no contest.", names) == ("", (" The Netherlands", " Peru"))
     assert askreddit.country_continuations("Hard one. {country}.", names) == ("Hard one.", (" The Netherlands", " Peru"))
 
 

@@ -27,11 +27,12 @@ def write_jsonl(path, records):
     return path
 
 
-def test_prompt_lists_context_question_and_lettered_choices():
+def test_prompt_lists_context_question_and_lettered_choices_in_the_papers_layout():
     assert belebele.build_prompt("P.", "Q?", ["w", "x", "y", "z"]) == (
-        f"{belebele.INSTRUCTION}\n\nContext: P.\nQuestion: Q?\nChoices:\n(A) w\n(B) x\n(C) y\n(D) z\nAnswer:"
+        "Read the context, then answer the question by picking one of the four choices.\n\n"
+        "Context: P.\nQuestion: Q?\nChoices:\n(A) w\n(B) x\n(C) y\n(D) z\nFrom the choices, the answer is: "
     )
-    assert belebele.CONTINUATIONS == (" (A)", " (B)", " (C)", " (D)")
+    assert belebele.CONTINUATIONS == ("(A)", "(B)", "(C)", "(D)")  # right after "the answer is: "
 
 
 def test_prepare_reads_the_demo_with_readable_language_names():
@@ -90,7 +91,7 @@ def test_requests_are_one_loglik_per_question():
     requests = belebele.requests(items, {})
     assert [r.item_id for r in requests] == list(items["item_id"])
     assert requests[0].continuations == belebele.CONTINUATIONS
-    assert requests[0].context.endswith("(D) Fruit cake\nAnswer:")
+    assert requests[0].context.endswith("(D) Fruit cake\nFrom the choices, the answer is: ")
     assert np.all([r.key == "choice" for r in requests])
 
 

@@ -82,7 +82,7 @@ def test_rows_split_when_continuations_exceed_the_row_budget(lm):
 def test_chat_context_uses_the_chat_template(lm):
     spec, tokenizer, _ = lm
     chat = Chat((("user", "Which city is the most beautiful?"),), assistant_prefix="I think")
-    text = render(chat, tokenizer, use_chat_template=True)
+    text = render(chat, tokenizer, chat_template=True)
     assert text.endswith("<|assistant|>\nI think")
     assert "Which city is the most beautiful?" in text
     # BOS once, whether or not the template writes it itself.

@@ -227,7 +227,7 @@ def test_items_csv_loads_the_papers_894_games(shared_data):
 
 
 def test_prompt_is_a_versioned_template():
-    assert task.PROMPT_VERSION == "1"
+    assert task.PROMPT_VERSION == "2"
     assert task.build_prompt([("Speaker0", "It is hot."), ("Speaker1", "The sun?")]) == (
         "Taboo is a word-guessing game for two players. One player knows a secret word and describes "
         "it without saying it; the other player tries to guess the word. Below is the transcript of "
@@ -249,8 +249,9 @@ def test_requests_generate_and_rank_the_answer_at_a_seeded_position():
     for request, item in zip(choice, items.itertuples()):
         assert request.context == task.build_prompt(item.transcript)
         position = task.answer_position(item.item_id, 5, 7)
-        assert request.continuations[position] == f" {item.answer}"
-        assert [c for i, c in enumerate(request.continuations) if i != position] == [f" {d}" for d in item.distractors]
+        # The words right after "Secret Word:", as the paper scored them.
+        assert request.continuations[position] == item.answer
+        assert [c for i, c in enumerate(request.continuations) if i != position] == list(item.distractors)
         positions.append(position)
     assert len(set(positions)) > 1  # not always in the same place
     # The position depends on seed and item only, not on which items share a shard.

@@ -80,10 +80,25 @@ def test_shots_are_seeded_and_independent_of_other_languages(test_data):
     assert shots(["english"], seed=1)["english"] != both["english"]
 
 
+def test_shots_can_be_drawn_afresh_for_each_question_as_the_paper_did(shared_data):
+    dev, train = str(shared_data / "tydiqa-goldp-v1.1-dev"), str(shared_data / "tydiqa-goldp-train-subset")
+    options = {"languages": ["english", "swahili"], "train_source": train, "num_shots": 1}
+    fresh = tydiqa.prepare({**options, "shot_sampling": "per_question"}, dev)
+    for language, frame in fresh.groupby("group"):
+        assert frame["shot_questions"].map(tuple).nunique() > len(frame) / 2  # not one example per language
+    assert all(len(shots) == 1 for shots in fresh["shot_questions"])
+    again = tydiqa.prepare({**options, "shot_sampling": "per_question", "languages": ["english"]}, dev)
+    english = fresh[fresh["group"] == "english"].set_index("item_id")["shot_questions"]
+    assert again.set_index("item_id")["shot_questions"].equals(english)  # seeded by the question alone
+    assert not tydiqa.prepare({**options, "shot_sampling": "per_question", "seed": 1}, dev)["shot_questions"].equals(
+        fresh["shot_questions"])
+
+
 def test_prompt_has_instruction_examples_then_the_question():
     prompt = tydiqa.build_prompt("Ctx.", "Q?", (["C1"], ["Q1"], ["A1"]))
     assert prompt == (
-        f"{tydiqa.INSTRUCTION}\n\nContext: C1\nQuestion: Q1\nExtracted Answer: A1\n\n"
+        "Answer the question by extracting a span of text from the context. Reply with the extracted span only."
+        "\n\nContext: C1\nQuestion: Q1\nExtracted Answer: A1\n\n"
         "Context: Ctx.\nQuestion: Q?\nExtracted Answer:"
     )
     items = tydiqa.prepare({**DEMO_OPTIONS, "max_new_tokens": 7}, str(DEMO / "tydiqa_goldp_dev.json"))

@@ -116,19 +116,31 @@ def _rings(shape) -> list[np.ndarray]:
 # ------------------------------------------------------------------------------ names in sentences
 
 
+# Which names take "the": English usage (ours) or the paper's list (its where-from prompts).
+ARTICLE_RULES = {"english": "data/country_articles.yaml", "paper": "data/country_articles_paper.yaml"}
+DEFAULT_ARTICLES = "english"
+
+
 @functools.cache
-def _article_rules() -> tuple[frozenset[str], frozenset[str]]:
-    text = resources.files("globalrep").joinpath("data/country_articles.yaml").read_text(encoding="utf-8")
+def _article_rules(articles: str) -> tuple[frozenset[str], frozenset[str], bool]:
+    if articles not in ARTICLE_RULES:
+        raise GlobalrepError(f"articles {articles!r} is not one of {', '.join(ARTICLE_RULES)} "
+                             "(config keys tasks.where_from.articles, tasks.askreddit.articles)")
+    text = resources.files("globalrep").joinpath(ARTICLE_RULES[articles]).read_text(encoding="utf-8")
     rules = yaml.safe_load(text)
-    return frozenset(rules["words"]), frozenset(rules["names"])
+    return frozenset(rules["words"]), frozenset(rules["names"]), bool(rules.get("keep_leading_the", False))
 
 
-def country_phrase(name: str, sentence_start: bool = False) -> str:
+def country_phrase(name: str, sentence_start: bool = False, articles: str = DEFAULT_ARTICLES) -> str:
     """The name as English writes it inside a sentence: "the Netherlands", "Germany", "the
     United States of America"; with ``sentence_start`` the article is capitalised ("The
-    Netherlands"). Names that start with "The" keep it ("the Bahamas")."""
-    words, names = _article_rules()
-    bare = name[4:] if name.lower().startswith("the ") else name
+    Netherlands"). Names that start with "The" keep it ("the Bahamas"), as they are with the
+    paper's rules (``articles="paper"``: "The Bahamas")."""
+    words, names, keep_leading_the = _article_rules(articles)
+    starts_with_the = name.lower().startswith("the ")
+    if starts_with_the and keep_leading_the:
+        return name
+    bare = name[4:] if starts_with_the else name
     takes_the = bare != name or bare in names or any(word in words for word in re.findall(r"[^\W\d_]+", bare))
     if not takes_the:
         return name
@@ -147,11 +159,11 @@ def starts_sentence(prefix: str) -> bool:
     return not prefix.strip() or bool(re.search(r"[.!?]\s*$", prefix))
 
 
-def fill_reply(template: str, name: str) -> str:
+def fill_reply(template: str, name: str, articles: str = DEFAULT_ARTICLES) -> str:
     """``template`` with ``{country}`` replaced by the country's phrase, capitalised where a
     sentence starts: "{country} was great." -> "The Netherlands was great."."""
     prefix, suffix = template.split(PLACEHOLDER, 1)
-    return prefix + country_phrase(name, starts_sentence(prefix)) + suffix
+    return prefix + country_phrase(name, starts_sentence(prefix), articles) + suffix
 
 
 # ------------------------------------------------------------------------------ US favorability

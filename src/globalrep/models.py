@@ -7,6 +7,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from globalrep.chat_formats import template_source
+from globalrep.prompt_templates import user_template_text
+
 # Keys of a model entry that do not change results: they stay out of the fingerprint.
 NON_RESULT_KEYS = ("batch_size", "device")
 
@@ -35,7 +38,7 @@ class ModelSpec:
     path: str
     stage: str = "base"  # base | sft | pt
     kind: str = "lm"  # lm | reward
-    chat_template: bool = False
+    chat_template: bool | str = False  # true | false | a built-in chat format's name | a Jinja file
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     batch_size: int = 8
     revision: str | None = None
@@ -49,8 +52,17 @@ class ModelSpec:
 
     @classmethod
     def from_config(cls, name: str, entry: dict) -> "ModelSpec":
-        """The entry without its job resources (:func:`inference_resources`)."""
-        return cls(name=name, **{key: value for key, value in entry.items() if key not in RESOURCE_KEYS})
+        """The entry without its job resources (:func:`inference_resources`); a chat format name
+        or template file that does not exist fails here, not in a job."""
+        spec = cls(name=name, **{key: value for key, value in entry.items() if key not in RESOURCE_KEYS})
+        spec.chat_template_source()
+        return spec
+
+    def chat_template_source(self) -> str | None:
+        """The Jinja source of a named chat format or template file; None for true/false."""
+        if not isinstance(self.chat_template, str):
+            return None
+        return template_source(self.chat_template, f"models.{self.name}.chat_template")
 
     def is_local(self) -> bool:
         """Whether ``path`` names a local directory or file rather than a hub id."""
@@ -83,6 +95,13 @@ def fingerprint(*parts: object) -> str:
 
 def inference_fingerprint(model: ModelSpec, request_options: dict, prompt_version: str) -> str:
     """Hash of exactly what determines an inference job's output: the model entry minus batch
-    size and device (speed only), the task options that shape its requests, the prompt version."""
+    size and device (speed only), the task options that shape its requests (a prompt template
+    file's text included), the prompt version."""
     entry = {k: v for k, v in asdict(model).items() if k not in NON_RESULT_KEYS}
+    source = model.chat_template_source()
+    if source is not None:
+        entry["chat_template_source"] = source  # editing a format's file reruns its jobs
+    if request_options.get("prompt_template"):  # so does editing a task's prompt template
+        request_options = {**request_options, "prompt_template_text": user_template_text(
+            request_options["prompt_template"], "prompt_template")}
     return fingerprint(entry, request_options, prompt_version, ENGINE_RESULTS_VERSION)

@@ -13,7 +13,7 @@ import torch
 from globalrep.engine import loading
 from globalrep.engine.batching import run_batched
 from globalrep.engine.loglik import fit_window, pack_rows, score_rows, tokenize_request
-from globalrep.engine.prompts import encode, encode_many, render
+from globalrep.engine.prompts import encode, encode_many, is_chat_format, render, render_context
 from globalrep.engine.requests import GenerateRequest, LoglikRequest, Request, RewardRequest, check_unique_keys
 from globalrep.engine.truncation import fit_prompt, model_window
 from globalrep.errors import GlobalrepError
@@ -75,11 +75,12 @@ def answer_loglik(model, tokenizer, spec, requests: list[LoglikRequest], device,
     request is scored once and shares its result, so repeats tie exactly. A context too long for
     the model's window is shortened from the left (see :func:`fit_window`) and counted."""
     window = model_window(model)
+    double_bos = is_chat_format(spec.chat_template)
     distinct = [tuple(dict.fromkeys(request.continuations)) for request in requests]
     tokenized, shortened = [], 0
     for request, continuations in zip(requests, distinct):
-        tokens = tokenize_request(lambda texts: encode_many(texts, tokenizer),
-                                  render(request.context, tokenizer, spec.chat_template), continuations)
+        tokens = tokenize_request(lambda texts: encode_many(texts, tokenizer, double_bos),
+                                  render_context(request.context, tokenizer, spec.chat_template), continuations)
         try:
             tokens, cut = fit_window(tokens, window, keep_first=tokens.context[:1] == (tokenizer.bos_token_id,))
         except GlobalrepError as error:
@@ -141,11 +142,12 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], max_new_tokens: i
 
 def answer_generate(model, tokenizer, spec, requests: list[GenerateRequest], device):
     window = model_window(model)
+    double_bos = is_chat_format(spec.chat_template)
     prompts, truncated = [], 0
     for request in requests:
         limit = window - request.max_new_tokens if window else None
         ids, cut = fit_prompt(render(request.prompt, tokenizer, spec.chat_template), request.truncatable,
-                              lambda text: encode(text, tokenizer), limit, request.item_id)
+                              lambda text: encode(text, tokenizer, double_bos), limit, request.item_id)
         prompts.append(ids)
         truncated += cut
     (log.warning if truncated else log.info)(
@@ -175,8 +177,9 @@ def reward_batch(model, sequences: list[list[int]], pad_id: int, device) -> list
 
 
 def answer_rewards(model, tokenizer, spec, requests: list[RewardRequest], device):
+    double_bos = is_chat_format(spec.chat_template)
     flat = [(request_index, conversation_index,
-             encode(render(conversation, tokenizer, spec.chat_template), tokenizer))
+             encode(render(conversation, tokenizer, spec.chat_template), tokenizer, double_bos))
             for request_index, request in enumerate(requests)
             for conversation_index, conversation in enumerate(request.conversations)]
     flat.sort(key=lambda entry: -len(entry[2]))

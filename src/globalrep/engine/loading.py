@@ -54,7 +54,7 @@ def load_tokenizer(spec: ModelSpec, path: str | None = None):
     if tokenizer.pad_token_id is None:
         # Padding positions are always masked; any id will do, eos is the usual choice.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    if spec.chat_template and not tokenizer.chat_template:
+    if spec.chat_template is True and not tokenizer.chat_template:
         raise GlobalrepError(
             f"model {spec.name!r} has chat_template: true but its tokenizer ({path}) defines no chat template"
         )

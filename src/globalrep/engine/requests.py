@@ -18,9 +18,9 @@ from globalrep.errors import GlobalrepError
 class Chat:
     """A conversation to be formatted per model.
 
-    With ``chat_template: true`` the model's tokenizer formats ``messages`` with its own chat
-    template (adding the generation prompt when the last message is not the assistant's);
-    otherwise they are joined as plain ``User:``/``Assistant:`` turns. ``assistant_prefix`` is
+    The model's ``chat_template`` formats ``messages`` (see globalrep.engine.prompts): the
+    tokenizer's own template, a named chat format or a template file (adding the generation
+    prompt when the last message is not the assistant's), or plain ``User:``/``Assistant:`` turns. ``assistant_prefix`` is
     text the assistant's turn starts with (e.g. the reply up to ``{country}``); for a
     log-likelihood request the continuations follow it directly.
     """

@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from globalrep.countries import (
+    DEFAULT_ARTICLES,
     FAVORABILITY,
     FAVORABILITY_2017,
     PLACEHOLDER,
@@ -51,7 +52,7 @@ from globalrep.errors import GlobalrepError
 from globalrep.sources import read_records, require_columns
 
 NAME = "askreddit"
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"  # 2: a reply starting with {country} scores the space before it
 MODEL_KINDS = ("lm", "reward")
 AXIS = "opinions"  # the report's section: dialects | languages | opinions
 # Options that change only scoring: editing them reruns no inference.
@@ -118,32 +119,33 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
 # --------------------------------------------------------------------------------- requests
 
 
-def country_continuations(reply: str, countries: list[str]) -> tuple[str, tuple[str, ...]]:
+def country_continuations(reply: str, countries: list[str],
+                          articles: str = DEFAULT_ARTICLES) -> tuple[str, tuple[str, ...]]:
     """The reply's text before ``{country}`` (the assistant's prefix) and each country's
-    continuation after it. The space before the name belongs to the continuation, where
-    tokenizers put it ("I think" + " the Netherlands")."""
+    continuation after it. The continuation starts with one space, where tokenizers put it
+    ("I think" + " the Netherlands"), also for a reply that starts with the country: the context
+    (the question's rendering) ends without whitespace, as the paper cut it."""
     before = reply.split(PLACEHOLDER, 1)[0]
-    prefix = before.rstrip()
-    space = before[len(prefix) :]
     start = starts_sentence(before)
-    return prefix, tuple(space + country_phrase(country, start) for country in countries)
+    return before.rstrip(), tuple(" " + country_phrase(country, start, articles) for country in countries)
 
 
 def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list[LoglikRequest | RewardRequest]:
     """Per question, for a reward model: question + filled reply, one conversation per country
     (key ``reply``); for a language model: one request scoring every country's name after the
     question and the reply's prefix (key ``country``), packed into shared-context forwards."""
+    articles = options.get("articles", DEFAULT_ARTICLES)
     made = []
     for item in items.itertuples(index=False):
         countries = list(item.countries)
         if model_kind == "reward":
             conversations = tuple(
-                Chat(messages=(("user", item.question), ("assistant", fill_reply(item.reply, country))))
+                Chat(messages=(("user", item.question), ("assistant", fill_reply(item.reply, country, articles))))
                 for country in countries
             )
             made.append(RewardRequest(item_id=item.item_id, key="reply", conversations=conversations))
         else:
-            prefix, continuations = country_continuations(item.reply, countries)
+            prefix, continuations = country_continuations(item.reply, countries, articles)
             context = Chat(messages=(("user", item.question),), assistant_prefix=prefix)
             made.append(LoglikRequest(item_id=item.item_id, key="country", context=context, continuations=continuations))
     return made

@@ -20,11 +20,12 @@ from globalrep.engine.requests import LoglikRequest
 from globalrep.errors import GlobalrepError
 from globalrep.languages import language_name
 from globalrep.models import is_local_path
+from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_records, require_columns
 from globalrep.tables import deltas_table
 
 NAME = "belebele"
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"  # 2: the paper's layout, "(A)" after "the answer is: "
 MODEL_KINDS = ("lm",)
 AXIS = "languages"  # the report's section: dialects | languages | opinions
 
@@ -39,17 +40,19 @@ TYDIQA_LANGUAGES = {
     "telugu": "tel_Telu",
 }  # fmt: skip
 TYDIQA_FIGURE = f"{NAME}_tydiqa_languages"
-INSTRUCTION = "Read the context, then answer the question by picking one of the four choices."
 
 log = logging.getLogger(__name__)
 
 
-def build_prompt(passage: str, question: str, choices: list[str]) -> str:
-    lines = "\n".join(f"({letter}) {choice}" for letter, choice in zip(LETTERS, choices))
-    return f"{INSTRUCTION}\n\nContext: {passage}\nQuestion: {question}\nChoices:\n{lines}\nAnswer:"
+def build_prompt(passage: str, question: str, choices: list[str], task_options: dict | None = None) -> str:
+    """The prompt from the task's template (option ``prompt_template``; default
+    globalrep/prompt_templates/belebele.jinja), ending where the choice's label is scored."""
+    return prompt_renderer(NAME, task_options or {})(passage=passage, question=question, choices=choices,
+                                                     letters=LETTERS)
 
 
-CONTINUATIONS = tuple(f" ({letter})" for letter in LETTERS)
+# Scored right after the prompt, as the paper did: "(A)" after "... the answer is: ".
+CONTINUATIONS = tuple(f"({letter})" for letter in LETTERS)
 
 
 # ---------------------------------------------------------------------------------- prepare
@@ -126,12 +129,12 @@ def _parse_row(source: str, index: int, row) -> dict:
 
 
 def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list[LoglikRequest]:
-    """One log-likelihood request per question: continuations `` (A)`` ... `` (D)``."""
+    """One log-likelihood request per question: continuations ``(A)`` ... ``(D)``."""
     return [
         LoglikRequest(
             item_id=item.item_id,
             key="choice",
-            context=build_prompt(item.passage, item.question, list(item.choices)),
+            context=build_prompt(item.passage, item.question, list(item.choices), options),
             continuations=CONTINUATIONS,
         )
         for item in items.itertuples(index=False)

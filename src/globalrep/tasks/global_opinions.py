@@ -21,6 +21,7 @@ from scipy.special import softmax
 
 from globalrep.engine.requests import LoglikRequest
 from globalrep.errors import GlobalrepError
+from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_records, require_columns
 from globalrep.tables import reference_differences_table
 
@@ -45,13 +46,11 @@ SUM_TOLERANCE = 0.05
 log = logging.getLogger(__name__)
 
 
-def build_prompt(question: str, options: list[str]) -> str:
-    """The paper's prompt: lettered options, then the assistant's answer up to ``(``."""
-    lines = "\n".join(f"({letter}) {option}" for letter, option in zip(LETTERS, options))
-    return (
-        f"Human: {question}\n\nHere are the options:\n{lines}\n\n"
-        "Assistant: If I had to select one of the options, my answer would be ("
-    )
+def build_prompt(question: str, options: list[str], task_options: dict | None = None) -> str:
+    """The prompt from the task's template (option ``prompt_template``; default
+    globalrep/prompt_templates/global_opinions.jinja, the paper's: lettered options, then the
+    assistant's answer up to ``(``)."""
+    return prompt_renderer(NAME, task_options or {})(question=question, options=options, letters=LETTERS)
 
 
 def item_id(question: str, options: list[str]) -> str:
@@ -220,7 +219,7 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list
         LoglikRequest(
             item_id=item.item_id,
             key="choice",
-            context=build_prompt(item.question, list(item.options)),
+            context=build_prompt(item.question, list(item.options), options),
             continuations=tuple(f"{letter})" for letter in LETTERS[: len(item.options)]),
         )
         for item in items.itertuples(index=False)

@@ -21,21 +21,15 @@ import pandas as pd
 from globalrep import md3, tables
 from globalrep.engine.requests import GenerateRequest, LoglikRequest
 from globalrep.errors import GlobalrepError
+from globalrep.prompt_templates import prompt_renderer
 
 NAME = "md3_taboo"
-# Bump with any change to PROMPT_TEMPLATE, to the requests, or to the preparation (including
-# data/md3_curation.yaml): it reruns inference.
-PROMPT_VERSION = "1"
+# Bump with any change to the default prompt template (prompt_templates/md3_taboo.jinja), to the
+# requests, or to the preparation (including data/md3_curation.yaml): it reruns inference.
+PROMPT_VERSION = "2"  # 2: words scored right after "Secret Word:", as the paper did
 MODEL_KINDS = ("lm",)
 AXIS = "dialects"  # the report's section: dialects | languages | opinions
 
-PROMPT_TEMPLATE = (
-    "Taboo is a word-guessing game for two players. One player knows a secret word and describes "
-    "it without saying it; the other player tries to guess the word. Below is the transcript of "
-    "a game, stopped before the secret word was said. What is the secret word?\n\n"
-    'Transcript: "{transcript}"\n\n'
-    "Secret Word:"
-)
 DEFAULT_MAX_NEW_TOKENS = 10
 DEFAULT_SEED = 0
 REFERENCE = "en_us"
@@ -43,9 +37,10 @@ DIALECT_LABELS = {"en_us": "US English", "en_in": "Indian English", "en_ng": "Ni
 METRICS = ("generated_correct", "chose_correct")
 
 
-def build_prompt(transcript: Iterable[Sequence[str]]) -> str:
-    """The prompt for a transcript given as ``(speaker, text)`` lines."""
-    return PROMPT_TEMPLATE.format(transcript=md3.render(transcript))
+def build_prompt(transcript: Iterable[Sequence[str]], task_options: dict | None = None) -> str:
+    """The prompt for a transcript given as ``(speaker, text)`` lines, from the task's template
+    (option ``prompt_template``; default globalrep/prompt_templates/md3_taboo.jinja)."""
+    return prompt_renderer(NAME, task_options or {})(transcript=md3.render(transcript))
 
 
 # ---------------------------------------------------------------------------------- prepare
@@ -105,11 +100,12 @@ def requests_for(items: pd.DataFrame, options: dict) -> list[GenerateRequest | L
     seed = int(options.get("seed", DEFAULT_SEED))
     built = []
     for item in items.itertuples(index=False):
-        prompt = build_prompt(item.transcript)
+        prompt = build_prompt(item.transcript, options)
         words = choices(item.item_id, item.answer, item.distractors, seed)
         built += [
             GenerateRequest(item_id=item.item_id, key="generated", prompt=prompt, max_new_tokens=max_new_tokens),
-            LoglikRequest(item_id=item.item_id, key="choice", context=prompt, continuations=tuple(f" {w}" for w in words)),
+            # Each word right after the prompt, as the paper scored it ("Secret Word:Atom").
+            LoglikRequest(item_id=item.item_id, key="choice", context=prompt, continuations=tuple(words)),
         ]
     return built
 

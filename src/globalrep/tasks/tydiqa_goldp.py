@@ -25,6 +25,7 @@ from globalrep.engine.requests import GenerateRequest
 from globalrep.errors import GlobalrepError
 from globalrep.languages import named_language
 from globalrep.models import is_local_path
+from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_text
 from globalrep.tables import deltas_table
 
@@ -35,10 +36,7 @@ AXIS = "languages"  # the report's section: dialects | languages | opinions
 
 DEFAULT_SOURCE = "google-research-datasets/tydiqa"
 HUB_CONFIG = "secondary_task"
-INSTRUCTION = (
-    "Answer the question by extracting a span of text from the context. "
-    "Reply with the extracted span only."
-)
+DEFAULT_SHOT_SAMPLING = "per_language"  # or per_question, as the paper drew them
 BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 PUNCTUATION = frozenset(string.punctuation)
 ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -88,17 +86,19 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     test = _select_languages(_read_questions(source, options.get("split", "validation"), "source"), languages, source)
     items = test.rename(columns={"language": "group", "id": "item_id"})
     items.insert(2, "group_name", items["group"].map(named_language))
-    shots = {language: ([], [], []) for language in items["group"].unique()}
-    if num_shots > 0:
-        train_source = _train_source(options, source)
-        pool = _read_questions(train_source, "train", "train_source")
-        shots = _sample_shots(pool, sorted(shots), num_shots, int(options.get("seed", 0)), train_source)
-    for column, part in (("shot_contexts", 0), ("shot_questions", 1), ("shot_answers", 2)):
-        items[column] = items["group"].map(lambda language: shots[language][part])
     repeated = items["item_id"][items["item_id"].duplicated()]
     if len(repeated):
         raise GlobalrepError(f"{source}: question id(s) {sorted(set(repeated))[:3]} occur more than once")
-    log.info("%s: %d questions in %d languages, %d shot(s) each", source, len(items), items["group"].nunique(), num_shots)
+    sampling = options.get("shot_sampling", DEFAULT_SHOT_SAMPLING)
+    shots = [([], [], [])] * len(items)
+    if num_shots > 0:
+        train_source = _train_source(options, source)
+        pool = _read_questions(train_source, "train", "train_source")
+        shots = _sample_shots(pool, items, num_shots, int(options.get("seed", 0)), sampling, train_source)
+    for column, part in (("shot_contexts", 0), ("shot_questions", 1), ("shot_answers", 2)):
+        items[column] = [drawn[part] for drawn in shots]
+    log.info("%s: %d questions in %d languages, %d shot(s) each, drawn %s", source, len(items),
+             items["group"].nunique(), num_shots, sampling.replace("_", " "))
     return items.reset_index(drop=True)
 
 
@@ -186,30 +186,38 @@ def _select_languages(frame: pd.DataFrame, languages, source: str) -> pd.DataFra
     return frame[frame["language"].isin(languages)]
 
 
-def _sample_shots(pool: pd.DataFrame, languages: list[str], num_shots: int, seed: int, source: str) -> dict:
-    """Per language, ``num_shots`` train questions drawn with a seed of their own (adding a
-    language never changes another's examples): ``{language: (contexts, questions, answers)}``."""
-    shots = {}
-    for language in languages:
-        candidates = pool[(pool["language"] == language) & (pool["answers"].map(len) > 0)].sort_values("id")
-        if len(candidates) < num_shots:
+def _sample_shots(pool: pd.DataFrame, items: pd.DataFrame, num_shots: int, seed: int, sampling: str,
+                  source: str) -> list[tuple[list, list, list]]:
+    """Per item, ``num_shots`` train questions of its language as ``(contexts, questions,
+    answers)``: one draw per language (``per_language``) or a fresh draw per question
+    (``per_question``, as the paper did), each seeded by ``seed`` and the language or question id
+    alone (adding a language or question never changes another's examples)."""
+    candidates = {}
+    for language in items["group"].unique():
+        found = pool[(pool["language"] == language) & (pool["answers"].map(len) > 0)].sort_values("id")
+        if len(found) < num_shots:
             raise GlobalrepError(
-                f"{source} (config key 'tasks.tydiqa_goldp.train_source') has {len(candidates)} train "
+                f"{source} (config key 'tasks.tydiqa_goldp.train_source') has {len(found)} train "
                 f"question(s) in {language!r}, fewer than num_shots={num_shots}; restrict 'languages' or add train data"
             )
-        chosen = candidates.iloc[sorted(random.Random(f"{seed}-{language}").sample(range(len(candidates)), num_shots))]
-        shots[language] = (list(chosen["context"]), list(chosen["question"]), [answers[0] for answers in chosen["answers"]])
-    return shots
+        candidates[language] = found
+    drawn = []
+    for language, item_id in zip(items["group"], items["item_id"]):
+        found = candidates[language]
+        key = language if sampling == "per_language" else item_id
+        chosen = found.iloc[sorted(random.Random(f"{seed}-{key}").sample(range(len(found)), num_shots))]
+        drawn.append((list(chosen["context"]), list(chosen["question"]), [answers[0] for answers in chosen["answers"]]))
+    return drawn
 
 
 # --------------------------------------------------------------------------------- requests
 
 
-def build_prompt(context: str, question: str, shots=((), (), ())) -> str:
-    blocks = [INSTRUCTION]
-    blocks += [f"Context: {c}\nQuestion: {q}\nExtracted Answer: {a}" for c, q, a in zip(*shots)]
-    blocks.append(f"Context: {context}\nQuestion: {question}\nExtracted Answer:")
-    return "\n\n".join(blocks)
+def build_prompt(context: str, question: str, shots=((), (), ()), task_options: dict | None = None) -> str:
+    """The prompt from the task's template (option ``prompt_template``; default
+    globalrep/prompt_templates/tydiqa_goldp.jinja); ``shots`` are (contexts, questions, answers)."""
+    examples = [{"context": c, "question": q, "answer": a} for c, q, a in zip(*shots)]
+    return prompt_renderer(NAME, task_options or {})(context=context, question=question, shots=examples)
 
 
 def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list[GenerateRequest]:
@@ -221,7 +229,7 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list
             item_id=item.item_id,
             key="answer",
             prompt=build_prompt(
-                item.context, item.question, (item.shot_contexts, item.shot_questions, item.shot_answers)
+                item.context, item.question, (item.shot_contexts, item.shot_questions, item.shot_answers), options
             ),
             max_new_tokens=max_new_tokens,
             stop=("\n\n",),
