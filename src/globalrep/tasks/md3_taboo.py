@@ -128,11 +128,19 @@ def generated_correct(text: str, answer: str, distractors: Sequence[str]) -> boo
     return answer.lower() in guess and not any(word.lower() in guess for word in distractors)
 
 
-def chose_correct(logprobs: Sequence[float], ntokens: Sequence[int], answer_index: int) -> bool:
-    """The answer has the highest per-token mean log-likelihood (a tie goes to the earlier
-    choice; the answer's position is random, so ties favour no one)."""
+def chose_correct(
+    logprobs: Sequence[float], ntokens: Sequence[int], answer_index: int, tiebreak: Sequence[int] | None = None
+) -> bool:
+    """The answer has the highest per-token mean log-likelihood. A tie goes to the choice first in
+    ``tiebreak`` order (the published backend: the order the paper scored the choices in), else to
+    the earlier choice; the answer's position is random, so ties favour no one. A missing (NaN)
+    score is a missing answer: not correct, as the paper scored it."""
     means = np.asarray(logprobs, dtype=float) / np.asarray(ntokens, dtype=float)
-    return int(np.argmax(means)) == answer_index
+    if np.isnan(means).any():
+        return False
+    best = np.flatnonzero(means == means.max())
+    order = np.arange(len(means)) if tiebreak is None else np.asarray(tiebreak)
+    return int(best[np.argmin(order[best])]) == answer_index
 
 
 def score_items(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
@@ -149,7 +157,9 @@ def score_items(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -
     if missing:
         raise GlobalrepError(f"{NAME}: predictions lack column(s) {', '.join(missing)}; rerun inference")
     seed = int(options.get("seed", DEFAULT_SEED))
-    merged = predictions[["model", "item_id", *needed]].merge(
+    if "choice_tiebreak" not in predictions.columns:
+        predictions = predictions.assign(choice_tiebreak=None)
+    merged = predictions[["model", "item_id", "choice_tiebreak", *needed]].merge(
         items[["item_id", "group", "answer", "distractors"]], on="item_id", validate="many_to_one"
     )
     rows = []
@@ -165,12 +175,17 @@ def score_items(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -
             (pred.model, pred.item_id, pred.group, "generated_correct",
              float(generated_correct(pred.generated_text, pred.answer, distractors))),
             (pred.model, pred.item_id, pred.group, "chose_correct",
-             float(chose_correct(pred.choice_logprob, pred.choice_ntokens, position))),
+             float(chose_correct(pred.choice_logprob, pred.choice_ntokens, position, _tiebreak(pred.choice_tiebreak)))),
         ]  # fmt: skip
     return pd.DataFrame(rows, columns=["model", "item_id", "group", "metric", "value"])
 
 
 score = score_items  # the task protocol's name
+
+
+def _tiebreak(order) -> Sequence[int] | None:
+    """A prediction's tie order; None where its backend gave none (NaN after concatenating)."""
+    return None if order is None or (isinstance(order, float) and np.isnan(order)) else order
 
 
 # ------------------------------------------------------------------------- tables, figures
