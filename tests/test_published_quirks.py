@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from globalrep import missing_answers
 from globalrep.engine import published
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
@@ -180,3 +181,15 @@ def test_where_from_empty_reward_is_missing(shared_data, tmp_path):
     predictions = answer_with(where_from, items, path, kind="reward")
     assert predictions["missing_answer"].sum() == 1
 
+
+
+def test_missing_answers_are_counted_per_model_for_the_report(tmp_path):
+    flagged, plain = tmp_path / "flagged.parquet", tmp_path / "plain.parquet"
+    pd.DataFrame({"item_id": ["a", "b", "c"], "missing_answer": [True, False, True]}).to_parquet(flagged)
+    pd.DataFrame({"item_id": ["a", "b"]}).to_parquet(plain)  # a backend that never misses one
+    counts = missing_answers.count({"qwen": [flagged, plain], "hf-model": [plain]})
+    assert counts == {"qwen": (2, 5)}
+    notes = missing_answers.with_notes({"md3_taboo": "No published outputs for x.", "belebele": ""},
+                                       {"md3_taboo": {"qwen": [flagged]}, "tydiqa_goldp": {"m": [plain]}})  # fmt: skip
+    assert notes == {"md3_taboo": "No published outputs for x. Answers missing from the published files, "
+                                  "scored as not correct: qwen: 2 of 3 items."}  # fmt: skip
