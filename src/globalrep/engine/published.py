@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from globalrep import md3
+from globalrep.engine.backends import Shard
 from globalrep.engine.requests import Request
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
@@ -83,6 +84,22 @@ def outputs_dir(paper_repo: str | Path) -> Path:
             "and give its path as config key 'paper_repo' (snakemake --config paper_repo=PATH)"
         )
     return repo / "outputs" if (repo / "outputs").is_dir() else repo
+
+
+class PublishedBackend:
+    """The ``published`` backend: answers a shard's requests from the model's published file for
+    the shard's task; nothing to load."""
+
+    def __init__(self, spec: ModelSpec, options: dict, progress: bool = False):
+        self.spec = spec
+
+    def answer(self, requests: Sequence[Request], shard: Shard | None = None) -> pd.DataFrame:
+        if shard is None:
+            raise GlobalrepError(f"model {self.spec.name!r} (backend published) answers a task's shard: pass shard=Shard(task, items)")
+        return answer(shard.task, self.spec, shard.items, requests)
+
+    def close(self) -> None:
+        pass
 
 
 def answer(task_name: str, model: ModelSpec, items: pd.DataFrame, requests: Sequence[Request]) -> pd.DataFrame:
