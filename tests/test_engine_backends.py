@@ -11,6 +11,7 @@ from globalrep.engine.answers import generate_answer, loglik_answer, prediction_
 from globalrep.engine.backends import BACKENDS
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
+from globalrep.tasks import md3_taboo
 
 
 class EchoBackend:
@@ -68,7 +69,7 @@ def test_the_published_backend_needs_the_shard():
         with pytest.raises(GlobalrepError, match=r"pass shard=Shard\(task, items\)"):
             backend.answer([])
         with pytest.raises(GlobalrepError, match=r"published file 'x.csv' for task 'md3_taboo' does not exist"):
-            backend.answer([], Shard("md3_taboo", pd.DataFrame({"item_id": ["a"]})))
+            backend.answer([], Shard("md3_taboo", pd.DataFrame({"item_id": ["a"]}), md3_taboo.read_published))
 
 
 def test_importing_the_engine_leaves_transformers_progress_bars_alone(tiny_lm_dir):

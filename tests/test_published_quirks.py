@@ -24,7 +24,7 @@ GAMES_PER_DIALECT = 4
 
 def answer_with(task, items, path, kind="lm", options=None):
     model = ModelSpec(name="m", path="org/model", kind=kind, backend="published", published={task.NAME: str(path)})
-    return published.answer(task.NAME, model, items, task.requests(items, options or {}, kind)).assign(model="m")
+    return published.answer(task.NAME, model, items, task.requests(items, options or {}, kind), task.read_published).assign(model="m")
 
 
 @pytest.fixture

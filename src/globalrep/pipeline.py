@@ -292,7 +292,8 @@ def infer_shard(
     options = {k: v for k, v in engine_options.items() if k not in JOB_RESOURCE_KEYS}
     start = time.perf_counter()
     with engine.open_backend(model, options, progress=True) as backend:
-        answers = _with_item_id(backend.answer(requests, engine.Shard(task_name, items)))
+        shard_of_task = engine.Shard(task_name, items, getattr(task, "read_published", None))
+        answers = _with_item_id(backend.answer(requests, shard_of_task))
     elapsed = max(time.perf_counter() - start, 1e-9)
     _check_shard_ids(answers, items["item_id"], f"model {model.name}'s answers")
     write_parquet_atomic(answers, out_path)

@@ -27,11 +27,12 @@ from globalrep.models import ModelSpec
 
 @dataclass(frozen=True)
 class Shard:
-    """What a backend may need besides the requests: the task and the shard's items (the
-    ``published`` backend reads the task's published file for exactly these items)."""
+    """What a backend may need besides the requests: the task, the shard's items and the task's
+    hook that reads its published files (the ``published`` backend calls it for these items)."""
 
     task: str
     items: pd.DataFrame
+    read_published: Callable | None = None
 
 
 class Backend(Protocol):
