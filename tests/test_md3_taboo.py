@@ -297,7 +297,7 @@ def published_predictions(shared_data: Path, seed: int = 0) -> tuple[pd.DataFram
     frames = []
     for model, name in PAPER_CHAIN.items():
         spec = ModelSpec(name=model, path="hub/id", backend="published", published={"md3_taboo": str(folder / name)})
-        answers = published.answer("md3_taboo", spec, items, requests)
+        answers = published.answer("md3_taboo", spec, items, requests, task.read_published)
         paper = pd.read_csv(folder / name, keep_default_na=False)
         chose = (paper["chose_correct_answer"].astype(str) == "True").astype(float)
         answers["published_chose"] = answers["item_id"].map(dict(zip(md3.read_items_csv(folder / name)["item_id"], chose)))

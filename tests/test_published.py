@@ -39,7 +39,7 @@ def spec(name: str, kind: str = "lm", **files: str) -> ModelSpec:
 
 def answer_with(task, name: str, items: pd.DataFrame, options: dict | None = None, kind: str = "lm", **files):
     requests = task.requests(items, options or {}, kind)
-    return published.answer(task.NAME, spec(name, kind, **files), items, requests).assign(model=name)
+    return published.answer(task.NAME, spec(name, kind, **files), items, requests, task.read_published).assign(model=name)
 
 
 # ------------------------------------------------------------------------------ paper numbers
@@ -187,7 +187,7 @@ def test_missing_items_and_files_are_named(test_data, tmp_path):
     with pytest.raises(GlobalrepError, match=r"model 'm' has no published outputs for task 'tydiqa_goldp'"):
         answer_with(tydiqa_goldp, "m", items)
     with pytest.raises(GlobalrepError, match="the paper published no per-example outputs for task 'belebele'"):
-        published.answer("belebele", spec("m", belebele=str(folder)), items, [])
+        published.answer("belebele", spec("m", belebele=str(folder)), items, [], None)
 
 
 def test_countries_outside_the_published_set_are_named(tmp_path):

@@ -86,12 +86,9 @@ def infer_shard(
     requests = task.requests(items, dict(task_options), model.kind)
     options = {k: v for k, v in engine_options.items() if k not in JOB_RESOURCE_KEYS}
     start = time.perf_counter()
-    if model.backend == "published":
-        from globalrep.engine import published
-
-        answers = published.answer(task_name, model, items, requests)
-    else:
-        answers = _with_item_id(engine.answer(model, requests, options))
+    with engine.open_backend(model, options, progress=True) as backend:
+        shard_of_task = engine.Shard(task_name, items, getattr(task, "read_published", None))
+        answers = _with_item_id(backend.answer(requests, shard_of_task))
     elapsed = max(time.perf_counter() - start, 1e-9)
     _check_shard_ids(answers, items["item_id"], f"model {model.name}'s answers")
     write_parquet_atomic(answers, out_path)

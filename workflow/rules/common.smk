@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.io import contains_wildcard
 from snakemake.utils import validate
 
 # Use this checkout's package (src/) when present, here and in every job's Python.
@@ -21,6 +22,7 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
 from globalrep import config_checks, stages
 from globalrep.codebase import code_fingerprint
 from globalrep.errors import GlobalrepError
+from globalrep.file_stamps import stamp
 from globalrep.models import ModelSpec, fingerprint, inference_fingerprint, inference_resources
 from globalrep.tasks import get_task
 
@@ -144,23 +146,43 @@ def all_targets():
 # ---- input functions and params ------------------------------------------------------------
 
 
+def declarable(paths):
+    """The paths Snakemake can take as inputs: not those it would read as wildcards."""
+    return [path for path in paths if not contains_wildcard(path)]
+
+
+def undeclarable_stamp(paths):
+    """The stamp of the paths left out by declarable(), for the job's fingerprint."""
+    return stamp(path for path in paths if contains_wildcard(path))
+
+
+def source_files(wildcards):
+    return config_checks.source_files(wildcards.task, config["tasks"][wildcards.task])
+
+
+def published_files(wildcards):
+    """The paper's file (or folder) of the model for the task; none unless backend published."""
+    published = MODELS[wildcards.model].get("published", {}).get(wildcards.task)
+    return [published] if published else []
+
+
 def prepare_source(wildcards):
     """The local source files, so that editing one reruns prepare; nothing for a hub dataset."""
-    return config_checks.source_files(wildcards.task, config["tasks"][wildcards.task])
+    return declarable(source_files(wildcards))
 
 
 def prepare_fingerprint(wildcards):
     return fingerprint(
-        config_checks.inference_options(wildcards.task, config["tasks"][wildcards.task])
+        config_checks.inference_options(wildcards.task, config["tasks"][wildcards.task]),
+        *undeclarable_stamp(source_files(wildcards)),
     )
 
 
 def infer_inputs(wildcards):
-    published = MODELS[wildcards.model].get("published", {}).get(wildcards.task)
     return {
         "prepared": f"results/prepared/{wildcards.task}.parquet",
         "model": built_model_files(wildcards.model),
-        "published": [published] if published else [],  # backend published: the paper's file
+        "published": declarable(published_files(wildcards)),
     }
 
 
@@ -172,9 +194,9 @@ def infer_fingerprint(wildcards):
     options = config_checks.inference_options(
         wildcards.task, config["tasks"][wildcards.task]
     )
-    return inference_fingerprint(
-        model_spec(wildcards.model), options, task.PROMPT_VERSION
-    )
+    answers = inference_fingerprint(model_spec(wildcards.model), options, task.PROMPT_VERSION)
+    stamps = undeclarable_stamp(published_files(wildcards))
+    return fingerprint(answers, *stamps) if stamps else answers
 
 
 def score_inputs(wildcards):

@@ -38,6 +38,7 @@ rule build_report:
         deltas=expand("results/tables/{task}_deltas.csv", task=TASKS),
         extra_tables=extra_table_files(),
         figures=expand("results/figures/{task}", task=TASKS),
+        predictions=[path for task in SCORED_TASKS for paths in prediction_files(task).values() for path in paths],
     output:
         "results/report.html",
     log:
@@ -51,6 +52,7 @@ rule build_report:
         tasks=TASKS,
         task_models={task: TASK_MODELS.get(task, []) for task in TASKS},
         notes=TASK_NOTES,
+        predictions={task: prediction_files(task) for task in SCORED_TASKS},
         fingerprint=report_fingerprint,
     script:
         "../scripts/report.py"

@@ -1,5 +1,6 @@
 """Snakemake adapter: write the single-file HTML report (globalrep.stages.report)."""
 
+from globalrep import missing_answers
 from globalrep.logs import setup_logging
 from globalrep.stages import report
 
@@ -12,6 +13,6 @@ report(
     figure_dirs=dict(zip(tasks, inputs.figures)),
     extra_tables=list(inputs.extra_tables),
     task_models=snakemake.params.task_models,
-    notes=snakemake.params.notes,
+    notes=missing_answers.with_notes(snakemake.params.notes, snakemake.params.predictions),
     config=snakemake.config,
 )

@@ -22,12 +22,15 @@ def run_batched(
     batch_size: int,
     process: Callable[[list[Unit]], list[Result]],
     description: str,
+    progress: bool = True,
 ) -> list[Result]:
     """``process`` each consecutive batch of ``units`` (callers sort them longest first, so an
-    out-of-memory error shows up on the first batch); results keep the order of ``units``."""
+    out-of-memory error shows up on the first batch); results keep the order of ``units``.
+    ``progress``: a tqdm bar."""
     results: list[Result] = []
     start = 0
-    with tqdm(total=len(units), desc=description, unit="seq", mininterval=5) as progress:
+    quiet = {} if progress else {"disable": True}  # when shown, TQDM_DISABLE still silences it
+    with tqdm(total=len(units), desc=description, unit="seq", mininterval=5, **quiet) as bar:
         while start < len(units):
             batch = list(units[start : start + batch_size])
             try:
@@ -43,5 +46,5 @@ def run_batched(
                 log.warning("%s: CUDA out of memory, retrying with batch size %d", description, batch_size)
                 continue
             start += len(batch)
-            progress.update(len(batch))
+            bar.update(len(batch))
     return results

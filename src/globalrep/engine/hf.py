@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from globalrep.engine import loading
+from globalrep.engine.answers import Answers, generate_answer, loglik_answer, prediction_frame, reward_answer
 from globalrep.engine.batching import run_batched
 from globalrep.engine.loglik import fit_window, pack_rows, score_rows, tokenize_request
 from globalrep.engine.prompts import encode, encode_many, is_chat_format, render, render_context
@@ -26,51 +27,73 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_PACKED_TOKENS = 2048
 
 
-def answer_hf(spec: ModelSpec, requests: Sequence[Request], engine_options: dict) -> pd.DataFrame:
-    from transformers.utils import logging as transformers_logging
+class HFBackend:
+    """The ``hf`` backend: loads the tokenizer and model of ``spec`` once (on first use) and
+    answers any number of request lists with them."""
 
-    transformers_logging.disable_progress_bar()  # per-shard tqdm bars say enough in job logs
-    check_unique_keys(requests)
-    device = loading.resolve_device(engine_options.get("device", "auto"))
-    answers: dict[str, dict] = defaultdict(dict)
-    by_type: dict[type, list] = defaultdict(list)
-    for request in requests:
-        by_type[type(request)].append(request)
-    if spec.kind == "reward":
-        if set(by_type) - {RewardRequest}:
+    def __init__(self, spec: ModelSpec, options: dict, progress: bool = False):
+        self.spec, self.progress = spec, progress
+        self.device = loading.resolve_device(options.get("device", "auto"))
+        self.max_row = int(options.get("max_packed_tokens", DEFAULT_MAX_PACKED_TOKENS))
+        self._loaded = None
+
+    def answer(self, requests: Sequence[Request], shard=None) -> pd.DataFrame:
+        spec = self.spec
+        check_unique_keys(requests)
+        answers: Answers = {}
+        by_type: dict[type, list] = defaultdict(list)
+        for request in requests:
+            by_type[type(request)].append(request)
+        if spec.kind == "reward" and set(by_type) - {RewardRequest}:
             raise GlobalrepError(f"model {spec.name!r} is a reward model; it can only answer reward requests")
-        if by_type:
-            tokenizer = loading.load_tokenizer(spec, loading.reward_tokenizer_path(spec))
-            model = loading.load_reward_model(spec, device)
-            _timed(spec, "reward", by_type[RewardRequest], answers,
-                   lambda: answer_rewards(model, tokenizer, spec, by_type[RewardRequest], device))
-    else:
-        if RewardRequest in by_type:
+        if spec.kind != "reward" and RewardRequest in by_type:
             raise GlobalrepError(f"model {spec.name!r} has kind {spec.kind!r}; reward requests need kind: reward")
         if by_type:
-            tokenizer = loading.load_tokenizer(spec)
-            model = loading.load_causal_lm(spec, device)
-            max_row = int(engine_options.get("max_packed_tokens", DEFAULT_MAX_PACKED_TOKENS))
-            if by_type[LoglikRequest]:
-                _timed(spec, "loglik", by_type[LoglikRequest], answers,
-                       lambda: answer_loglik(model, tokenizer, spec, by_type[LoglikRequest], device, max_row))
-            if by_type[GenerateRequest]:
-                _timed(spec, "generate", by_type[GenerateRequest], answers,
-                       lambda: answer_generate(model, tokenizer, spec, by_type[GenerateRequest], device))
-    return pd.DataFrame([{"item_id": item_id, **columns} for item_id, columns in answers.items()])
+            model, tokenizer = self._model()
+        run = {LoglikRequest: lambda batch: answer_loglik(model, tokenizer, spec, batch, self.device, self.max_row, self.progress),
+               GenerateRequest: lambda batch: answer_generate(model, tokenizer, spec, batch, self.device, self.progress),
+               RewardRequest: lambda batch: answer_rewards(model, tokenizer, spec, batch, self.device, self.progress)}  # fmt: skip
+        for kind, name in ((RewardRequest, "reward"), (LoglikRequest, "loglik"), (GenerateRequest, "generate")):
+            if by_type[kind]:
+                _timed(spec, name, by_type[kind], answers, lambda: run[kind](by_type[kind]))
+        return prediction_frame(answers)
+
+    def close(self) -> None:
+        self._loaded = None
+
+    def _model(self):
+        """(model, tokenizer), loaded on first use; transformers' own loading bars are off while
+        loading unless ``progress`` (and restored after: no process-wide change)."""
+        if self._loaded is None:
+            from transformers.utils import logging as transformers_logging
+
+            shown = transformers_logging.is_progress_bar_enabled()
+            if not self.progress:
+                transformers_logging.disable_progress_bar()
+            try:
+                if self.spec.kind == "reward":
+                    tokenizer = loading.load_tokenizer(self.spec, loading.reward_tokenizer_path(self.spec))
+                    model = loading.load_reward_model(self.spec, self.device)
+                else:
+                    tokenizer = loading.load_tokenizer(self.spec)
+                    model = loading.load_causal_lm(self.spec, self.device)
+            finally:
+                if shown:
+                    transformers_logging.enable_progress_bar()
+            self._loaded = (model, tokenizer)
+        return self._loaded
 
 
-def _timed(spec: ModelSpec, kind: str, requests: list, answers: dict, run) -> None:
+def _timed(spec: ModelSpec, kind: str, requests: list, answers: Answers, run) -> None:
     started = time.perf_counter()
     columns, n_tokens = run()
     elapsed = max(time.perf_counter() - started, 1e-9)
-    for (item_id, name), value in columns.items():
-        answers[item_id][name] = value
+    answers.update(columns)
     log.info("%s %s: %d requests in %.1f s (%.1f items/s, %.0f tokens/s)",
              spec.name, kind, len(requests), elapsed, len(requests) / elapsed, n_tokens / elapsed)
 
 
-def answer_loglik(model, tokenizer, spec, requests: list[LoglikRequest], device, max_row_tokens: int):
+def answer_loglik(model, tokenizer, spec, requests: list[LoglikRequest], device, max_row_tokens: int, progress: bool = True):
     """Returns ({(item_id, column): value}, tokens forwarded). A continuation repeated within a
     request is scored once and shares its result, so repeats tie exactly. A context too long for
     the model's window is shortened from the left (see :func:`fit_window`) and counted."""
@@ -93,18 +116,16 @@ def answer_loglik(model, tokenizer, spec, requests: list[LoglikRequest], device,
     rows = sorted(pack_rows(tokenized, max_row_tokens), key=lambda row: -len(row.tokens))
     sums = run_batched(rows, spec.batch_size,
                        lambda batch: score_rows(model, batch, tokenizer.pad_token_id, device),
-                       f"{spec.name} loglik")
+                       f"{spec.name} loglik", progress)
     logprobs = [[0.0] * len(continuations) for continuations in distinct]
     for row, row_sums in zip(rows, sums):
         for index, value in zip(row.continuation_indices, row_sums):
             logprobs[row.request_index][index] = value
-    columns = {}
+    columns: Answers = {}
     for request, continuations, tokens, values in zip(requests, distinct, tokenized, logprobs):
-        position = {text: index for index, text in enumerate(continuations)}
-        columns[(request.item_id, f"{request.key}_logprob")] = [values[position[c]] for c in request.continuations]
-        columns[(request.item_id, f"{request.key}_ntokens")] = [
-            len(tokens.continuations[position[c]].tokens) for c in request.continuations
-        ]
+        position = [continuations.index(text) for text in request.continuations]
+        columns.update(loglik_answer(request, [values[i] for i in position],
+                                     [len(tokens.continuations[i].tokens) for i in position]))
     return columns, sum(len(row.tokens) for row in rows)
 
 
@@ -140,7 +161,7 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], max_new_tokens: i
     return [cut_at_stop(text, stop) for text in texts]
 
 
-def answer_generate(model, tokenizer, spec, requests: list[GenerateRequest], device):
+def answer_generate(model, tokenizer, spec, requests: list[GenerateRequest], device, progress: bool = True):
     window = model_window(model)
     double_bos = is_chat_format(spec.chat_template)
     prompts, truncated = [], 0
@@ -163,9 +184,9 @@ def answer_generate(model, tokenizer, spec, requests: list[GenerateRequest], dev
         texts = run_batched(indices, spec.batch_size,
                             lambda batch: generate_batch(model, tokenizer, [prompts[i] for i in batch],
                                                          max_new_tokens, stop, device),
-                            f"{spec.name} generate")
+                            f"{spec.name} generate", progress)
         for index, text in zip(indices, texts):
-            columns[(requests[index].item_id, f"{requests[index].key}_text")] = text
+            columns.update(generate_answer(requests[index], text))
     n_tokens = sum(map(len, prompts)) + sum(request.max_new_tokens for request in requests)
     return columns, n_tokens
 
@@ -176,7 +197,7 @@ def reward_batch(model, sequences: list[list[int]], pad_id: int, device) -> list
     return model(ids.to(device), mask.to(device)).tolist()
 
 
-def answer_rewards(model, tokenizer, spec, requests: list[RewardRequest], device):
+def answer_rewards(model, tokenizer, spec, requests: list[RewardRequest], device, progress: bool = True):
     double_bos = is_chat_format(spec.chat_template)
     flat = [(request_index, conversation_index,
              encode(render(conversation, tokenizer, spec.chat_template), tokenizer, double_bos))
@@ -185,9 +206,11 @@ def answer_rewards(model, tokenizer, spec, requests: list[RewardRequest], device
     flat.sort(key=lambda entry: -len(entry[2]))
     values = run_batched([entry[2] for entry in flat], spec.batch_size,
                          lambda batch: reward_batch(model, batch, tokenizer.pad_token_id, device),
-                         f"{spec.name} reward")
+                         f"{spec.name} reward", progress)
     rewards = [[0.0] * len(request.conversations) for request in requests]
     for (request_index, conversation_index, _), value in zip(flat, values):
         rewards[request_index][conversation_index] = value
-    columns = {(request.item_id, f"{request.key}_reward"): values for request, values in zip(requests, rewards)}
+    columns: Answers = {}
+    for request, values in zip(requests, rewards):
+        columns.update(reward_answer(request, values))
     return columns, sum(len(entry[2]) for entry in flat)

@@ -47,6 +47,8 @@ from globalrep.countries import (
     read_us_favorability,
     starts_sentence,
 )
+from globalrep import published_files as pf
+from globalrep.engine.answers import Answers, loglik_answer, prediction_frame, reward_answer
 from globalrep.engine.requests import Chat, LoglikRequest, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import read_records, require_columns
@@ -68,6 +70,12 @@ CORRELATION_COLUMNS = ["a", "b", "method", "spearman", "p_value", "n"]
 FAVORABILITY_COLUMNS = ["model", "list", "country", "mean_rank", "list_rank"]
 
 log = logging.getLogger(__name__)
+
+# The published files' columns before the countries (the perplexity and the reward layout).
+PUBLISHED_META_COLUMNS = frozenset(
+    ("Question", "Full Prompt", "model", "reward_model", "Search Query", "Sentiment",
+     "Response Format", "Category", "seed", "add_article", "use_chat_template")
+)  # fmt: skip
 
 
 def item_id(question: str, reply: str) -> str:
@@ -396,3 +404,29 @@ def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, o
             title="Spearman correlation of country mean ranks",
         )
     return written
+
+
+# ------------------------------------------------------------------------------- published
+
+
+def read_published(path: Path, items: pd.DataFrame, requests: Sequence, model) -> pd.DataFrame:
+    """The backend ``published``: per question the published value of every country (a language model's mean per-token NLL, or the reward model's reward)."""
+    published = pf.read_csv(path, "a published AskReddit file", dtype=str, keep_default_na=False)
+    require_columns(published, ("Question", "Response Format"), path, "a published AskReddit file")
+    countries = [column for column in published.columns if column not in PUBLISHED_META_COLUMNS]
+    ids = [item_id(str(q).strip(), str(r).strip()) for q, r in zip(published["Question"], published["Response Format"])]
+    values = published[countries].set_axis(ids).apply(lambda column: pf.column_numbers(column, path))
+    values = values[~values.index.duplicated()]
+    wanted = list(items["countries"].iloc[0]) if len(items) else []
+    values = pf.country_columns(values, wanted, path)
+    answers: Answers = {}
+    for request in requests:
+        if request.item_id not in values.index:
+            continue
+        row = values.loc[request.item_id].tolist()
+        answers[(request.item_id, "missing_answer")] = bool(np.isnan(row).any())
+        if model.kind == "reward":
+            answers.update(reward_answer(request, row))
+        else:  # mean per-token NLL: one "token" of log-probability -NLL
+            answers.update(loglik_answer(request, [-v for v in row], [1] * len(row)))
+    return prediction_frame(answers)

@@ -19,6 +19,8 @@ import pandas as pd
 from scipy.spatial.distance import jensenshannon
 from scipy.special import softmax
 
+from globalrep import published_files as pf
+from globalrep.engine.answers import Answers, loglik_answer, prediction_frame
 from globalrep.engine.requests import LoglikRequest
 from globalrep.errors import GlobalrepError
 from globalrep.prompt_templates import prompt_renderer
@@ -39,6 +41,12 @@ REQUIRED_COLUMNS = ("question", "selections", "options", "source")
 # A source with these columns and no `selections` is one of the paper's published outputs files.
 PUBLISHED_COLUMNS = {"question", "options", "probs"}
 PUBLISHED_GROUP = "published"
+# A published file's columns before the countries' similarities (-1: the country was not asked).
+PUBLISHED_META_COLUMNS = frozenset(
+    ("question", "options", "probs", "model_id", "load_8bit", "max_choice", "chose_first", "chose_last", "chose_middle",
+     "using_chat_template")
+)  # fmt: skip
+NOT_ASKED = -1
 LETTERS = string.ascii_uppercase
 # Survey shares are rounded (often to two decimals), so a vector may miss 1 by a few hundredths.
 SUM_TOLERANCE = 0.05
@@ -90,9 +98,7 @@ def _published_items(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     """Items from one of the paper's published outputs files (``question, options, probs, ...``
     and per country its similarity, −1 where not asked): the questions and who was asked, without
     the countries' distributions (empty), so only published similarities can be scored."""
-    from globalrep.engine.published import NOT_ASKED, goqa_similarities
-
-    similarities = goqa_similarities(raw)
+    similarities = published_similarities(raw)
     countries = list(similarities.columns)
     asked = similarities != NOT_ASKED  # NaN (an empty survey vector) was asked
     rows = []
@@ -369,3 +375,37 @@ def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, o
             models_stage=models_stage,
         )
     return written
+
+
+# ------------------------------------------------------------------------------- published
+
+
+def read_published(path: Path, items: pd.DataFrame, requests: Sequence, model) -> pd.DataFrame:
+    """The backend ``published``: per question of a published globalopinionsqa file its answer distribution (``probs``) and the published similarity of each asked country."""
+    published = pf.read_csv(path, "a published globalopinionsqa file", dtype=str, keep_default_na=False)  # a question may be empty text
+    require_columns(published, ("question", "options", "probs"), path, "a published globalopinionsqa file")
+    by_id = {}
+    for index, row in enumerate(published.itertuples(index=False)):
+        options = parse_options(row.options, row_error(str(path), index, row.question))  # as prepare() reads them
+        by_id.setdefault(item_id(str(row.question), options), index)
+    similarity = published_similarities(published).replace(NOT_ASKED, np.nan)
+    item_countries = items.set_index("item_id")["countries"]
+    answers: Answers = {}
+    for request in requests:
+        index = by_id.get(request.item_id)
+        if index is None:
+            continue
+        where = f"{path}: row {index} (counting from 0)"
+        probs = pf.numbers(published.at[index, "probs"], where, len(request.continuations))
+        asked = similarity.loc[index]
+        answers[(request.item_id, "missing_answer")] = bool(np.isnan(probs).any())
+        answers.update(loglik_answer(request, pf.log_probs(probs), [1] * len(probs)))
+        answers[(request.item_id, "published_similarity")] = [float(asked.get(c, np.nan)) for c in item_countries[request.item_id]]
+    return prediction_frame(answers)
+
+
+def published_similarities(published: pd.DataFrame) -> pd.DataFrame:
+    """A published globalopinionsqa file's similarity columns (one per country) as numbers:
+    ``NOT_ASKED`` where the country was not asked, NaN where its survey vector was empty."""
+    countries = [column for column in published.columns if column not in PUBLISHED_META_COLUMNS]
+    return published[countries].apply(pd.to_numeric, errors="coerce")

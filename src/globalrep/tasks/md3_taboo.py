@@ -19,9 +19,12 @@ import numpy as np
 import pandas as pd
 
 from globalrep import md3, tables
+from globalrep import published_files as pf
+from globalrep.engine.answers import Answers, generate_answer, loglik_answer, prediction_frame
 from globalrep.engine.requests import GenerateRequest, LoglikRequest
 from globalrep.errors import GlobalrepError
 from globalrep.prompt_templates import prompt_renderer
+from globalrep.sources import require_columns
 
 NAME = "md3_taboo"
 # Bump with any change to the default prompt template (prompt_templates/md3_taboo.jinja), to the
@@ -35,6 +38,9 @@ DEFAULT_SEED = 0
 REFERENCE = "en_us"
 DIALECT_LABELS = {"en_us": "US English", "en_in": "Indian English", "en_ng": "Nigerian English"}
 METRICS = ("generated_correct", "chose_correct")
+# The paper drew the answer's position per game with Python's random, seeded with the file's
+# ``seed`` (221), over the games in this order; ties went to the first choice in that order.
+PAPER_DIALECT_ORDER = ("en_in", "en_ng", "en_us")
 
 
 def build_prompt(transcript: Iterable[Sequence[str]], task_options: dict | None = None) -> str:
@@ -124,11 +130,19 @@ def generated_correct(text: str, answer: str, distractors: Sequence[str]) -> boo
     return answer.lower() in guess and not any(word.lower() in guess for word in distractors)
 
 
-def chose_correct(logprobs: Sequence[float], ntokens: Sequence[int], answer_index: int) -> bool:
-    """The answer has the highest per-token mean log-likelihood (a tie goes to the earlier
-    choice; the answer's position is random, so ties favour no one)."""
+def chose_correct(
+    logprobs: Sequence[float], ntokens: Sequence[int], answer_index: int, tiebreak: Sequence[int] | None = None
+) -> bool:
+    """The answer has the highest per-token mean log-likelihood. A tie goes to the choice first in
+    ``tiebreak`` order (the published backend: the order the paper scored the choices in), else to
+    the earlier choice; the answer's position is random, so ties favour no one. A missing (NaN)
+    score is a missing answer: not correct, as the paper scored it."""
     means = np.asarray(logprobs, dtype=float) / np.asarray(ntokens, dtype=float)
-    return int(np.argmax(means)) == answer_index
+    if np.isnan(means).any():
+        return False
+    best = np.flatnonzero(means == means.max())
+    order = np.arange(len(means)) if tiebreak is None else np.asarray(tiebreak)
+    return int(best[np.argmin(order[best])]) == answer_index
 
 
 def score_items(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
@@ -145,7 +159,9 @@ def score_items(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -
     if missing:
         raise GlobalrepError(f"{NAME}: predictions lack column(s) {', '.join(missing)}; rerun inference")
     seed = int(options.get("seed", DEFAULT_SEED))
-    merged = predictions[["model", "item_id", *needed]].merge(
+    if "choice_tiebreak" not in predictions.columns:
+        predictions = predictions.assign(choice_tiebreak=None)
+    merged = predictions[["model", "item_id", "choice_tiebreak", *needed]].merge(
         items[["item_id", "group", "answer", "distractors"]], on="item_id", validate="many_to_one"
     )
     rows = []
@@ -161,12 +177,71 @@ def score_items(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -
             (pred.model, pred.item_id, pred.group, "generated_correct",
              float(generated_correct(pred.generated_text, pred.answer, distractors))),
             (pred.model, pred.item_id, pred.group, "chose_correct",
-             float(chose_correct(pred.choice_logprob, pred.choice_ntokens, position))),
+             float(chose_correct(pred.choice_logprob, pred.choice_ntokens, position, _tiebreak(pred.choice_tiebreak)))),
         ]  # fmt: skip
     return pd.DataFrame(rows, columns=["model", "item_id", "group", "metric", "value"])
 
 
 score = score_items  # the task protocol's name
+
+
+def _tiebreak(order) -> Sequence[int] | None:
+    """A prediction's tie order; None where its backend gave none (NaN after concatenating)."""
+    return None if order is None or (isinstance(order, float) and np.isnan(order)) else order
+
+
+# ------------------------------------------------------------------------------- published
+
+
+def read_published(path: Path, items: pd.DataFrame, requests: Sequence, model) -> pd.DataFrame:
+    """The backend ``published``: one row per game of ``items`` from a published md3-game file."""
+    published = pf.read_csv(path, "a published md3-game file", dtype=str, keep_default_na=False)
+    require_columns(published, ("dialect", "seed", "generated_answer", "correct_answer_prob", "distractor_probs"), path,
+                    "a published md3-game file")  # fmt: skip
+    games = pf.read_with(md3.read_items_csv, path)  # the same content hash as our items' ids
+    if len(games) != len(published):
+        raise GlobalrepError(f"{path}: {len(published) - len(games)} repeated games; expected one row per game")
+    paper_orders = paper_choice_orders(published, games, path)
+    by_id = dict(zip(games["item_id"], zip(paper_orders, published.itertuples(index=False), range(len(games)))))
+    answers: Answers = {}
+    for request in requests:
+        if request.item_id not in by_id:
+            continue
+        paper_order, game, index = by_id[request.item_id]
+        missing = answers.get((request.item_id, "missing_answer"), False)
+        if isinstance(request, GenerateRequest):
+            answers.update(generate_answer(request, game.generated_answer))
+            answers[(request.item_id, "missing_answer")] = missing or not game.generated_answer.strip()
+            continue
+        where = f"{path}: row {index} (counting from 0)"
+        probs = [pf.number(game.correct_answer_prob, where)] + pf.numbers(game.distractor_probs, where, len(paper_order) - 1)
+        answer_word, distractors = games.at[index, "answer"], games.at[index, "distractors"]
+        prob_of = dict(zip([answer_word, *distractors], probs))
+        words = [continuation.strip() for continuation in request.continuations]
+        answers.update(loglik_answer(request, pf.log_probs([prob_of[word] for word in words]), [1] * len(words)))
+        answers[(request.item_id, f"{request.key}_tiebreak")] = [paper_order.index(word) for word in words]
+        answers[(request.item_id, "missing_answer")] = missing or bool(np.isnan(probs).any())
+    return prediction_frame(answers)
+
+
+def paper_choice_orders(published: pd.DataFrame, games: pd.DataFrame, path: Path) -> list[list[str]]:
+    """Per game (in file order) its choices in the order the paper scored them: the distractors
+    with the answer inserted at the position the paper drew (``random.randint(0, n - 1)`` per game,
+    seeded with the file's ``seed``, over the games in ``PAPER_DIALECT_ORDER``)."""
+    dialects = list(dict.fromkeys(published["dialect"]))
+    seeds = set(published["seed"])
+    if dialects != [d for d in PAPER_DIALECT_ORDER if d in dialects] or len(seeds) != 1:
+        raise GlobalrepError(
+            f"{path}: the games are not in the paper's order ({', '.join(PAPER_DIALECT_ORDER)}, one seed): "
+            "the answer positions the paper drew cannot be rebuilt; use the file as the paper published it"
+        )
+    draw = random.Random(int(pf.number(seeds.pop(), f"{path}: column 'seed'")))
+    orders = []
+    for answer_word, distractors in zip(games["answer"], games["distractors"]):
+        position = draw.randint(0, len(distractors) - 1)
+        orders.append([*distractors[:position], answer_word, *distractors[position:]])
+    return orders
+
 
 
 # ------------------------------------------------------------------------- tables, figures

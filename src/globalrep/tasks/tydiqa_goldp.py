@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from globalrep.datafiles import local_files
+from globalrep.engine.answers import Answers, generate_answer, prediction_frame
 from globalrep.engine.requests import GenerateRequest
 from globalrep.errors import GlobalrepError
 from globalrep.languages import named_language
@@ -270,3 +271,33 @@ def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, o
     from globalrep.figures.languages import language_figures
 
     return language_figures(tables, deltas, chains, Path(out_dir) / NAME, "f1", "TyDiQA-GoldP F1 (%)", options)
+
+
+# ------------------------------------------------------------------------------- published
+
+
+def read_published(path: Path, items: pd.DataFrame, requests: Sequence, model) -> pd.DataFrame:
+    """The backend ``published``: the generations of a published ``1-shot`` folder (one JSON per language); a question it lacks is a missing answer."""
+    generations = {}
+    for language in sorted(set(items["group"])):
+        file = path / f"{language}.json"
+        if not file.is_file():
+            raise GlobalrepError(f"{path}: no published generations for {language} ({file.name} is missing)")
+        try:
+            published = json.loads(file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise GlobalrepError(f"{file}: not readable as JSON ({error})") from None
+        if not isinstance(published, dict):
+            raise GlobalrepError(f"{file}: expected a JSON object {{question_id: generated text}}")
+        generations.update(published)
+    item_ids = set(items["item_id"])
+    if not item_ids & set(generations):
+        return pd.DataFrame({"item_id": []})  # none of our questions: the wrong items, not missing answers
+    answers: Answers = {}
+    for request in requests:  # a question the file lacks, or a null, is a missing answer
+        if request.item_id in item_ids:
+            text = generations.get(request.item_id)
+            missing = not isinstance(text, str)
+            answers.update(generate_answer(request, "" if missing else text))
+            answers[(request.item_id, "missing_answer")] = missing
+    return prediction_frame(answers)

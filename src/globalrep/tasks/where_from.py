@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from globalrep import published_files as pf
 from globalrep.countries import DEFAULT_ARTICLES, check_template, fill_reply, load_countries, shapefile_path
+from globalrep.engine.answers import Answers, prediction_frame, reward_answer
 from globalrep.engine.requests import Chat, RewardRequest
 from globalrep.errors import GlobalrepError
+from globalrep.sources import require_columns
 
 NAME = "where_from"
 PROMPT_VERSION = "1"
@@ -96,3 +100,24 @@ def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, o
         label="reward",
         cmap="RdYlGn",
     )
+
+
+# ------------------------------------------------------------------------------- published
+
+
+def read_published(path: Path, items: pd.DataFrame, requests: Sequence, model) -> pd.DataFrame:
+    """The backend ``published``: the published reward of each country's reply."""
+    published = pf.read_csv(path, "a published where-from file", dtype=str, keep_default_na=False)
+    require_columns(published, ("country", "reward"), path, "a published where-from file")
+    repeated = published["country"][published["country"].duplicated()]
+    if len(repeated):
+        raise GlobalrepError(f"{path}: countries repeat (e.g. {repeated.iloc[0]!r}); expected one row per country")
+    rewards = pf.column_numbers(published.set_index("country")["reward"], path).to_frame().T
+    rewards = pf.country_columns(rewards, list(items["group"]), path).iloc[0]
+    country_of = items.set_index("item_id")["group"]
+    answers: Answers = {}
+    for request in requests:
+        reward = float(rewards[country_of[request.item_id]])
+        answers[(request.item_id, "missing_answer")] = bool(np.isnan(reward))
+        answers.update(reward_answer(request, [reward]))
+    return prediction_frame(answers)
