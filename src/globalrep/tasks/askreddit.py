@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import warnings
+from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
 

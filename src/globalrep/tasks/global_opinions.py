@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import string
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np

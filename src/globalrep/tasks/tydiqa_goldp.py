@@ -16,6 +16,7 @@ import logging
 import random
 import re
 import string
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd

@@ -8,6 +8,7 @@ paper found Starling-RM-7B-alpha rewarding English-speaking Western countries mo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
