@@ -62,7 +62,7 @@ def test_paper_config_plans_tasks_times_models_times_shards(tmp_path):
     config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     expected = set()
     for task, options in config["tasks"].items():
-        if not get_task(task).MODEL_KINDS:
+        if not get_task(task).runs_models:
             continue
         n = options.get("shards", 1)
         models, note = config_checks.task_models(task, config["models"])

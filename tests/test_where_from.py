@@ -20,7 +20,7 @@ def test_items_are_the_countries():
     assert len(items) == 177 and items["item_id"].is_unique
     assert items.set_index("group").loc["Netherlands", "item_id"] == "wf-NLD"
     assert items["group"].tolist() == load_countries()["name"].tolist()
-    assert get_task("where_from") is where_from
+    assert get_task("where_from").module is where_from
 
 
 def test_missing_countries_file_is_named(tmp_path):

@@ -12,17 +12,20 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import yaml
 
 from globalrep import config_checks, stages
+from globalrep.engine.backends import BACKENDS
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec, inference_resources
 from globalrep.atomic import write_parquet_atomic
 from globalrep.sharding import shard_items
 from globalrep.tasks import get_task
+from globalrep.tasks.base import Task
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "config", "data", "profiles", "envs")
@@ -82,7 +85,7 @@ def test_demo_dry_run_plans_every_stage(workdir):
     stats = job_stats(out)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     # Every task that runs models: one job per (model of a kind it evaluates, shard).
-    model_tasks = {task: options for task, options in config["tasks"].items() if get_task(task).MODEL_KINDS}
+    model_tasks = {task: options for task, options in config["tasks"].items() if get_task(task).runs_models}
     expected = sum(
         len(config_checks.task_models(task, config["models"])[0]) * options.get("shards", 1)
         for task, options in model_tasks.items()
@@ -392,33 +395,33 @@ def test_load_predictions_concatenates_models(tmp_path):
     assert sorted(frame.groupby("model")["item_id"].count().items()) == [("a", 7), ("b", 7)]
 
 
-class FakeTask:
-    NAME = "fake"
-    PROMPT_VERSION = "1"
-    MODEL_KINDS = ("lm",)
-    SCORE_ONLY_OPTIONS = ("focus",)
-
-    @staticmethod
-    def requests(items, options, model_kind):
-        return list(items["item_id"])
+FakeTask = Task.from_module(SimpleNamespace(
+    __name__="fake", NAME="fake", PROMPT_VERSION="1", MODEL_KINDS=("lm",), AXIS="opinions",
+    SCORE_ONLY_OPTIONS=("focus",), prepare=lambda options, source: None, score=lambda *args: None,
+    requests=lambda items, options, model_kind: list(items["item_id"]),
+))  # fmt: skip
 
 
 def test_infer_shard_writes_one_row_per_item(tmp_path, monkeypatch):
-    import globalrep.engine
-
     monkeypatch.setattr(stages, "get_task", lambda name: FakeTask)
     seen = {}
 
-    def fake_answer(model, requests, options):
-        seen["options"] = options
-        return pd.DataFrame({"item_id": requests, "x_logprob": [[-1.0]] * len(requests)}).set_index("item_id")
+    class FakeBackend:
+        def __init__(self, spec, options, progress):
+            seen["options"] = options
 
-    monkeypatch.setattr(globalrep.engine, "answer", fake_answer)
+        def answer(self, requests, shard=None):
+            return pd.DataFrame({"item_id": requests, "x_logprob": [[-1.0]] * len(requests)}).set_index("item_id")
+
+        def close(self):
+            pass
+
+    monkeypatch.setitem(BACKENDS, "fake", FakeBackend)
     prepared = tmp_path / "prepared.parquet"
     write_parquet_atomic(ITEMS, prepared)
     engine = {"device": "cpu", "threads": 1, "gpus": 0, "mem_mb": 1, "runtime": 1}
     out = tmp_path / "shard-1-of-3.parquet"
-    stages.infer_shard("fake", {}, ModelSpec("m", "org/m"), prepared, 3, 1, engine, out)
+    stages.infer_shard("fake", {}, ModelSpec("m", "org/m", backend="fake"), prepared, 3, 1, engine, out)
     written = pd.read_parquet(out)
     assert list(written["item_id"]) == list(shard_items(ITEMS, 3, 1)["item_id"])
     assert seen["options"] == {"device": "cpu"}
@@ -426,7 +429,7 @@ def test_infer_shard_writes_one_row_per_item(tmp_path, monkeypatch):
     # More shards than items: some shards are empty and still get their (empty) file.
     shard = next(i for i in range(10) if shard_items(ITEMS, 10, i).empty)
     empty = tmp_path / f"shard-{shard}-of-10.parquet"
-    stages.infer_shard("fake", {}, ModelSpec("m", "org/m"), prepared, 10, shard, engine, empty)
+    stages.infer_shard("fake", {}, ModelSpec("m", "org/m", backend="fake"), prepared, 10, shard, engine, empty)
     assert pd.read_parquet(empty).empty
 
 

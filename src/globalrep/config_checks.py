@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def resolve_source(task_name: str, task_options: Mapping) -> str:
     """The task's source: a hub id as given, or a local path (relative to the working directory)
     that must exist. A task with its own ``resolve_source`` (data not given as ``source``) decides."""
-    own = getattr(TASKS.get(task_name), "resolve_source", None)
+    own = TASKS[task_name].resolve_source if task_name in TASKS else None
     if own is not None:
         return own(dict(task_options))
     source = str(task_options.get("source", ""))
@@ -92,7 +92,7 @@ def task_models(task_name: str, models: Mapping[str, Mapping]) -> tuple[list[str
     """The configured models a task evaluates, and a note on those it cannot: models whose
     ``kind`` is in its ``MODEL_KINDS``, less ``backend: published`` models without a published
     file for the task (the paper did not publish every output; the sample holds fewer)."""
-    kinds = get_task(task_name).MODEL_KINDS
+    kinds = get_task(task_name).model_kinds
     chosen = [name for name, entry in models.items() if entry.get("kind", "lm") in kinds]
     if not chosen:
         raise GlobalrepError(
@@ -160,7 +160,7 @@ def inference_options(task_name: str, task_options: Mapping) -> dict:
     """The task options that can change a task's items or requests: all but ``shards`` and the
     task's ``SCORE_ONLY_OPTIONS`` (e.g. which countries a table reports), so that changing
     those reruns scoring, not inference."""
-    score_only = set(getattr(get_task(task_name), "SCORE_ONLY_OPTIONS", ())) | {"shards"}
+    score_only = set(get_task(task_name).score_only_options) | {"shards"}
     return {k: v for k, v in task_options.items() if k not in score_only}
 
 

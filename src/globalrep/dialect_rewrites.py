@@ -102,7 +102,7 @@ def rewrite_task_items(
     for dialect, out_path in zip(dialects, out_paths, strict=True):
         rewriter = DialectRewriter(dialect, seed, nltk_data)
         start = time.perf_counter()
-        rewritten = rewrite_items(items, rewriter, task.DIALECT_TEXT, getattr(task, "DIALECT_PROTECT", None))
+        rewritten = rewrite_items(items, rewriter, task.dialect_text, task.dialect_protect)
         write_parquet_atomic(rewritten, out_path)
         log.info(
             "%s -> %s: %d items in %.1f s; rules fired in %d, %d failed (kept their SAE text)",

@@ -99,7 +99,7 @@ def _tasks_by_axis(tasks: Iterable[str]) -> dict[str, list[str]]:
     """{axis: its tasks in the given order}, axes in report order, only those with tasks."""
     axes: dict[str, list[str]] = {axis: [] for axis in AXES}
     for task in tasks:
-        axis = get_task(task).AXIS
+        axis = get_task(task).axis
         if axis not in AXES:
             raise GlobalrepError(f"task {task!r} has AXIS {axis!r}; known axes: {', '.join(AXES)}")
         axes[axis].append(task)
@@ -158,7 +158,7 @@ def _task_section(task: str, outputs: TaskOutputs, table: pd.DataFrame, deltas: 
     if outputs.models:
         models = ", ".join(map(_e, outputs.models))
     else:  # a model task none of whose models could answer it says why in its note
-        models = "none" if get_task(task).MODEL_KINDS else "none (this task runs no models)"
+        models = "none" if get_task(task).runs_models else "none (this task runs no models)"
     parts.append(f"<p>Models evaluated: {models}.</p>")
     for png in map(Path, outputs.figures):
         data = base64.b64encode(png.read_bytes()).decode("ascii")
@@ -169,7 +169,7 @@ def _task_section(task: str, outputs: TaskOutputs, table: pd.DataFrame, deltas: 
     parts += ["<h4>Per group (95% bootstrap CI over items)</h4>", _frame_table(table)]
     parts.append("<h4>Changes along chains (paired over items)</h4>")
     parts.append(_frame_table(deltas) if len(deltas) else "<p>No chain comparisons for this task.</p>")
-    summaries = getattr(get_task(task), "EXTRA_TABLE_SUMMARIES", {})
+    summaries = get_task(task).extra_table_summaries
     for name, path in outputs.extra_tables.items():
         extra = read_table_output(path)
         parts.append(f"<h4>{_e(name)} <small>({_e(task)}_{_e(name)}.csv)</small></h4>")
@@ -182,7 +182,7 @@ def _task_section(task: str, outputs: TaskOutputs, table: pd.DataFrame, deltas: 
 
 def _method_paragraphs(task: str) -> list[str]:
     """The task module's docstring, one <p> per paragraph, ``code`` set as code."""
-    doc = inspect.getdoc(get_task(task)) or ""
+    doc = inspect.cleandoc(get_task(task).description)
     paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", doc) if p.strip()]
     return [f"<p>{_code_markup(_e(p))}</p>" for p in paragraphs]
 

@@ -87,7 +87,7 @@ def infer_shard(
     options = {k: v for k, v in engine_options.items() if k not in JOB_RESOURCE_KEYS}
     start = time.perf_counter()
     with engine.open_backend(model, options, progress=True) as backend:
-        shard_of_task = engine.Shard(task_name, items, getattr(task, "read_published", None))
+        shard_of_task = engine.Shard(task_name, items, task.read_published)
         answers = _with_item_id(backend.answer(requests, shard_of_task))
     elapsed = max(time.perf_counter() - start, 1e-9)
     _check_shard_ids(answers, items["item_id"], f"model {model.name}'s answers")
@@ -139,7 +139,7 @@ def empty_tables(table_out: str | os.PathLike, deltas_out: str | os.PathLike) ->
 
 def extra_table_names(task_name: str) -> list[str]:
     """The names of a task's ``EXTRA_TABLES`` (``results/tables/{task}_{name}.csv``)."""
-    return list(getattr(get_task(task_name), "EXTRA_TABLES", {}))
+    return list(get_task(task_name).extra_tables)
 
 
 def extra_table(
@@ -156,13 +156,13 @@ def extra_table(
     options = dict(task_options)
     rows = _table_rows(task, read_parquet_output(scores_path), options)
     chains = {name: list(members) for name, members in chains.items()}
-    table = task.EXTRA_TABLES[table_name](rows, chains, options)
+    table = task.extra_tables[table_name](rows, chains, options)
     write_csv_atomic(table, out_path)
     log.info("wrote %s table of task %s: %d rows to %s", table_name, task_name, len(table), out_path)
 
 
 def _table_rows(task, scores: pd.DataFrame, options: dict) -> pd.DataFrame:
-    return task.table_scores(scores, options) if hasattr(task, "table_scores") else scores
+    return task.table_scores(scores, options)
 
 
 def task_figures(
@@ -191,9 +191,9 @@ def task_figures(
             from globalrep.figures.notice import plot_notice
 
             plot_notice(f"{task_name}: not evaluated", unavailable, staging / f"{task_name}_not_evaluated")
-            if hasattr(task, "unavailable_figures"):
+            if task.unavailable_figures:
                 task.unavailable_figures(staging, unavailable)
-        elif hasattr(task, "figures"):
+        elif task.figures:
             names = {f"{task_name}_{name}.csv": name for name in extra_table_names(task_name)}
             extra = {names[Path(path).name]: read_table_output(path) for path in extra_tables}
             options = {**task_options, "models_stage": dict(models_stage), "extra_tables": extra}

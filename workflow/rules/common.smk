@@ -46,7 +46,7 @@ CHAINS = config["chains"]
 TASKS = list(config["tasks"])
 # Tasks that run models go prepare -> infer -> score; a model-free task (empty MODEL_KINDS, e.g.
 # sft_langid) has its own rules up to its two tables, then the generic figures and report.
-MODEL_TASKS = [task for task in TASKS if get_task(task).MODEL_KINDS]
+MODEL_TASKS = [task for task in TASKS if get_task(task).runs_models]
 
 # The demo's models are built by rule build_demo_models; they need not exist before the run.
 DEMO_MODEL_DIR = "results/demo/models"
@@ -194,7 +194,7 @@ def infer_fingerprint(wildcards):
     options = config_checks.inference_options(
         wildcards.task, config["tasks"][wildcards.task]
     )
-    answers = inference_fingerprint(model_spec(wildcards.model), options, task.PROMPT_VERSION)
+    answers = inference_fingerprint(model_spec(wildcards.model), options, task.prompt_version)
     stamps = undeclarable_stamp(published_files(wildcards))
     return fingerprint(answers, *stamps) if stamps else answers
 
@@ -212,7 +212,7 @@ SCORING_MODULES = ("globalrep.stats", "globalrep.tables")
 # Per task, a hash of its scoring and figure code: editing a metric reruns scoring, figures and
 # the report, never inference.
 SCORING_CODE = {
-    task: code_fingerprint([get_task(task).__name__, *SCORING_MODULES]) for task in TASKS
+    task: code_fingerprint([get_task(task).module.__name__, *SCORING_MODULES]) for task in TASKS
 }
 
 

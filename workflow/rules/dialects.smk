@@ -10,7 +10,7 @@ from globalrep.dialect_rewrites import REWRITE_VERSION
 from globalrep.nltk_corpora import find_nltk_data
 
 DIALECTS = config["dialects"]
-DIALECT_TASKS = [task for task in MODEL_TASKS if hasattr(get_task(task), "DIALECT_TEXT")]
+DIALECT_TASKS = [task for task in MODEL_TASKS if get_task(task).dialect_text]
 NLTK_DATA = find_nltk_data() or "results/nltk_data"
 
 _DIALECT_TASK = "|".join(map(re.escape, DIALECT_TASKS)) or "(?!)"

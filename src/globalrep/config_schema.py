@@ -1,0 +1,64 @@
+"""The config's JSON schema, assembled from the workflow's top-level schema and every task's block.
+
+``workflow/schemas/config.schema.yaml`` holds the top level (models, chains, engine, ...); each
+task's options are described next to the task, in ``globalrep/tasks/{task}.schema.yaml``. The
+workflow validates the config against the assembled schema, so adding a task needs no edit of
+the top-level file.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from globalrep.errors import GlobalrepError
+
+TOP_LEVEL_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_task_schema(module_file: str | os.PathLike) -> dict:
+    """The options block of the task module ``module_file``: ``{module}.schema.yaml`` beside it."""
+    path = Path(module_file).with_suffix(".schema.yaml")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise GlobalrepError(f"task options schema {path} cannot be read: {error}") from None
+
+
+def default(schema: Mapping, key: str):
+    """The default of option ``key`` in a task's options block."""
+    return schema["properties"][key]["default"]
+
+
+def assemble(top_level: str | os.PathLike = TOP_LEVEL_SCHEMA) -> dict:
+    """The whole config schema: the top level, with ``tasks.<name>`` of every registered task
+    referring to that task's block under ``$defs``."""
+    from globalrep.tasks import TASKS
+
+    schema = copy.deepcopy(yaml.safe_load(Path(top_level).read_text(encoding="utf-8")))
+    tasks = schema["properties"]["tasks"]
+    tasks["properties"] = {name: {"$ref": f"#/$defs/{name}"} for name in TASKS}
+    for name, task in TASKS.items():
+        if name in schema["$defs"]:
+            raise GlobalrepError(f"{top_level}: $defs.{name} clashes with the options block of task {name!r}")
+        schema["$defs"][name] = copy.deepcopy(dict(task.options_schema))
+    return schema
+
+
+def assembled_file(top_level: str | os.PathLike = TOP_LEVEL_SCHEMA) -> str:
+    """The assembled schema written to a file (named by its content, in the temporary folder),
+    for ``snakemake.utils.validate``, which reads schemas from files."""
+    text = json.dumps(assemble(top_level), indent=1, sort_keys=True)
+    path = Path(tempfile.gettempdir()) / f"globalrep-config-schema-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    if not path.exists():
+        staging = path.with_name(f".{path.name}.{os.getpid()}")
+        staging.write_text(text, encoding="utf-8")
+        staging.replace(path)
+    return str(path)

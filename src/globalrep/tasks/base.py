@@ -1,0 +1,183 @@
+"""The task protocol: what a task module provides, and the helpers every task shares.
+
+A task is a module registered in :mod:`globalrep.tasks`. :class:`Task` reads it once, checks that
+it has the required parts, and fills the optional hooks with their defaults, so callers use
+``task.figures`` or ``task.extra_tables`` without probing the module.
+
+Required, every task:
+
+- ``NAME``: its config key, e.g. ``"global_opinions"``;
+- ``PROMPT_VERSION``: bump when its prompt or request construction changes (reruns inference);
+- ``MODEL_KINDS``: the model kinds it evaluates, e.g. ``("lm",)`` or ``("reward",)``; empty for a
+  task that runs no models (``sft_langid``: its own rules write its two tables);
+- ``AXIS``: the report section it belongs to: ``dialects``, ``languages`` or ``opinions``;
+- ``OPTIONS_SCHEMA``: the JSON-schema block of ``tasks.<NAME>`` (with the options' defaults); the
+  config schema is assembled from these (:mod:`globalrep.config_schema`).
+
+Required, tasks that run models:
+
+- ``prepare(options, source) -> DataFrame``: the raw source (the config's local path or hub id)
+  as one tidy table with ``item_id`` (str, unique), ``group`` (str) and the task's own fields;
+- ``requests(items, options, model_kind) -> list[Request]``: the engine requests for a shard of
+  items, for a model of ``model_kind`` (``lm`` or ``reward``);
+- ``score(items, predictions, options) -> DataFrame``: long per-item scores ``model, item_id,
+  group, metric, value`` (extra columns allowed); ``predictions`` holds every model's rows with a
+  ``model`` column.
+
+Optional (default in brackets):
+
+- ``SCORE_ONLY_OPTIONS`` [none]: option keys that change only scoring, so editing them reruns no
+  inference;
+- ``table_scores(scores, options) -> DataFrame`` [all scores]: the rows the ``{task}.csv`` and
+  ``{task}_deltas.csv`` tables are computed from (e.g. only focus countries);
+- ``figures(tables, deltas, chains, out_dir, options) -> list[Path]`` [none]: the task's figures;
+- ``EXTRA_TABLES`` [none]: ``{name: function(rows, chains, options) -> DataFrame}``, written as
+  ``results/tables/{task}_{name}.csv`` from the same rows as the standard tables; ``figures()``
+  finds them read back in ``options["extra_tables"]`` (``{name: DataFrame}``);
+- ``resolve_source(options) -> str`` [``options['source']``]: the local path or hub id
+  ``prepare`` reads, for a task whose data is not given as ``source``;
+- ``read_published(path, items, requests, model) -> DataFrame`` [none]: the paper's published
+  outputs for the task as prediction rows (the ``published`` backend calls it);
+- ``EXTRA_TABLE_SUMMARIES`` [none]: ``{name: function(table) -> str}``, the sentence the report
+  prints above an extra table;
+- ``unavailable_figures(out_dir, note) -> list[Path]`` [none]: figures a task draws, besides the
+  generic notice, when no model could answer it;
+- ``DIALECT_TEXT`` [none]: ``{column: "text" | "utterances"}``, the Standard American English
+  text the dialect stage rewrites into each of ``config['dialects']`` (see
+  :mod:`globalrep.dialect_pairs`); ``DIALECT_PROTECT`` [none] names a column of words never
+  rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import numpy as np
+import pandas as pd
+
+from globalrep.errors import GlobalrepError
+
+AXES = ("dialects", "languages", "opinions")
+MODEL_HOOKS = ("prepare", "requests", "score")
+
+
+def _all_scores(scores: pd.DataFrame, options: Mapping) -> pd.DataFrame:
+    return scores
+
+
+@dataclass(frozen=True)
+class Task:
+    """A registered task module, checked, with every optional hook filled in."""
+
+    module: ModuleType = field(repr=False)
+    name: str
+    prompt_version: str
+    model_kinds: tuple[str, ...]
+    axis: str
+    options_schema: Mapping
+    score_only_options: tuple[str, ...] = ()
+    table_scores: Callable = _all_scores
+    figures: Callable | None = None
+    extra_tables: Mapping[str, Callable] = field(default_factory=dict)
+    resolve_source: Callable | None = None
+    read_published: Callable | None = None
+    extra_table_summaries: Mapping[str, Callable] = field(default_factory=dict)
+    unavailable_figures: Callable | None = None
+    dialect_text: Mapping[str, str] = field(default_factory=dict)
+    dialect_protect: str | None = None
+
+    @classmethod
+    def from_module(cls, module: ModuleType) -> Task:
+        where = f"task module {module.__name__}"
+        missing = [part for part in ("NAME", "PROMPT_VERSION", "MODEL_KINDS", "AXIS") if not hasattr(module, part)]
+        if getattr(module, "MODEL_KINDS", ()):
+            missing += [hook for hook in MODEL_HOOKS if not callable(getattr(module, hook, None))]
+        if missing:
+            raise GlobalrepError(f"{where} lacks {', '.join(missing)} (see globalrep.tasks.base)")
+        if module.AXIS not in AXES:
+            raise GlobalrepError(f"{where}: AXIS {module.AXIS!r} is not one of {', '.join(AXES)}")
+        optional = {
+            "score_only_options": tuple(getattr(module, "SCORE_ONLY_OPTIONS", ())),
+            "table_scores": getattr(module, "table_scores", _all_scores),
+            "figures": getattr(module, "figures", None),
+            "extra_tables": dict(getattr(module, "EXTRA_TABLES", {})),
+            "resolve_source": getattr(module, "resolve_source", None),
+            "read_published": getattr(module, "read_published", None),
+            "extra_table_summaries": dict(getattr(module, "EXTRA_TABLE_SUMMARIES", {})),
+            "unavailable_figures": getattr(module, "unavailable_figures", None),
+            "dialect_text": dict(getattr(module, "DIALECT_TEXT", {})),
+            "dialect_protect": getattr(module, "DIALECT_PROTECT", None),
+        }
+        return cls(
+            module=module,
+            name=module.NAME,
+            prompt_version=str(module.PROMPT_VERSION),
+            model_kinds=tuple(module.MODEL_KINDS),
+            axis=module.AXIS,
+            options_schema=getattr(module, "OPTIONS_SCHEMA", {}),
+            **optional,
+        )
+
+    @property
+    def runs_models(self) -> bool:
+        return bool(self.model_kinds)
+
+    @property
+    def description(self) -> str:
+        """The module's docstring: what the task measures and how (the report's method text)."""
+        return self.module.__doc__ or ""
+
+    def prepare(self, options: Mapping, source: str | None = None) -> pd.DataFrame:
+        return self.module.prepare(with_defaults(self.options_schema, options), source)
+
+    def requests(self, items: pd.DataFrame, options: Mapping, model_kind: str = "lm") -> list:
+        return self.module.requests(items, with_defaults(self.options_schema, options), model_kind)
+
+    def score(self, items: pd.DataFrame, predictions: pd.DataFrame, options: Mapping) -> pd.DataFrame:
+        return self.module.score(items, predictions, with_defaults(self.options_schema, options))
+
+
+def with_defaults(schema: Mapping, options: Mapping) -> dict:
+    """``options`` with the schema's ``default`` filled in for every property left out (the
+    workflow's validation fills them too; this serves library calls with partial options)."""
+    filled = dict(options)
+    for key, spec in schema.get("properties", {}).items():
+        if key not in filled and "default" in spec:
+            filled[key] = spec["default"]
+    return filled
+
+
+# ------------------------------------------------------------------------------ shared helpers
+
+
+def content_id(prefix: str, *parts: object, length: int = 12) -> str:
+    """A stable item id from the item's content: ``{prefix}-{sha1 of the JSON of parts}``, so the
+    same item gets the same id in every file it is read from (prepared items, published outputs)."""
+    return f"{prefix}-{digest(json.dumps(list(parts)), length)}"
+
+
+def digest(text: str, length: int = 12) -> str:
+    """The first ``length`` hex digits of the SHA-1 of ``text``."""
+    return hashlib.sha1(text.encode()).hexdigest()[:length]
+
+
+def check_known_items(task_name: str, items: pd.DataFrame, predictions: pd.DataFrame) -> None:
+    """Predictions may only name prepared items: others come from an older prepare step."""
+    unknown = set(predictions["item_id"]) - set(items["item_id"])
+    if unknown:
+        raise GlobalrepError(
+            f"{task_name}: predictions for {len(unknown)} items that are not in the prepared items "
+            f"(e.g. {sorted(unknown)[0]}); rerun inference on the current prepared data"
+        )
+
+
+def best_choice(logprobs: Sequence[float] | np.ndarray, ntokens: Sequence[int] | np.ndarray) -> np.ndarray | int:
+    """The choice with the highest per-token mean log-likelihood (the paper's rule); the first of
+    equal maxima wins. Works on one item's lists or on an (items × choices) matrix."""
+    means = np.asarray(logprobs, dtype=float) / np.asarray(ntokens, dtype=float)
+    chosen = np.argmax(means, axis=-1)
+    return int(chosen) if np.ndim(chosen) == 0 else chosen
