@@ -11,7 +11,6 @@ and keep the speakers; :func:`render` writes it as ``speaker: text`` lines.
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -24,6 +23,7 @@ import yaml
 
 from globalrep.errors import GlobalrepError
 from globalrep.sources import read_csv_text, require_columns
+from globalrep.tasks.base import digest
 
 DIALECTS = ("en_us", "en_in", "en_ng")
 DOWNLOAD_HINT = (
@@ -50,7 +50,7 @@ def render(transcript: Iterable[Sequence[str]]) -> str:
 def item_id(dialect: str, transcript: Iterable[Sequence[str]], answer: str, distractors: Sequence[str]) -> str:
     """Stable id from the game's content, the same whichever input it was read from."""
     blob = json.dumps([dialect, render(transcript), answer, list(distractors)])
-    return f"md3-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
+    return f"md3-{digest(blob)}"
 
 
 # ----------------------------------------------------------------------------------- curation

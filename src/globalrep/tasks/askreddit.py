@@ -22,8 +22,6 @@ model's mean rank of every listed country beside its rank on the list.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import warnings
 from collections.abc import Sequence
@@ -53,6 +51,7 @@ from globalrep.engine.answers import Answers, loglik_answer, prediction_frame, r
 from globalrep.engine.requests import Chat, LoglikRequest, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import read_records, require_columns
+from globalrep.tasks.base import check_known_items, content_id
 
 NAME = "askreddit"
 PROMPT_VERSION = "2"  # 2: a reply starting with {country} scores the space before it
@@ -80,8 +79,7 @@ PUBLISHED_META_COLUMNS = frozenset(
 
 
 def item_id(question: str, reply: str) -> str:
-    digest = hashlib.sha1(json.dumps([question, reply]).encode()).hexdigest()
-    return f"askr-{digest[:12]}"
+    return content_id("askr", question, reply)
 
 
 # ---------------------------------------------------------------------------------- prepare
@@ -243,12 +241,7 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
     ``rank``, ``win_rate_positive`` / ``win_rate_negative``, and the raw ``reward`` or ``nll``
     and ``nll_sum``, for the countries with at least ``min_population`` people, ranked among
     those (``population_filter: before_ranking``) or among all countries (``after_ranking``)."""
-    unknown = set(predictions["item_id"]) - set(items["item_id"])
-    if unknown:
-        raise GlobalrepError(
-            f"{NAME}: predictions for {len(unknown)} items that are not in the prepared items "
-            f"(e.g. {sorted(unknown)[0]}); rerun inference on the current prepared data"
-        )
+    check_known_items(NAME, items, predictions)
     kept = kept_countries(options)
     rank_all = population_filter(options) == "after_ranking"
     reference = options.get("reference", UNITED_STATES)

@@ -165,19 +165,26 @@ def digest(text: str, length: int = 12) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:length]
 
 
-def check_known_items(task_name: str, items: pd.DataFrame, predictions: pd.DataFrame) -> None:
-    """Predictions may only name prepared items: others come from an older prepare step."""
+def check_known_items(task_name: str, items: pd.DataFrame, predictions: pd.DataFrame, what: str = "items") -> None:
+    """Predictions may only name prepared items (``what`` names them in the message): others come
+    from an older prepare step."""
     unknown = set(predictions["item_id"]) - set(items["item_id"])
     if unknown:
         raise GlobalrepError(
-            f"{task_name}: predictions for {len(unknown)} items that are not in the prepared items "
+            f"{task_name}: predictions for {len(unknown)} items that are not in the prepared {what} "
             f"(e.g. {sorted(unknown)[0]}); rerun inference on the current prepared data"
         )
 
 
-def best_choice(logprobs: Sequence[float] | np.ndarray, ntokens: Sequence[int] | np.ndarray) -> np.ndarray | int:
-    """The choice with the highest per-token mean log-likelihood (the paper's rule); the first of
-    equal maxima wins. Works on one item's lists or on an (items × choices) matrix."""
+def best_choice(
+    logprobs: Sequence[float] | np.ndarray, ntokens: Sequence[int] | np.ndarray, order: Sequence[int] | None = None
+) -> np.ndarray | int:
+    """The choice with the highest per-token mean log-likelihood (the paper's rule). Of equal
+    maxima the first wins, or the first in ``order`` (one item's choices in the order they were
+    scored). Works on one item's lists or, without ``order``, on an (items × choices) matrix."""
     means = np.asarray(logprobs, dtype=float) / np.asarray(ntokens, dtype=float)
+    if order is not None:
+        best = np.flatnonzero(means == means.max())
+        return int(best[np.argmin(np.asarray(order)[best])])
     chosen = np.argmax(means, axis=-1)
     return int(chosen) if np.ndim(chosen) == 0 else chosen

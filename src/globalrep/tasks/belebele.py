@@ -8,7 +8,6 @@ whose letter continuation has the highest per-token mean log-likelihood is its a
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from globalrep.models import is_local_path
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_records, require_columns
 from globalrep.tables import deltas_table
+from globalrep.tasks.base import best_choice, check_known_items, digest
 
 NAME = "belebele"
 PROMPT_VERSION = "2"  # 2: the paper's layout, "(A)" after "the answer is: "
@@ -111,9 +111,8 @@ def _parse_row(source: str, index: int, row) -> dict:
         answer = 0
     if not 1 <= answer <= 4:
         raise bad(f"correct_answer_num must be 1-4, got {row.correct_answer_num!r}")
-    digest = hashlib.sha1(f"{row.link}|{row.question_number}".encode()).hexdigest()[:10]
     return {
-        "item_id": f"{row.dialect}-{digest}-{row.question_number}",
+        "item_id": f"{row.dialect}-{digest(f'{row.link}|{row.question_number}', 10)}-{row.question_number}",
         "group": row.dialect,
         "group_name": language_name(row.dialect),
         "passage": str(row.flores_passage),
@@ -147,16 +146,15 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list
 def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
     """Per model and question, ``accuracy`` 100 or 0 of the choice with the highest per-token mean
     log-likelihood: ``model, item_id, group, group_name, metric, value, predicted``."""
+    check_known_items(NAME, items, predictions)
     merged = predictions[["model", "item_id", "choice_logprob", "choice_ntokens"]].merge(
         items[["item_id", "group", "group_name", "answer"]], on="item_id", validate="many_to_one"
     )
-    if len(merged) != len(predictions):
-        raise GlobalrepError(f"{NAME}: predictions for items that are not in the prepared items; rerun inference")
     logprobs = np.stack(merged["choice_logprob"].map(np.asarray))
     ntokens = np.stack(merged["choice_ntokens"].map(np.asarray)).astype(float)
     if logprobs.shape[1:] != (len(LETTERS),) or (ntokens <= 0).any():
         raise GlobalrepError(f"{NAME}: every prediction needs 4 choice scores with tokens; rerun inference")
-    predicted = np.argmax(logprobs / ntokens, axis=1)
+    predicted = best_choice(logprobs, ntokens)
     return pd.DataFrame(
         {
             "model": merged["model"],

@@ -8,8 +8,6 @@ the paper we reproduce.
 from __future__ import annotations
 
 import ast
-import hashlib
-import json
 import logging
 import string
 from collections.abc import Sequence
@@ -27,6 +25,7 @@ from globalrep.errors import GlobalrepError
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_records, require_columns
 from globalrep.tables import reference_differences_table
+from globalrep.tasks.base import check_known_items, content_id
 
 NAME = "global_opinions"
 PROMPT_VERSION = "1"
@@ -63,8 +62,7 @@ def build_prompt(question: str, options: list[str], task_options: dict | None = 
 
 
 def item_id(question: str, options: list[str]) -> str:
-    digest = hashlib.sha1(json.dumps([question, options]).encode()).hexdigest()
-    return f"goqa-{digest[:12]}"
+    return content_id("goqa", question, options)
 
 
 # ---------------------------------------------------------------------------------- prepare
@@ -247,12 +245,7 @@ def model_distribution(logprobs, ntokens) -> np.ndarray:
 def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
     """Similarity (1 − JSD) of each model's answer distribution to each surveyed country's, per
     question: ``model, item_id, group (= country), metric, value, source, model_probs``."""
-    unknown = set(predictions["item_id"]) - set(items["item_id"])
-    if unknown:
-        raise GlobalrepError(
-            f"{NAME}: predictions for {len(unknown)} items that are not in the prepared items "
-            f"(e.g. {sorted(unknown)[0]}); rerun inference on the current prepared data"
-        )
+    check_known_items(NAME, items, predictions)
     published = ["published_similarity"] if "published_similarity" in predictions.columns else []
     merged = predictions[["model", "item_id", "choice_logprob", "choice_ntokens", *published]].merge(
         items[["item_id", "source", "options", "countries", "country_probs"]], on="item_id", validate="many_to_one"

@@ -25,6 +25,7 @@ from globalrep.engine.requests import GenerateRequest, LoglikRequest
 from globalrep.errors import GlobalrepError
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import require_columns
+from globalrep.tasks.base import best_choice, check_known_items
 
 NAME = "md3_taboo"
 # Bump with any change to the default prompt template (prompt_templates/md3_taboo.jinja), to the
@@ -137,23 +138,15 @@ def chose_correct(
     ``tiebreak`` order (the published backend: the order the paper scored the choices in), else to
     the earlier choice; the answer's position is random, so ties favour no one. A missing (NaN)
     score is a missing answer: not correct, as the paper scored it."""
-    means = np.asarray(logprobs, dtype=float) / np.asarray(ntokens, dtype=float)
-    if np.isnan(means).any():
+    if np.isnan(np.asarray(logprobs, dtype=float)).any():
         return False
-    best = np.flatnonzero(means == means.max())
-    order = np.arange(len(means)) if tiebreak is None else np.asarray(tiebreak)
-    return int(best[np.argmin(order[best])]) == answer_index
+    return best_choice(logprobs, ntokens, tiebreak) == answer_index
 
 
 def score_items(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
     """``model, item_id, group, metric, value`` with metrics ``generated_correct`` and
     ``chose_correct`` (1.0 or 0.0) per game and model."""
-    unknown = set(predictions["item_id"]) - set(items["item_id"])
-    if unknown:
-        raise GlobalrepError(
-            f"{NAME}: predictions for {len(unknown)} items that are not in the prepared items "
-            f"(e.g. {sorted(unknown)[0]}); rerun inference on the current prepared data"
-        )
+    check_known_items(NAME, items, predictions)
     needed = ["generated_text", "choice_logprob", "choice_ntokens"]
     missing = [column for column in needed if column not in predictions.columns]
     if missing:

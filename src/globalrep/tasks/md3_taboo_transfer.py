@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from globalrep import dialect_pairs
-from globalrep.errors import GlobalrepError
 from globalrep.tasks import md3_taboo
+from globalrep.tasks.base import check_known_items
 
 NAME = "md3_taboo_transfer"
 PROMPT_VERSION = f"{md3_taboo.PROMPT_VERSION}.1"  # md3_taboo's prompt and requests, our pairing
@@ -61,12 +61,7 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list
 
 def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
     """md3_taboo's ``generated_correct`` and ``chose_correct`` per item, with ``pair_id``."""
-    unknown = set(predictions["item_id"]) - set(items["item_id"])
-    if unknown:
-        raise GlobalrepError(
-            f"{NAME}: predictions for {len(unknown)} items that are not in the prepared items "
-            f"(e.g. {sorted(unknown)[0]}); rerun inference on the current prepared data"
-        )
+    check_known_items(NAME, items, predictions)
     frames = []
     for games, item_ids in _by_game(items):
         pair_ids = {item_id: pair_id for pair_id, item_id in item_ids.items()}

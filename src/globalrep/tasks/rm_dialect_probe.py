@@ -11,8 +11,6 @@ AskRedditCountries questions with one neutral reply.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +19,7 @@ from globalrep import dialect_pairs
 from globalrep.engine.requests import Chat, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import read_records
+from globalrep.tasks.base import check_known_items, content_id
 
 NAME = "rm_dialect_probe"
 PROMPT_VERSION = "1"
@@ -35,8 +34,7 @@ PREFERRED = "dialect_preferred"
 
 
 def item_id(prompt: str, response: str) -> str:
-    digest = hashlib.sha1(json.dumps([prompt, response]).encode()).hexdigest()
-    return f"rmp-{digest[:12]}"
+    return content_id("rmp", prompt, response)
 
 
 def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
@@ -90,15 +88,10 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "reward") -> 
 
 def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
     """``model, item_id, group, metric (= reward), value, pair_id``."""
+    check_known_items(NAME, items, predictions)
     merged = predictions[["model", "item_id", "probe_reward"]].merge(
-        items[["item_id", "group", "pair_id"]], on="item_id", how="left", validate="many_to_one"
+        items[["item_id", "group", "pair_id"]], on="item_id", validate="many_to_one"
     )
-    unknown = merged.loc[merged["group"].isna(), "item_id"]
-    if len(unknown):
-        raise GlobalrepError(
-            f"{NAME}: predictions for {len(unknown)} items that are not in the prepared items "
-            f"(e.g. {unknown.iloc[0]}); rerun inference on the current prepared data"
-        )
     return merged.assign(metric="reward", value=[float(r[0]) for r in merged["probe_reward"]])[
         ["model", "item_id", "group", "metric", "value", "pair_id"]
     ]

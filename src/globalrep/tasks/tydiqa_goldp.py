@@ -30,6 +30,7 @@ from globalrep.models import is_local_path
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_text
 from globalrep.tables import deltas_table
+from globalrep.tasks.base import check_known_items
 
 NAME = "tydiqa_goldp"
 PROMPT_VERSION = "1"
@@ -247,11 +248,10 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list
 def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
     """``exact_match`` and ``f1`` (percent, best over gold answers) per model and question:
     ``model, item_id, group, group_name, metric, value, answer``."""
+    check_known_items(NAME, items, predictions)
     merged = predictions[["model", "item_id", "answer_text"]].merge(
         items[["item_id", "group", "group_name", "answers"]], on="item_id", validate="many_to_one"
     )
-    if len(merged) != len(predictions):
-        raise GlobalrepError(f"{NAME}: predictions for items that are not in the prepared items; rerun inference")
     rows = []
     for row in merged.itertuples(index=False):
         answer = extract_answer(row.answer_text if isinstance(row.answer_text, str) else "")

@@ -20,6 +20,7 @@ from globalrep.engine.answers import Answers, prediction_frame, reward_answer
 from globalrep.engine.requests import Chat, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import require_columns
+from globalrep.tasks.base import check_known_items
 
 NAME = "where_from"
 PROMPT_VERSION = "1"
@@ -68,15 +69,10 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "reward") -> 
 
 def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
     """``model, item_id, group (= country), metric (= reward), value``."""
+    check_known_items(NAME, items, predictions, what="countries")
     merged = predictions[["model", "item_id", "reply_reward"]].merge(
-        items[["item_id", "group"]], on="item_id", how="left", validate="many_to_one"
+        items[["item_id", "group"]], on="item_id", validate="many_to_one"
     )
-    unknown = merged.loc[merged["group"].isna(), "item_id"]
-    if len(unknown):
-        raise GlobalrepError(
-            f"{NAME}: predictions for {len(unknown)} items that are not in the prepared countries "
-            f"(e.g. {unknown.iloc[0]}); rerun inference on the current prepared data"
-        )
     return pd.DataFrame(
         {
             "model": merged["model"],
