@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from globalrep import config_schema
 from globalrep import config_checks, md3, stages, tables
 from globalrep.engine.requests import GenerateRequest, LoglikRequest
 from globalrep.errors import GlobalrepError
@@ -461,9 +462,9 @@ def test_figure_2_layout(tmp_path):
 
 
 def test_schema_block_and_readme_cover_the_options():
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    schema = config_schema.assemble()
     keys = set(schema["$defs"]["md3_taboo"]["properties"])
-    assert keys == {"md3_dir", "items_csv", "dialects", "max_new_tokens", "seed", "shards"}
+    assert keys == {"md3_dir", "items_csv", "dialects", "max_new_tokens", "seed", "shards", "prompt_template"}
     readme = (REPO / "config" / "README.md").read_text()
     assert all(f"`{key}`" in readme for key in keys)
     demo = yaml.safe_load((REPO / "config.yaml").read_text())

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from globalrep import config_checks, stages
+from globalrep import config_checks, config_schema, stages
 from globalrep.engine.backends import BACKENDS
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec, inference_resources
@@ -29,7 +29,8 @@ from globalrep.tasks.base import Task
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "config", "data", "profiles", "envs")
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+# The config schema as the workflow validates with it: the top level plus every task's block.
+SCHEMA = config_schema.assembled_file()
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -153,7 +154,7 @@ def validation_error(config: dict) -> str:
     from snakemake.utils import validate
 
     with pytest.raises(WorkflowError) as caught:
-        validate(config, str(SCHEMA))
+        validate(config, SCHEMA)
     return config_checks.config_error_message(caught.value.__context__)
 
 
@@ -173,7 +174,7 @@ def test_schema_fills_defaults_that_match_model_spec():
     from snakemake.utils import validate
 
     config = {"models": {"m": {"path": "org/m"}}, "tasks": {"global_opinions": {}}}
-    validate(config, str(SCHEMA))
+    validate(config, SCHEMA)
     spec = ModelSpec.from_config("m", config["models"]["m"])
     assert spec == ModelSpec(name="m", path="org/m")
     assert config["engine"]["device"] == "auto" and config["chains"] == {}
@@ -181,7 +182,7 @@ def test_schema_fills_defaults_that_match_model_spec():
 
 
 def test_every_schema_key_is_described_and_closed():
-    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = config_schema.assemble()
 
     def walk(node, where):
         if isinstance(node, dict):
@@ -199,7 +200,7 @@ def test_every_schema_key_is_described_and_closed():
 
 
 def test_config_readme_documents_every_key():
-    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = config_schema.assemble()
     readme = (REPO / "config" / "README.md").read_text()
     keys = set(schema["properties"]) | set(schema["$defs"]["model"]["properties"])
     keys |= set(schema["properties"]["engine"]["properties"])
@@ -397,7 +398,7 @@ def test_load_predictions_concatenates_models(tmp_path):
 
 FakeTask = Task.from_module(SimpleNamespace(
     __name__="fake", NAME="fake", PROMPT_VERSION="1", MODEL_KINDS=("lm",), AXIS="opinions",
-    SCORE_ONLY_OPTIONS=("focus",), prepare=lambda options, source: None, score=lambda *args: None,
+    SCORE_ONLY_OPTIONS=("focus",), OPTIONS_SCHEMA={}, prepare=lambda options, source: None, score=lambda *args: None,
     requests=lambda items, options, model_kind: list(items["item_id"]),
 ))  # fmt: skip
 

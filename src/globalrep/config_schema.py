@@ -1,7 +1,8 @@
 """The config's JSON schema, assembled from the workflow's top-level schema and every task's block.
 
 ``workflow/schemas/config.schema.yaml`` holds the top level (models, chains, engine, ...); each
-task's options are described next to the task, in ``globalrep/tasks/{task}.schema.yaml``. The
+task's options are described next to the task, in ``globalrep/tasks/{task}.schema.yaml``
+(see :func:`globalrep.tasks.base.load_options_schema`). The
 workflow validates the config against the assembled schema, so adding a task needs no edit of
 the top-level file.
 """
@@ -13,7 +14,6 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -21,20 +21,6 @@ import yaml
 from globalrep.errors import GlobalrepError
 
 TOP_LEVEL_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-def load_task_schema(module_file: str | os.PathLike) -> dict:
-    """The options block of the task module ``module_file``: ``{module}.schema.yaml`` beside it."""
-    path = Path(module_file).with_suffix(".schema.yaml")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise GlobalrepError(f"task options schema {path} cannot be read: {error}") from None
-
-
-def default(schema: Mapping, key: str):
-    """The default of option ``key`` in a task's options block."""
-    return schema["properties"][key]["default"]
 
 
 def assemble(top_level: str | os.PathLike = TOP_LEVEL_SCHEMA) -> dict:

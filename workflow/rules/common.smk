@@ -19,7 +19,7 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
         PYTHONPATH=os.pathsep.join([str(_SRC)] + [p for p in _paths if p != str(_SRC)])
     )
 
-from globalrep import config_checks, stages
+from globalrep import config_checks, config_schema, stages
 from globalrep.codebase import code_fingerprint
 from globalrep.errors import GlobalrepError
 from globalrep.file_stamps import stamp
@@ -27,7 +27,8 @@ from globalrep.models import ModelSpec, fingerprint, inference_fingerprint, infe
 from globalrep.tasks import get_task
 
 try:
-    validate(config, schema="../schemas/config.schema.yaml")
+    # The top-level schema with every task's options block (see globalrep.config_schema).
+    validate(config, schema=config_schema.assembled_file(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
 except WorkflowError as error:
     cause = error.__context__  # the jsonschema ValidationError, if that is what failed
     if not hasattr(cause, "absolute_path"):

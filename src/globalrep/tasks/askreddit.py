@@ -37,7 +37,6 @@ from globalrep.countries import (
     FAVORABILITY,
     FAVORABILITY_2017,
     PLACEHOLDER,
-    UNITED_STATES,
     check_template,
     country_phrase,
     fill_reply,
@@ -51,17 +50,20 @@ from globalrep.engine.answers import Answers, loglik_answer, prediction_frame, r
 from globalrep.engine.requests import Chat, LoglikRequest, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import read_records, require_columns
-from globalrep.tasks.base import check_known_items, content_id
+from globalrep.tasks.base import check_known_items, content_id, load_options_schema, option_defaults
 
 NAME = "askreddit"
 PROMPT_VERSION = "2"  # 2: a reply starting with {country} scores the space before it
 MODEL_KINDS = ("lm", "reward")
 AXIS = "opinions"  # the report's section: dialects | languages | opinions
+# The options and their defaults: askreddit.schema.yaml beside this module.
+OPTIONS_SCHEMA = load_options_schema(__file__)
+DEFAULTS = option_defaults(OPTIONS_SCHEMA)
 # Options that change only scoring: editing them reruns no inference.
 SCORE_ONLY_OPTIONS = ("min_population", "population_filter", "reference", "us_favorability", "us_favorability_2017")
 
-DEFAULT_SOURCE = "SALT-NLP/AskRedditCountries"
-DEFAULT_MIN_POPULATION = 250_000
+DEFAULT_SOURCE = DEFAULTS["source"]
+DEFAULT_MIN_POPULATION = DEFAULTS["min_population"]
 POPULATION_FILTERS = ("before_ranking", "after_ranking")
 REQUIRED_COLUMNS = ("Questions", "Sentiment", "Response Format")
 OPTIONAL_COLUMNS = ("Search Query", "Category")
@@ -89,7 +91,7 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     """One row per question: ``item_id, group (= sentiment), question, reply, sentiment,
     category, search_query, countries`` (the country list's names, in its order)."""
     source = source or DEFAULT_SOURCE
-    raw = read_records(source, options.get("split", "train"), "AskRedditCountries", DEFAULT_SOURCE)
+    raw = read_records(source, options.get("split", DEFAULTS["split"]), "AskRedditCountries", DEFAULT_SOURCE)
     require_columns(raw, REQUIRED_COLUMNS, source, f"AskRedditCountries needs {', '.join(REQUIRED_COLUMNS)} "
                     f"(and optionally {', '.join(OPTIONAL_COLUMNS)})")
     countries = load_countries(options.get("countries")).get("name").tolist()
@@ -141,7 +143,7 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list
     """Per question, for a reward model: question + filled reply, one conversation per country
     (key ``reply``); for a language model: one request scoring every country's name after the
     question and the reply's prefix (key ``country``), packed into shared-context forwards."""
-    articles = options.get("articles", DEFAULT_ARTICLES)
+    articles = options.get("articles", DEFAULTS["articles"])
     made = []
     for item in items.itertuples(index=False):
         countries = list(item.countries)
@@ -244,7 +246,7 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
     check_known_items(NAME, items, predictions)
     kept = kept_countries(options)
     rank_all = population_filter(options) == "after_ranking"
-    reference = options.get("reference", UNITED_STATES)
+    reference = options.get("reference", DEFAULTS["reference"])
     sentiment = items.set_index("item_id")["sentiment"]
     frames = []
     for model, rows in predictions.groupby("model", sort=False):
@@ -263,7 +265,7 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
 
 def population_filter(options: dict) -> str:
     """When small countries are left out: ``before_ranking`` (default) or ``after_ranking`` (the paper)."""
-    order = options.get("population_filter", POPULATION_FILTERS[0])
+    order = options.get("population_filter", DEFAULTS["population_filter"])
     if order not in POPULATION_FILTERS:
         raise GlobalrepError(
             f"config key 'tasks.{NAME}.population_filter' is {order!r}; use one of {', '.join(POPULATION_FILTERS)}"

@@ -52,12 +52,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from globalrep.errors import GlobalrepError
 
@@ -93,7 +96,7 @@ class Task:
     @classmethod
     def from_module(cls, module: ModuleType) -> Task:
         where = f"task module {module.__name__}"
-        missing = [part for part in ("NAME", "PROMPT_VERSION", "MODEL_KINDS", "AXIS") if not hasattr(module, part)]
+        missing = [part for part in ("NAME", "PROMPT_VERSION", "MODEL_KINDS", "AXIS", "OPTIONS_SCHEMA") if not hasattr(module, part)]
         if getattr(module, "MODEL_KINDS", ()):
             missing += [hook for hook in MODEL_HOOKS if not callable(getattr(module, hook, None))]
         if missing:
@@ -118,7 +121,7 @@ class Task:
             prompt_version=str(module.PROMPT_VERSION),
             model_kinds=tuple(module.MODEL_KINDS),
             axis=module.AXIS,
-            options_schema=getattr(module, "OPTIONS_SCHEMA", {}),
+            options_schema=module.OPTIONS_SCHEMA,
             **optional,
         )
 
@@ -141,14 +144,26 @@ class Task:
         return self.module.score(items, predictions, with_defaults(self.options_schema, options))
 
 
+def load_options_schema(module_file: str | os.PathLike) -> dict:
+    """The options block of the task module ``module_file``: ``{module}.schema.yaml`` beside it,
+    the one place the task's options and their defaults are stated."""
+    path = Path(module_file).with_suffix(".schema.yaml")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise GlobalrepError(f"task options schema {path} cannot be read: {error}") from None
+
+
+def option_defaults(schema: Mapping) -> dict:
+    """``{option: default}`` of a task's options block (shared ``$defs`` such as ``languages``
+    are resolved from the top-level schema by the workflow; their defaults are not here)."""
+    return {key: spec["default"] for key, spec in schema.get("properties", {}).items() if "default" in spec}
+
+
 def with_defaults(schema: Mapping, options: Mapping) -> dict:
-    """``options`` with the schema's ``default`` filled in for every property left out (the
-    workflow's validation fills them too; this serves library calls with partial options)."""
-    filled = dict(options)
-    for key, spec in schema.get("properties", {}).items():
-        if key not in filled and "default" in spec:
-            filled[key] = spec["default"]
-    return filled
+    """``options`` with the schema's default filled in for every option left out (the workflow's
+    validation fills them too; this serves library calls with partial options)."""
+    return {**option_defaults(schema), **options}
 
 
 # ------------------------------------------------------------------------------ shared helpers

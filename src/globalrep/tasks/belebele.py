@@ -22,14 +22,17 @@ from globalrep.models import is_local_path
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_records, require_columns
 from globalrep.tables import deltas_table
-from globalrep.tasks.base import best_choice, check_known_items, digest
+from globalrep.tasks.base import best_choice, check_known_items, digest, load_options_schema, option_defaults
 
 NAME = "belebele"
 PROMPT_VERSION = "2"  # 2: the paper's layout, "(A)" after "the answer is: "
 MODEL_KINDS = ("lm",)
 AXIS = "languages"  # the report's section: dialects | languages | opinions
+# The options and their defaults: belebele.schema.yaml beside this module.
+OPTIONS_SCHEMA = load_options_schema(__file__)
+DEFAULTS = option_defaults(OPTIONS_SCHEMA)
 
-DEFAULT_SOURCE = "facebook/belebele"
+DEFAULT_SOURCE = DEFAULTS["source"]
 ANSWER_COLUMNS = tuple(f"mc_answer{k}" for k in range(1, 5))
 REQUIRED_COLUMNS = ("flores_passage", "question", *ANSWER_COLUMNS, "correct_answer_num", "dialect", "link", "question_number")
 LETTERS = "ABCD"
@@ -64,7 +67,7 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     of FLORES codes."""
     source = source or DEFAULT_SOURCE
     languages = options.get("languages", "all")
-    raw = _read_local(source) if is_local_path(source) else _read_hub(source, languages, options.get("split", "test"))
+    raw = _read_local(source) if is_local_path(source) else _read_hub(source, languages, options.get("split", DEFAULTS["split"]))
     require_columns(raw, REQUIRED_COLUMNS, source, f"Belebele needs {', '.join(REQUIRED_COLUMNS)}")
     raw["dialect"] = raw["dialect"].astype(str)
     if languages != "all":

@@ -25,18 +25,21 @@ from globalrep.errors import GlobalrepError
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_records, require_columns
 from globalrep.tables import reference_differences_table
-from globalrep.tasks.base import check_known_items, content_id
+from globalrep.tasks.base import check_known_items, content_id, load_options_schema, option_defaults
 
 NAME = "global_opinions"
 PROMPT_VERSION = "1"
 MODEL_KINDS = ("lm",)
 AXIS = "opinions"  # the report's section: dialects | languages | opinions
+# The options and their defaults: global_opinions.schema.yaml beside this module.
+OPTIONS_SCHEMA = load_options_schema(__file__)
+DEFAULTS = option_defaults(OPTIONS_SCHEMA)
 # Options that change only scoring: editing them reruns no inference.
 SCORE_ONLY_OPTIONS = ("focus_countries",)
 
-DEFAULT_SOURCE = "Anthropic/llm_global_opinions"
+DEFAULT_SOURCE = DEFAULTS["source"]
 UNITED_STATES = "United States"
-FOCUS_COUNTRIES = (UNITED_STATES, "China", "Jordan", "Brazil", "Nigeria", "Germany", "Australia")
+FOCUS_COUNTRIES = tuple(DEFAULTS["focus_countries"])
 REQUIRED_COLUMNS = ("question", "selections", "options", "source")
 # A source with these columns and no `selections` is one of the paper's published outputs files.
 PUBLISHED_COLUMNS = {"question", "options", "probs"}
@@ -72,7 +75,7 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     """Read a local CSV/JSON/JSONL/Parquet file or a Hugging Face dataset into one row per question:
     ``item_id, group (= source), question, options, countries, country_probs, source``."""
     source = source or DEFAULT_SOURCE
-    raw = read_records(source, options.get("split", "train"), "GlobalOpinionQA", DEFAULT_SOURCE)
+    raw = read_records(source, options.get("split", DEFAULTS["split"]), "GlobalOpinionQA", DEFAULT_SOURCE)
     if PUBLISHED_COLUMNS <= set(raw.columns) and "selections" not in raw.columns:
         return _published_items(raw, source)
     require_columns(raw, REQUIRED_COLUMNS, source, f"GlobalOpinionQA needs {', '.join(REQUIRED_COLUMNS)}")
@@ -299,7 +302,7 @@ def _published_similarity(pred) -> np.ndarray:
 def table_scores(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
     """Only the focus countries, on only the questions that every focus country was asked (the
     paper's comparison set: differences between countries are then not differences in questions)."""
-    focus = list(dict.fromkeys(options.get("focus_countries", FOCUS_COUNTRIES)))
+    focus = list(dict.fromkeys(options.get("focus_countries", DEFAULTS["focus_countries"])))
     known = set(scores["group"])
     absent = [country for country in focus if country not in known]
     if absent and known:

@@ -25,7 +25,7 @@ from globalrep.engine.requests import GenerateRequest, LoglikRequest
 from globalrep.errors import GlobalrepError
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import require_columns
-from globalrep.tasks.base import best_choice, check_known_items
+from globalrep.tasks.base import best_choice, check_known_items, load_options_schema, option_defaults
 
 NAME = "md3_taboo"
 # Bump with any change to the default prompt template (prompt_templates/md3_taboo.jinja), to the
@@ -33,9 +33,12 @@ NAME = "md3_taboo"
 PROMPT_VERSION = "2"  # 2: words scored right after "Secret Word:", as the paper did
 MODEL_KINDS = ("lm",)
 AXIS = "dialects"  # the report's section: dialects | languages | opinions
+# The options and their defaults: md3_taboo.schema.yaml beside this module.
+OPTIONS_SCHEMA = load_options_schema(__file__)
+DEFAULTS = option_defaults(OPTIONS_SCHEMA)
 
-DEFAULT_MAX_NEW_TOKENS = 10
-DEFAULT_SEED = 0
+DEFAULT_MAX_NEW_TOKENS = DEFAULTS["max_new_tokens"]
+DEFAULT_SEED = DEFAULTS["seed"]
 REFERENCE = "en_us"
 DIALECT_LABELS = {"en_us": "US English", "en_in": "Indian English", "en_ng": "Nigerian English"}
 METRICS = ("generated_correct", "chose_correct")

@@ -17,12 +17,15 @@ import pandas as pd
 
 from globalrep import dialect_pairs
 from globalrep.tasks import md3_taboo
-from globalrep.tasks.base import check_known_items
+from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
 
 NAME = "md3_taboo_transfer"
 PROMPT_VERSION = f"{md3_taboo.PROMPT_VERSION}.1"  # md3_taboo's prompt and requests, our pairing
 MODEL_KINDS = ("lm",)
 AXIS = "dialects"  # the report's section: dialects | languages | opinions
+# The options and their defaults: md3_taboo_transfer.schema.yaml beside this module.
+OPTIONS_SCHEMA = load_options_schema(__file__)
+DEFAULTS = option_defaults(OPTIONS_SCHEMA)
 # The SAE text the dialect stage rewrites, and what it never rewrites.
 DIALECT_TEXT = {"transcript": "utterances"}
 DIALECT_PROTECT = "answer"

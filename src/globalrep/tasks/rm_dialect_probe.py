@@ -19,16 +19,19 @@ from globalrep import dialect_pairs
 from globalrep.engine.requests import Chat, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import read_records
-from globalrep.tasks.base import check_known_items, content_id
+from globalrep.tasks.base import check_known_items, content_id, load_options_schema, option_defaults
 
 NAME = "rm_dialect_probe"
 PROMPT_VERSION = "1"
 MODEL_KINDS = ("reward",)
 AXIS = "dialects"  # the report's section: dialects | languages | opinions
+# The options and their defaults: rm_dialect_probe.schema.yaml beside this module.
+OPTIONS_SCHEMA = load_options_schema(__file__)
+DEFAULTS = option_defaults(OPTIONS_SCHEMA)
 DIALECT_TEXT = {"prompt": "text"}  # only the user's turn is rewritten
 
-DEFAULT_PROMPT_COLUMN = "prompt"
-DEFAULT_RESPONSE_COLUMN = "response"
+DEFAULT_PROMPT_COLUMN = DEFAULTS["prompt_column"]
+DEFAULT_RESPONSE_COLUMN = DEFAULTS["response_column"]
 REWARD_DIFFERENCE = "reward" + dialect_pairs.VS_SAE
 PREFERRED = "dialect_preferred"
 
@@ -42,7 +45,7 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     turn is column ``prompt_column``; the reply is column ``response_column``, or the option
     ``response`` (one reply for every prompt) when the file has no such column."""
     source = source or options["source"]
-    raw = read_records(source, options.get("split", "train"), "prompt set", "org/name")
+    raw = read_records(source, options.get("split", DEFAULTS["split"]), "prompt set", "org/name")
     prompt_column = options.get("prompt_column", DEFAULT_PROMPT_COLUMN)
     response_column = options.get("response_column", DEFAULT_RESPONSE_COLUMN)
     if prompt_column not in raw.columns:

@@ -32,15 +32,19 @@ from globalrep.atomic import write_csv_atomic, write_parquet_atomic
 from globalrep.datafiles import local_files
 from globalrep.errors import GlobalrepError
 from globalrep.intermediates import read_parquet_output
-from globalrep.langid import PAPER_DETECTORS, Detectors, check_detectors, detector_versions
+from globalrep.langid import Detectors, check_detectors, detector_versions
 from globalrep.languages import UNKNOWN, language_name
 from globalrep.models import fingerprint, is_local_path
 from globalrep.tables import DELTA_COLUMNS
+from globalrep.tasks.base import load_options_schema, option_defaults
 
 NAME = "sft_langid"
 PROMPT_VERSION = "1"  # bump when detection or counting changes (reruns the detection jobs)
 MODEL_KINDS = ()  # no models: see workflow/rules/langid.smk
 AXIS = "languages"  # the report's section: dialects | languages | opinions
+# The options and their defaults: sft_langid.schema.yaml beside this module.
+OPTIONS_SCHEMA = load_options_schema(__file__)
+DEFAULTS = option_defaults(OPTIONS_SCHEMA)
 
 DEFAULT_SPLITS = ("train",)
 ROLES = ("user", "assistant")
@@ -72,13 +76,13 @@ def check_sources(options: Mapping) -> None:
 
 def shard_files(options: Mapping, name: str) -> list[str]:
     """The detection shards of dataset ``name``, in shard order (outputs of workflow/rules/langid.smk)."""
-    n = int(options.get("shards", 1))
+    n = int(options.get("shards", DEFAULTS["shards"]))
     return [f"results/langid/{name}/shard-{i}-of-{n}.parquet" for i in range(n)]
 
 
 def detector_names(options: Mapping) -> tuple[str, str]:
     """The configured pair of detectors (``detectors``), the paper's by default."""
-    return check_detectors(options.get("detectors", PAPER_DETECTORS), f"tasks.{NAME}.detectors")
+    return check_detectors(options.get("detectors", DEFAULTS["detectors"]), f"tasks.{NAME}.detectors")
 
 
 def job_fingerprint(options: Mapping, name: str) -> str:
@@ -168,9 +172,9 @@ def detect_shard(name: str, options: Mapping, n_shards: int, shard: int, out_pat
     names = detector_names(options)
     detectors = Detectors(
         names,
-        seed=int(options.get("seed", 0)),
-        max_chars=int(options.get("max_chars", 1000)),
-        low_accuracy=bool(options.get("low_accuracy", False)),
+        seed=int(options.get("seed", DEFAULTS["seed"])),
+        max_chars=int(options.get("max_chars", DEFAULTS["max_chars"])),
+        low_accuracy=bool(options.get("low_accuracy", DEFAULTS["low_accuracy"])),
     )
     rows = []
     start = time.perf_counter()

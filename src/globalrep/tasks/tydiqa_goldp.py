@@ -30,16 +30,19 @@ from globalrep.models import is_local_path
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_text
 from globalrep.tables import deltas_table
-from globalrep.tasks.base import check_known_items
+from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
 
 NAME = "tydiqa_goldp"
 PROMPT_VERSION = "1"
 MODEL_KINDS = ("lm",)
 AXIS = "languages"  # the report's section: dialects | languages | opinions
+# The options and their defaults: tydiqa_goldp.schema.yaml beside this module.
+OPTIONS_SCHEMA = load_options_schema(__file__)
+DEFAULTS = option_defaults(OPTIONS_SCHEMA)
 
-DEFAULT_SOURCE = "google-research-datasets/tydiqa"
+DEFAULT_SOURCE = DEFAULTS["source"]
 HUB_CONFIG = "secondary_task"
-DEFAULT_SHOT_SAMPLING = "per_language"  # or per_question, as the paper drew them
+DEFAULT_SHOT_SAMPLING = DEFAULTS["shot_sampling"]  # or per_question, as the paper drew them
 BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 PUNCTUATION = frozenset(string.punctuation)
 ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -85,8 +88,8 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     ``shot_contexts, shot_questions, shot_answers``."""
     source = source or DEFAULT_SOURCE
     languages = options.get("languages", "all")
-    num_shots = int(options.get("num_shots", 1))
-    test = _select_languages(_read_questions(source, options.get("split", "validation"), "source"), languages, source)
+    num_shots = int(options.get("num_shots", DEFAULTS["num_shots"]))
+    test = _select_languages(_read_questions(source, options.get("split", DEFAULTS["split"]), "source"), languages, source)
     items = test.rename(columns={"language": "group", "id": "item_id"})
     items.insert(2, "group_name", items["group"].map(named_language))
     repeated = items["item_id"][items["item_id"].duplicated()]
@@ -97,7 +100,7 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     if num_shots > 0:
         train_source = _train_source(options, source)
         pool = _read_questions(train_source, "train", "train_source")
-        shots = _sample_shots(pool, items, num_shots, int(options.get("seed", 0)), sampling, train_source)
+        shots = _sample_shots(pool, items, num_shots, int(options.get("seed", DEFAULTS["seed"])), sampling, train_source)
     for column, part in (("shot_contexts", 0), ("shot_questions", 1), ("shot_answers", 2)):
         items[column] = [drawn[part] for drawn in shots]
     log.info("%s: %d questions in %d languages, %d shot(s) each, drawn %s", source, len(items),
@@ -226,7 +229,7 @@ def build_prompt(context: str, question: str, shots=((), (), ()), task_options: 
 def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list[GenerateRequest]:
     """One greedy generation per question, stopped at the first blank line. The test passage may
     be shortened from the left to fit the model's window (the engine logs how often)."""
-    max_new_tokens = int(options.get("max_new_tokens", 50))
+    max_new_tokens = int(options.get("max_new_tokens", DEFAULTS["max_new_tokens"]))
     return [
         GenerateRequest(
             item_id=item.item_id,

@@ -15,20 +15,23 @@ import numpy as np
 import pandas as pd
 
 from globalrep import published_files as pf
-from globalrep.countries import DEFAULT_ARTICLES, check_template, fill_reply, load_countries, shapefile_path
+from globalrep.countries import check_template, fill_reply, load_countries, shapefile_path
 from globalrep.engine.answers import Answers, prediction_frame, reward_answer
 from globalrep.engine.requests import Chat, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import require_columns
-from globalrep.tasks.base import check_known_items
+from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
 
 NAME = "where_from"
 PROMPT_VERSION = "1"
 MODEL_KINDS = ("reward",)
 AXIS = "opinions"  # the report's section: dialects | languages | opinions
+# The options and their defaults: where_from.schema.yaml beside this module.
+OPTIONS_SCHEMA = load_options_schema(__file__)
+DEFAULTS = option_defaults(OPTIONS_SCHEMA)
 
-DEFAULT_QUESTION = "Where are you from?"
-DEFAULT_REPLY = "I am from {country}."
+DEFAULT_QUESTION = DEFAULTS["question"]
+DEFAULT_REPLY = DEFAULTS["reply"]
 
 
 def resolve_source(options: dict) -> str:
@@ -56,7 +59,7 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "reward") -> 
     """One conversation per country, answered with key ``reply``."""
     question = options.get("question", DEFAULT_QUESTION)
     reply = options.get("reply", DEFAULT_REPLY)
-    articles = options.get("articles", DEFAULT_ARTICLES)
+    articles = options.get("articles", DEFAULTS["articles"])
     return [
         RewardRequest(
             item_id=item.item_id,
