@@ -24,13 +24,8 @@ from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec, fingerprint
 from globalrep.intermediates import read_table_output
 from globalrep.tasks import get_task
+from globalrep.tasks.base import AXES
 
-# The report's sections, in order: {axis: (title, what the axis asks)}.
-AXES = {
-    "dialects": ("English dialects", "Do models serve speakers of different English dialects equally well?"),
-    "languages": ("Languages", "How well do models work across languages, and how English is their fine-tuning data?"),
-    "opinions": ("Country opinions", "Whose opinions and which countries do models and reward models favour?"),
-}
 # The header always names these, "not installed" when missing, so a reader sees what is absent.
 HEADER_PACKAGES = ("globalrep", "torch", "transformers")
 SIGNIFICANCE = 0.05

@@ -64,7 +64,12 @@ import yaml
 
 from globalrep.errors import GlobalrepError
 
-AXES = ("dialects", "languages", "opinions")
+# The axes, in the report's order: {axis: (section title, what the axis asks)}.
+AXES = {
+    "dialects": ("English dialects", "Do models serve speakers of different English dialects equally well?"),
+    "languages": ("Languages", "How well do models work across languages, and how English is their fine-tuning data?"),
+    "opinions": ("Country opinions", "Whose opinions and which countries do models and reward models favour?"),
+}
 MODEL_HOOKS = ("prepare", "requests", "score")
 
 
