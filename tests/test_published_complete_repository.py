@@ -54,7 +54,7 @@ def write_complete_repository(shared: Path, repo: Path) -> None:
     md3 = md3.groupby("dialect", sort=False).head(GAMES_PER_DIALECT).reset_index(drop=True)
     goqa = pd.read_csv(sample / "globalopinionsqa" / "Mistral-7B-v0.1_8bit.csv", dtype=str, keep_default_na=False)
     asked = goqa[list(global_opinions.FOCUS_COUNTRIES)].apply(pd.to_numeric, errors="coerce") != global_opinions.NOT_ASKED
-    goqa = goqa[asked.all(axis=1)].head(QUESTIONS)  # the table needs questions asked of all focus countries
+    goqa = goqa[asked.all(axis=1)].head(QUESTIONS).reset_index(drop=True)  # the table needs all focus countries
     questions = pd.read_csv(shared / "askreddit_countries" / "AskRedditCountries_final.csv").head(QUESTIONS)
     askreddit = pd.read_csv(sample / "ask-reddit-perplexity-testing" / "Mistral-7B-v0.1-reformatted.csv", dtype=str, keep_default_na=False)
     askreddit = askreddit[askreddit["Question"].isin(questions["Questions"])]
