@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from globalrep.tasks import global_opinions
 from test_paper_configs import write_yaml
 from test_workflow import copy_workflow, output_of, snakemake
 
@@ -51,7 +52,9 @@ def write_complete_repository(shared: Path, repo: Path) -> None:
     sample, outputs = shared / "paper_outputs", repo / "outputs"
     md3 = pd.read_csv(sample / "md3-game" / "Mistral-7B-v0.1_8bit-no-answers.csv", dtype=str, keep_default_na=False)
     md3 = md3.groupby("dialect", sort=False).head(GAMES_PER_DIALECT).reset_index(drop=True)
-    goqa = pd.read_csv(sample / "globalopinionsqa" / "Mistral-7B-v0.1_8bit.csv", dtype=str, keep_default_na=False).head(QUESTIONS)
+    goqa = pd.read_csv(sample / "globalopinionsqa" / "Mistral-7B-v0.1_8bit.csv", dtype=str, keep_default_na=False)
+    asked = goqa[list(global_opinions.FOCUS_COUNTRIES)].apply(pd.to_numeric, errors="coerce") != global_opinions.NOT_ASKED
+    goqa = goqa[asked.all(axis=1)].head(QUESTIONS).reset_index(drop=True)  # the table needs all focus countries
     questions = pd.read_csv(shared / "askreddit_countries" / "AskRedditCountries_final.csv").head(QUESTIONS)
     askreddit = pd.read_csv(sample / "ask-reddit-perplexity-testing" / "Mistral-7B-v0.1-reformatted.csv", dtype=str, keep_default_na=False)
     askreddit = askreddit[askreddit["Question"].isin(questions["Questions"])]
