@@ -188,6 +188,9 @@ def test_a_task_runs_the_whole_protocol(tmp_path, fake_backend_and_fast_pdfs, na
 
     table, deltas = tables.read_table(table_path), tables.read_table(deltas_path)
     assert set(tables.GROUP_COLUMNS) <= set(table.columns) and set(table["model"]) == set(CHAIN)
+    if task.dialect_text:  # both versions of each item are scored, and their differences paired
+        assert set(table["group"]) == {dialect_pairs.SAE, Suffix.code}
+        assert table["metric"].str.endswith(dialect_pairs.VS_SAE).any()
     assert list(deltas.columns) == tables.DELTA_COLUMNS
     assert set(zip(deltas["from_model"], deltas["to_model"])) == {("fake-base", "fake-sft"), ("fake-sft", "fake-pt")}
 
