@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from globalrep import dialect_pairs, dialect_rewrites, figures, stages, tables
+from globalrep import config_schema, dialect_pairs, dialect_rewrites, figures, stages, tables
 from globalrep.engine import backends
 from globalrep.engine.answers import generate_answer, loglik_answer, prediction_frame, reward_answer
 from globalrep.engine.requests import GenerateRequest, LoglikRequest, RewardRequest, check_unique_keys
@@ -26,7 +26,6 @@ from globalrep.tasks.base import AXES, Task
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TASKS = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))["tasks"]
-TOP_LEVEL_SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text(encoding="utf-8"))
 
 # A few items of a few groups keep the bootstrap CIs of the tables, and the module, fast.
 ITEMS_PER_GROUP, GROUPS = 2, 3
@@ -131,10 +130,9 @@ def prepared_items(task: Task, options: dict, out: Path) -> Path:
 
 
 def documented_options(task: Task) -> set[str]:
-    """The option keys the config schema documents for the task: its own options block, or (for
-    a task whose module carries none yet) its block in the top-level schema's ``$defs``."""
-    block = task.options_schema or TOP_LEVEL_SCHEMA["$defs"][task.name]
-    return set(block["properties"])
+    """The option keys the config schema documents for the task (its block in the assembled
+    schema, which is the task's own options block)."""
+    return set(config_schema.assemble()["$defs"][task.name]["properties"])
 
 
 # ------------------------------------------------------------------------------ protocol facts
