@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from globalrep.countries import (
     DEFAULT_ARTICLES,
@@ -359,6 +358,8 @@ def _correlation(x: pd.Series, y: pd.Series) -> tuple[float, float, int]:
 
 
 def _spearman(x: pd.Series, y: pd.Series) -> tuple[float, float]:
+    from scipy import stats  # imported here: see globalrep.stats
+
     if len(x) < 3 or x.nunique() < 2 or y.nunique() < 2:
         return (np.nan, np.nan)  # no correlation to measure, rather than scipy's warnings
     with warnings.catch_warnings():

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.spatial.distance import jensenshannon
-from scipy.special import softmax
 
 from globalrep import published_files as pf
 from globalrep.engine.answers import Answers, loglik_answer, prediction_frame
@@ -240,6 +238,8 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list
 def model_distribution(logprobs, ntokens) -> np.ndarray:
     """exp(mean per-token log-probability) of each option, normalised over the options (the paper's
     choice: a continuation that happens to split into more tokens is not penalised for it)."""
+    from scipy.special import softmax  # scipy imported here: see globalrep.stats
+
     logprobs = np.asarray(logprobs, dtype=float)
     ntokens = np.asarray(ntokens, dtype=float)
     return softmax(logprobs / ntokens)
@@ -279,6 +279,8 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
 
 def _similarity(country_matrix: np.ndarray, model_probs: np.ndarray) -> np.ndarray:
     """1 − JS distance of each country's distribution (rows) to the model's; NaN without mass."""
+    from scipy.spatial.distance import jensenshannon  # imported here: see globalrep.stats
+
     similarity = np.full(len(country_matrix), np.nan)
     scorable = np.array([_has_mass(probs) for probs in country_matrix])
     if scorable.any():

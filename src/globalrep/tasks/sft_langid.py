@@ -26,7 +26,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
-from scipy.stats import binomtest
 
 from globalrep.atomic import write_csv_atomic, write_parquet_atomic
 from globalrep.datafiles import local_files
@@ -198,6 +197,8 @@ def share_table(messages: pd.DataFrame) -> pd.DataFrame:
     (``share_user``, ``share_assistant``), ``unknown`` included; then the same over only the
     messages the detectors agree on (``share_agreed``, ``share_agreed_user``,
     ``share_agreed_assistant``). 95% Wilson intervals; ``n`` = the messages of the denominator."""
+    from scipy.stats import binomtest  # imported here: see globalrep.stats
+
     rows = []
     for dataset, frame in messages.groupby("dataset", sort=True):
         agreed = frame[frame["language"] != UNKNOWN]
