@@ -122,7 +122,7 @@ def score_task(
     frame = load_predictions(items, predictions)
     scores = task.score(items, frame, options)
     write_parquet_atomic(scores, scores_out)
-    rows = _table_rows(task, scores, options)
+    rows = task.table_scores(scores, options)
     chains = task_chains(chains, list(predictions))
     write_csv_atomic(tables.group_table(rows), table_out)
     write_csv_atomic(tables.deltas_table(rows, chains), deltas_out)
@@ -154,15 +154,11 @@ def extra_table(
     tables use); ``chains`` are the task's chains, as for :func:`score_task`."""
     task = get_task(task_name)
     options = dict(task_options)
-    rows = _table_rows(task, read_parquet_output(scores_path), options)
+    rows = task.table_scores(read_parquet_output(scores_path), options)
     chains = {name: list(members) for name, members in chains.items()}
     table = task.extra_tables[table_name](rows, chains, options)
     write_csv_atomic(table, out_path)
     log.info("wrote %s table of task %s: %d rows to %s", table_name, task_name, len(table), out_path)
-
-
-def _table_rows(task, scores: pd.DataFrame, options: dict) -> pd.DataFrame:
-    return task.table_scores(scores, options)
 
 
 def task_figures(
