@@ -21,7 +21,7 @@ CONDA_TO_PYPI = {"pytorch": "torch", "matplotlib-base": "matplotlib", "seaborn-b
 # (rewrite_dialects), language detection (detect_sft_languages), reading hub datasets (prepare
 # rules), figures (plot_task_figures) and the country tasks' maps and lists.
 INFERENCE = ("globalrep.engine.answer", "globalrep.stages.infer_shard", "globalrep.stages.build_demo",
-             "globalrep.stages._limit_threads", "globalrep.demo")
+             "globalrep.demo")
 DETECTION = ("globalrep.langid",)
 MULTIVALUE = ("globalrep.multivalue_adapter", "globalrep.nltk_corpora", "globalrep.dialect_rewrites")
 HUB_DATASETS = ("globalrep.sources.read_records", "globalrep.tasks.belebele._read_hub",

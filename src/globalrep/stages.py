@@ -82,9 +82,10 @@ def infer_shard(
     if items.empty:
         write_parquet_atomic(pd.DataFrame({"item_id": pd.Series([], dtype=str)}), out_path)
         return
-    _limit_threads(threads)
     requests = task.requests(items, dict(task_options), model.kind)
     options = {k: v for k, v in engine_options.items() if k not in JOB_RESOURCE_KEYS}
+    if threads:
+        options["threads"] = threads  # the job's Snakemake threads; the backend keeps to them
     start = time.perf_counter()
     with engine.open_backend(model, options, progress=True) as backend:
         shard_of_task = engine.Shard(task_name, items, task.read_published)
@@ -300,17 +301,6 @@ def _with_item_id(answers: pd.DataFrame) -> pd.DataFrame:
     if "item_id" not in answers.columns and answers.index.name == "item_id":
         answers = answers.reset_index()
     return answers.reset_index(drop=True)
-
-
-def _limit_threads(threads: int | None) -> None:
-    """Keep torch to the job's Snakemake ``threads`` so parallel jobs do not oversubscribe."""
-    if not threads:
-        return
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(int(threads))
 
 
 def versions() -> dict[str, str]:

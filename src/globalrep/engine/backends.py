@@ -71,7 +71,8 @@ def backend_factory(name: str) -> BackendFactory:
 @contextmanager
 def open_backend(spec: ModelSpec, options: Mapping | None = None, progress: bool = False) -> Iterator[Backend]:
     """The backend of ``spec.backend`` for one model, loaded once, closed on exit. ``options`` is
-    ``config['engine']`` (e.g. ``device``, ``max_packed_tokens``); ``progress`` shows tqdm bars."""
+    ``config['engine']`` (e.g. ``device``, ``max_packed_tokens``; ``threads``, the job's CPU threads);
+    ``progress`` shows tqdm bars."""
     backend = backend_factory(spec.backend)(spec, dict(options or {}), progress)
     try:
         yield backend

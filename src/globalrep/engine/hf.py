@@ -35,6 +35,8 @@ class HFBackend:
         self.spec, self.progress = spec, progress
         self.device = loading.resolve_device(options.get("device", "auto"))
         self.max_row = int(options.get("max_packed_tokens", DEFAULT_MAX_PACKED_TOKENS))
+        if options.get("threads"):  # so that parallel jobs do not oversubscribe the CPUs
+            torch.set_num_threads(int(options["threads"]))
         self._loaded = None
 
     def answer(self, requests: Sequence[Request], shard=None) -> pd.DataFrame:
