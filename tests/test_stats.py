@@ -3,7 +3,8 @@ import warnings
 import numpy as np
 import pytest
 
-from globalrep.stats import bootstrap_ci, paired_difference
+from globalrep import stats
+from globalrep.stats import bootstrap_ci, bootstrap_cis, paired_difference, paired_differences
 
 
 def test_bootstrap_ci_contains_the_mean_and_shrinks_with_more_items():
@@ -64,3 +65,18 @@ def test_sign_flip_test_is_exact_for_few_items():
 def test_paired_difference_needs_equal_lengths():
     with pytest.raises(ValueError, match="differ in length"):
         paired_difference([1.0, 2.0], [1.0])
+
+
+@pytest.mark.parametrize("max_resampled", [stats.MAX_RESAMPLED_VALUES, 2000 * 12 * 2])  # one call; two rows a call
+def test_many_samples_at_once_get_exactly_what_each_gets_alone(monkeypatch, max_resampled):
+    # Samples of one size share a scipy call; a sample's CI and p-value must not depend on which
+    # others it shares it with (not even in the last digit: tables are compared byte for byte).
+    monkeypatch.setattr(stats, "MAX_RESAMPLED_VALUES", max_resampled)
+    rng = np.random.default_rng(6)
+    samples = [rng.normal(size=n) for n in (12, 5, 12, 12, 40, 12, 5, 1, 0)]
+    samples += [rng.integers(0, 2, size=12).astype(float), np.full(12, 0.5), np.round(rng.normal(size=12), 1)]
+    alone = [bootstrap_ci(values) for values in samples]
+    np.testing.assert_array_equal(bootstrap_cis(samples), alone)
+    pairs = [(values, values + np.round(rng.normal(0.1, 0.3, size=values.size), 2)) for values in samples]
+    np.testing.assert_array_equal(paired_differences(pairs), [paired_difference(*pair) for pair in pairs])
+    np.testing.assert_array_equal(bootstrap_cis(samples[::-1]), alone[::-1])

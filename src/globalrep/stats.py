@@ -6,13 +6,76 @@ task registry, while only scoring jobs compute statistics.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 
 def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(x, axis=axis)
+    """Mean along ``axis``, summed in item order: numpy's ``mean`` picks its summation order by
+    the array's shape, and the last digit of a CI would then depend on which other samples were
+    resampled in the same call."""
+    return np.take(np.cumsum(x, axis=axis), -1, axis=axis) / x.shape[axis]
+
+
+# Samples of one size are resampled in one scipy call (scipy's per-call checks cost more than the
+# arithmetic on small samples); each call holds at most this many resampled values in memory.
+MAX_RESAMPLED_VALUES = 20_000_000
+
+
+def _by_size(samples: Sequence[np.ndarray], n_resamples: int) -> Iterator[tuple[list[int], np.ndarray]]:
+    """``(indices, rows)``: the samples of each size stacked as rows, in chunks that keep
+    ``rows x n_resamples x size`` under :data:`MAX_RESAMPLED_VALUES`."""
+    sizes: dict[int, list[int]] = defaultdict(list)
+    for index, values in enumerate(samples):
+        sizes[values.size].append(index)
+    for size, indices in sizes.items():
+        per_call = max(1, MAX_RESAMPLED_VALUES // (n_resamples * size))
+        for start in range(0, len(indices), per_call):
+            chunk = indices[start : start + per_call]
+            yield chunk, np.stack([samples[index] for index in chunk])
+
+
+def bootstrap_cis(
+    samples: Sequence[Sequence[float] | np.ndarray],
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> list[tuple[float, float, float]]:
+    """Mean of each sample and its percentile-bootstrap confidence interval: ``(mean, low, high)``.
+
+    Every sample is resampled as if alone with a generator seeded ``seed`` (so a sample's interval
+    does not depend on the others). Fewer than two values, or identical values, carry no spread to
+    resample: the interval is ``(mean, mean)`` (NaN for no values) instead of scipy's
+    degenerate-data warnings.
+    """
+    from scipy import stats
+    samples = [np.asarray(values, dtype=float) for values in samples]
+    results: list[tuple[float, float, float]] = []
+    spread = []
+    for values in samples:
+        mean = float(values.mean()) if values.size else np.nan
+        results.append((mean, mean, mean))
+        if values.size >= 2 and np.ptp(values) > 0:
+            spread.append(len(results) - 1)
+    # Each call draws its resampling indices from a fresh generator with the same seed, so samples
+    # of equal size resampled together get exactly the draws they would get alone.
+    for chunk, rows in _by_size([samples[index] for index in spread], n_resamples):
+        interval = stats.bootstrap(
+            (rows,),
+            _mean,
+            vectorized=True,
+            axis=-1,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
+        for row, position in enumerate(chunk):
+            index = spread[position]
+            results[index] = (results[index][0], float(interval.low[row]), float(interval.high[row]))
+    return results
 
 
 def bootstrap_ci(
@@ -21,28 +84,48 @@ def bootstrap_ci(
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> tuple[float, float, float]:
-    """Mean of ``values`` and its percentile-bootstrap confidence interval: ``(mean, low, high)``.
+    """:func:`bootstrap_cis` of one sample."""
+    return bootstrap_cis([values], confidence, n_resamples, seed)[0]
 
-    Fewer than two values, or identical values, carry no spread to resample: the interval is
-    ``(mean, mean)`` (NaN for no values) instead of scipy's degenerate-data warnings.
+
+def paired_differences(
+    pairs: Sequence[tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray]],
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> list[tuple[float, float, float, float]]:
+    """Mean paired change ``after - before`` over items for each ``(before, after)`` pair:
+    ``(delta, low, high, p_value)``.
+
+    The interval bootstraps the per-item differences; the two-sided p-value comes from a
+    sign-flip permutation test (exact when ``2**n <= n_resamples``). As in :func:`bootstrap_cis`,
+    each pair gets the result it would get alone.
     """
     from scipy import stats
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return (np.nan, np.nan, np.nan)
-    mean = float(values.mean())
-    if values.size < 2 or np.ptp(values) == 0:
-        return (mean, mean, mean)
-    result = stats.bootstrap(
-        (values,),
-        _mean,
-        vectorized=True,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return (mean, float(result.confidence_interval.low), float(result.confidence_interval.high))
+    diffs = []
+    for before, after in pairs:
+        before, after = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+        if before.shape != after.shape:
+            raise ValueError(f"paired samples differ in length: {before.shape} vs {after.shape}")
+        diffs.append(after - before)
+    # scipy needs two observations; one item's two sign flips tie, so the exact p is 1.
+    p_values = [np.nan if diff.size == 0 else 1.0 for diff in diffs]
+    tested = [index for index, diff in enumerate(diffs) if diff.size >= 2]
+    for chunk, rows in _by_size([diffs[index] for index in tested], n_resamples):
+        test = stats.permutation_test(
+            (rows,),
+            _mean,
+            permutation_type="samples",
+            vectorized=True,
+            axis=-1,
+            n_resamples=n_resamples,
+            alternative="two-sided",
+            rng=np.random.default_rng(seed),
+        )
+        for row, position in enumerate(chunk):
+            p_values[tested[position]] = float(np.atleast_1d(test.pvalue)[row])
+    intervals = bootstrap_cis(diffs, confidence, n_resamples, seed)
+    return [(*interval, p_value) for interval, p_value in zip(intervals, p_values)]
 
 
 def paired_difference(
@@ -52,31 +135,8 @@ def paired_difference(
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> tuple[float, float, float, float]:
-    """Mean paired change ``after - before`` over items: ``(delta, low, high, p_value)``.
-
-    The interval bootstraps the per-item differences; the two-sided p-value comes from a
-    sign-flip permutation test (exact when ``2**n <= n_resamples``).
-    """
-    from scipy import stats
-    before = np.asarray(before, dtype=float)
-    after = np.asarray(after, dtype=float)
-    if before.shape != after.shape:
-        raise ValueError(f"paired samples differ in length: {before.shape} vs {after.shape}")
-    diff = after - before
-    delta, low, high = bootstrap_ci(diff, confidence, n_resamples, seed)
-    if diff.size < 2:
-        # scipy needs two observations; one item's two sign flips tie, so the exact p is 1.
-        return (delta, low, high, np.nan if diff.size == 0 else 1.0)
-    test = stats.permutation_test(
-        (diff,),
-        _mean,
-        permutation_type="samples",
-        vectorized=True,
-        n_resamples=n_resamples,
-        alternative="two-sided",
-        rng=np.random.default_rng(seed),
-    )
-    return (delta, low, high, float(test.pvalue))
+    """:func:`paired_differences` of one pair."""
+    return paired_differences([(before, after)], confidence, n_resamples, seed)[0]
 
 
 def _mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -11,7 +11,7 @@ import os
 
 import pandas as pd
 
-from globalrep.stats import bootstrap_ci, paired_difference, unpaired_difference
+from globalrep.stats import bootstrap_cis, paired_differences, unpaired_difference
 
 GROUP_COLUMNS = ["model", "group", "metric", "value", "ci_low", "ci_high", "n"]
 DELTA_COLUMNS = ["chain", "from_model", "to_model", "group", "metric", "delta", "ci_low", "ci_high", "p_value"]
@@ -30,10 +30,11 @@ def _valid(scores: pd.DataFrame) -> pd.DataFrame:
 
 def group_table(scores: pd.DataFrame) -> pd.DataFrame:
     """Mean per (model, group, metric) over items with a 95% bootstrap CI, sorted by those keys."""
-    rows = []
-    for (model, group, metric), frame in _valid(scores).groupby(["model", "group", "metric"], sort=True):
-        value, low, high = bootstrap_ci(frame["value"].to_numpy())
-        rows.append((model, group, metric, value, low, high, len(frame)))
+    keys, samples = [], []
+    for key, frame in _valid(scores).groupby(["model", "group", "metric"], sort=True):
+        keys.append(key)
+        samples.append(frame["value"].to_numpy())
+    rows = [(*key, *interval, len(sample)) for key, sample, interval in zip(keys, samples, bootstrap_cis(samples))]
     return _with_group_names(pd.DataFrame(rows, columns=GROUP_COLUMNS), scores)
 
 
@@ -55,11 +56,12 @@ def deltas_table(scores: pd.DataFrame, chains: dict[str, list[str]], from_base: 
     ``sft`` compares ``base → pt``; a chain whose base has no scores has no changes from base.
     Pairs are matched on ``item_id``; rows keep chain order, then group and metric sorted.
     """
-    rows = []
+    keys, pairs = [], []
     for chain, from_model, to_model, paired in _chain_pairs(scores, chains, from_base):
         for (group, metric), frame in paired.groupby(["group", "metric"], sort=True):
-            delta, low, high, p_value = paired_difference(frame["value_from"].to_numpy(), frame["value_to"].to_numpy())
-            rows.append((chain, from_model, to_model, group, metric, delta, low, high, p_value))
+            keys.append((chain, from_model, to_model, group, metric))
+            pairs.append((frame["value_from"].to_numpy(), frame["value_to"].to_numpy()))
+    rows = [(*key, *difference) for key, difference in zip(keys, paired_differences(pairs))]
     return pd.DataFrame(rows, columns=DELTA_COLUMNS)
 
 
@@ -88,15 +90,15 @@ def reference_differences_table(scores: pd.DataFrame, reference: str, metric_suf
     bootstrap CI, in the ``{task}.csv`` shape with metric ``{metric}_{metric_suffix}``. Negative
     means the reference group scores higher. Models without the reference group are left out."""
     valid = _valid(scores)
-    rows = []
+    keys, samples = [], []
     for (model, metric), frame in valid.groupby(["model", "metric"], sort=True):
         wide = frame.pivot(index="item_id", columns="group", values="value")
         if reference not in wide.columns:
             continue
         for group in wide.columns.drop(reference):
-            difference = (wide[group] - wide[reference]).dropna()
-            value, low, high = bootstrap_ci(difference.to_numpy())
-            rows.append((model, group, f"{metric}_{metric_suffix}", value, low, high, len(difference)))
+            keys.append((model, group, f"{metric}_{metric_suffix}"))
+            samples.append((wide[group] - wide[reference]).dropna().to_numpy())
+    rows = [(*key, *interval, len(sample)) for key, sample, interval in zip(keys, samples, bootstrap_cis(samples))]
     return pd.DataFrame(rows, columns=GROUP_COLUMNS)
 
 
