@@ -128,6 +128,19 @@ def test_an_unclosed_quote_in_a_table_is_named(tmp_path):
         intermediates.read_table_output(table)
 
 
+def test_jobs_that_find_the_same_damaged_input_all_fail_cleanly(tmp_path, monkeypatch):
+    # Two jobs read one damaged file (seen in a run: two extra tables, one truncated scores file);
+    # the other job deletes it between this one's check that it is there and its own deletion.
+    scores = tmp_path / "scores.parquet"
+
+    def damaged(path):
+        raise GlobalrepError(f"{path}: cannot be read (ArrowInvalid: Parquet magic bytes not found)")
+
+    monkeypatch.setattr(Path, "exists", lambda self: True)  # seen before the other job deleted it
+    with pytest.raises(GlobalrepError, match=r"scores\.parquet: cannot be read .*It was deleted"):
+        intermediates.read_output(scores, damaged)
+
+
 def test_a_missing_input_is_not_called_deleted(tmp_path):
     with pytest.raises(GlobalrepError, match=r"gone\.parquet: missing: run snakemake again") as caught:
         intermediates.read_parquet_output(tmp_path / "gone.parquet")

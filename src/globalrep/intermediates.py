@@ -64,7 +64,7 @@ def read_output(path: str | os.PathLike, load: Callable = load_parquet) -> pd.Da
     except GlobalrepError as error:
         if not Path(path).exists():
             raise GlobalrepError(f"{error}: run snakemake again to rebuild it") from None
-        Path(path).unlink()
+        Path(path).unlink(missing_ok=True)  # parallel jobs that read it may each delete it
         raise GlobalrepError(
             f"{error}. It was deleted: run snakemake again and it is rebuilt, with what depends on it"
         ) from None
