@@ -12,11 +12,14 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 
-def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Mean along ``axis``, summed in item order: numpy's ``mean`` picks its summation order by
-    the array's shape, and the last digit of a CI would then depend on which other samples were
-    resampled in the same call."""
-    return np.take(np.cumsum(x, axis=axis), -1, axis=axis) / x.shape[axis]
+def _mean_of_rows(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Mean along ``axis``, each row summed as numpy sums a contiguous row (pairwise).
+
+    scipy hands the bootstrap statistic a strided view whose layout depends on how many samples
+    share the call, and numpy's summation order follows the layout; a contiguous copy makes every
+    sample's resampled means those of scipy's one-sample call, to the last digit.
+    """
+    return np.ascontiguousarray(np.moveaxis(x, axis, -1)).mean(axis=-1)
 
 
 # Samples of one size are resampled in one scipy call (scipy's per-call checks cost more than the
@@ -64,7 +67,7 @@ def bootstrap_cis(
     for chunk, rows in _by_size([samples[index] for index in spread], n_resamples):
         interval = stats.bootstrap(
             (rows,),
-            _mean,
+            _mean_of_rows,
             vectorized=True,
             axis=-1,
             n_resamples=n_resamples,
@@ -114,7 +117,9 @@ def paired_differences(
     for chunk, rows in _by_size([diffs[index] for index in tested], n_resamples):
         test = stats.permutation_test(
             (rows,),
-            _mean,
+            # Plain np.mean: scipy lays out sign-flip resamples the same way for one row or many,
+            # so numpy sums each in the order of scipy's one-sample call.
+            np.mean,
             permutation_type="samples",
             vectorized=True,
             axis=-1,
