@@ -170,3 +170,18 @@ def test_a_bug_keeps_its_traceback_once(tmp_path):
     assert done.returncode == 1
     assert done.stderr.count("Traceback") == 1 and "uncaught error" in done.stderr and "KeyError: 'oops'" in done.stderr
     assert log.count("Traceback") == 1
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    # SIGKILL skips the cleanup of an atomic write; the next write of that output removes its
+    # leftover temporaries (files and folders), never another output's.
+    table = tmp_path / "md3_taboo.csv"
+    leftover_file = tmp_path / ".md3_taboo.csv.4242.0123abcd.tmp"
+    leftover_folder = tmp_path / ".md3_taboo.csv.77.deadbeef.tmp"
+    others = [tmp_path / ".md3_taboo.csv.x.4242.0123abcd.tmp", tmp_path / ".md3_taboo_deltas.csv.1.0123abcd.tmp"]
+    for path in [leftover_file, *others]:
+        path.write_text("partial")
+    leftover_folder.mkdir()
+    (leftover_folder / "figure.png").write_text("partial")
+    write_csv_atomic(pd.DataFrame({"model": ["m"]}), table)
+    assert sorted(tmp_path.iterdir()) == sorted([table, *others])
