@@ -39,14 +39,29 @@ def scored(tmp_path_factory):
     return workdir
 
 
+def planned_rules_after_edit(workdir, module: str, old: str, new: str) -> set[str]:
+    """The rules a dry run plans once ``old`` is replaced by ``new`` in globalrep's ``module``
+    (a path under src/globalrep); the module is restored afterwards."""
+    path = workdir / "src" / "globalrep" / module
+    original = path.read_text()
+    assert old in original, f"{old!r} is no longer in {module}: update the test's edit"
+    path.write_text(original.replace(old, new))
+    try:
+        result = snakemake(workdir, "-n", "--configfile", "only.yaml")
+    finally:
+        path.write_text(original)
+    assert result.returncode == 0, output_of(result)
+    return {rule for rule, _ in planned_jobs(output_of(result))}
+
+
 def test_metric_code_reruns_scoring_figures_and_report_only(scored):
     assert "Nothing to be done" in output_of(snakemake(scored, "-n", "--configfile", "only.yaml"))
-    task_module = scored / "src" / "globalrep" / "tasks" / "where_from.py"
-    task_module.write_text(task_module.read_text().replace('"metric": "reward",', '"metric": "reward_per_country",'))
-    result = snakemake(scored, "-n", "--configfile", "only.yaml")
-    out = output_of(result)
-    assert result.returncode == 0, out
-    rules = {rule for rule, _ in planned_jobs(out)}
-    assert {"score_task", "plot_task_figures", "build_report"} <= rules, out
-    assert rules <= {"score_task", "score_extra_table", "plot_task_figures", "build_report", "all"}, out
+    rules = planned_rules_after_edit(scored, "tasks/where_from.py", '"metric": "reward",', '"metric": "reward_per_country",')
+    assert {"score_task", "plot_task_figures", "build_report"} <= rules
+    assert rules <= {"score_task", "score_extra_table", "plot_task_figures", "build_report", "all"}
 
+
+def test_figure_code_reruns_figures_and_report_only(scored):
+    rules = planned_rules_after_edit(scored, "figures/maps.py", "def plot_model_maps(", "def plot_model_maps(  # edited\n")
+    assert rules == {"plot_task_figures", "build_report", "all"}
+    assert "Nothing to be done" in output_of(snakemake(scored, "-n", "--configfile", "only.yaml"))

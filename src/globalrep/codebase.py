@@ -90,10 +90,11 @@ def package_files(names: Iterable[str], skip: Collection[str] = ()) -> list[Path
     return sorted(seen)
 
 
-def code_fingerprint(names: Iterable[str]) -> str:
-    """A short hash of the source of ``names`` and the globalrep modules they import."""
+def code_fingerprint(names: Iterable[str], skip: Collection[str] = ()) -> str:
+    """A short hash of the source of ``names`` and the globalrep modules they import, except the
+    modules named in ``skip`` (and theirs)."""
     digest = hashlib.sha256()
-    for path in package_files(names):
+    for path in package_files(names, skip):
         digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 

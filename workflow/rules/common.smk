@@ -208,20 +208,37 @@ def score_inputs(wildcards):
     }
 
 
-# Shared scoring code; each task's own module (and what it imports) comes on top.
+# Per task, hashes of its code, never of inference: editing a metric reruns scoring, figures and
+# the report; editing a figure (globalrep.figures, or the task's figures hook) reruns figures and
+# the report. Scoring is the task's module and what it imports, less the figure modules, plus the
+# shared statistics; figures are the task's module with its figure modules, plus the notice a
+# task without models gets.
 SCORING_MODULES = ("globalrep.stats", "globalrep.tables")
-# Per task, a hash of its scoring and figure code: editing a metric reruns scoring, figures and
-# the report, never inference.
 SCORING_CODE = {
-    task: code_fingerprint([get_task(task).module.__name__, *SCORING_MODULES]) for task in TASKS
+    task: code_fingerprint(
+        [get_task(task).module.__name__, *SCORING_MODULES], skip=("globalrep.figures",)
+    )
+    for task in TASKS
+}
+FIGURE_CODE = {
+    task: code_fingerprint([get_task(task).module.__name__, "globalrep.figures.notice"])
+    for task in TASKS
 }
 
 
-def score_fingerprint(wildcards):
+def task_options_fingerprint(wildcards, code):
     options = {
         k: v for k, v in config["tasks"][wildcards.task].items() if k != "shards"
     }
-    return fingerprint(options, chains_for(wildcards.task), SCORING_CODE[wildcards.task])
+    return fingerprint(options, chains_for(wildcards.task), code[wildcards.task])
+
+
+def score_fingerprint(wildcards):
+    return task_options_fingerprint(wildcards, SCORING_CODE)
+
+
+def figure_fingerprint(wildcards):
+    return task_options_fingerprint(wildcards, FIGURE_CODE)
 
 
 def report_fingerprint(wildcards):

@@ -27,7 +27,7 @@ rule plot_task_figures:
         unavailable=lambda wildcards: (
             TASK_NOTES[wildcards.task] if wildcards.task in UNAVAILABLE_TASKS else ""
         ),
-        fingerprint=score_fingerprint,
+        fingerprint=figure_fingerprint,
     script:
         "../scripts/task_figures.py"
 
