@@ -208,8 +208,8 @@ def score_inputs(wildcards):
     }
 
 
-# Per task, hashes of its code, never of inference: editing a metric reruns scoring, figures and
-# the report; editing a figure (globalrep.figures, or the task's figures hook) reruns figures and
+# Per task, hashes of its code, never of inference: editing the task's module (a metric) reruns
+# scoring, figures and the report; editing a figure module (globalrep.figures) reruns figures and
 # the report. Scoring is the task's module and what it imports, less the figure modules, plus the
 # shared statistics; figures are the task's module with its figure modules, plus the notice a
 # task without models gets.
