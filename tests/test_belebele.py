@@ -29,7 +29,10 @@ def write_jsonl(path, records):
 
 def test_prompt_lists_context_question_and_lettered_choices_in_the_papers_layout():
     assert belebele.build_prompt("P.", "Q?", ["w", "x", "y", "z"]) == (
-        "Read the context, then answer the question by picking one of the four choices.\n\n"
+        "Read the context, then answer the question by picking one of the four choices. Answer in this layout:\n\n"
+        "Context: a passage that holds the answer.\nQuestion: the question to answer.\n"
+        "Choices: the four possible answers, (A) to (D).\n"
+        "From the choices, the answer is: the letter of the right choice, (A), (B), (C) or (D).\n\n---\n\n"
         "Context: P.\nQuestion: Q?\nChoices:\n(A) w\n(B) x\n(C) y\n(D) z\nFrom the choices, the answer is: "
     )
     assert belebele.CONTINUATIONS == ("(A)", "(B)", "(C)", "(D)")  # right after "the answer is: "

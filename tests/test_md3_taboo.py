@@ -228,11 +228,13 @@ def test_items_csv_loads_the_papers_894_games(shared_data):
 
 
 def test_prompt_is_a_versioned_template():
-    assert task.PROMPT_VERSION == "2"
+    assert task.PROMPT_VERSION == "3"
     assert task.build_prompt([("Speaker0", "It is hot."), ("Speaker1", "The sun?")]) == (
         "Taboo is a word-guessing game for two players. One player knows a secret word and describes "
         "it without saying it; the other player tries to guess the word. Below is the transcript of "
         "a game, stopped before the secret word was said. What is the secret word?\n\n"
+        "Answer in this layout:\nTranscript: what the two players said.\n"
+        "Secret Word: the word the describing player has in mind.\n\n---\n\n"  # the paper's legend and line
         'Transcript: "Speaker0: It is hot.\nSpeaker1: The sun?"\n\n'
         "Secret Word:"
     )

@@ -98,6 +98,8 @@ def test_prompt_has_instruction_examples_then_the_question():
     prompt = tydiqa.build_prompt("Ctx.", "Q?", (["C1"], ["Q1"], ["A1"]))
     assert prompt == (
         "Answer the question by extracting a span of text from the context. Reply with the extracted span only."
+        "\n\nAnswer in this layout:\nContext: a passage that holds the answer.\nQuestion: the question to answer.\n"
+        "Extracted Answer: the answer, copied word for word from the context."
         "\n\nContext: C1\nQuestion: Q1\nExtracted Answer: A1\n\n"
         "Context: Ctx.\nQuestion: Q?\nExtracted Answer:"
     )
@@ -137,7 +139,8 @@ def test_fit_prompt_cuts_the_passage_from_the_left_only():
 
 
 def test_engine_shortens_long_passages_to_the_window_and_logs_it(tiny_tokenizer, tmp_path, caplog):
-    path = demo.build_causal_lm(tiny_tokenizer, tmp_path / "short-window", seed=0, max_position_embeddings=128)
+    window = 192  # room for the instruction and legend, not for a 300-word passage
+    path = demo.build_causal_lm(tiny_tokenizer, tmp_path / "short-window", seed=0, max_position_embeddings=window)
     spec = ModelSpec(name="short", path=str(path), dtype="float32")
     passage = " ".join(f"word{i}" for i in range(300))
     long = GenerateRequest("long", "answer", tydiqa.build_prompt(passage, "Which word?"), 16, ("\n\n",), passage)
@@ -145,11 +148,11 @@ def test_engine_shortens_long_passages_to_the_window_and_logs_it(tiny_tokenizer,
     with caplog.at_level(logging.INFO):
         answers = answer(spec, [long, short], {"device": "cpu"})
     assert set(answers["item_id"]) == {"long", "short"}
-    assert "1 of 2 prompts exceeded the model's window (128 tokens)" in caplog.text
+    assert f"1 of 2 prompts exceeded the model's window ({window} tokens)" in caplog.text
     tokenizer = load_tokenizer(spec)
-    assert len(encode(short.prompt, tokenizer)) <= 128 - 16 < len(encode(long.prompt, tokenizer))
-    kept, cut = fit_prompt(long.prompt, passage, lambda t: encode(t, tokenizer), 128 - 16, "long")
-    assert cut and 100 <= len(kept) <= 112 and tokenizer.decode(kept).rstrip().endswith("Which word?\nExtracted Answer:")
+    assert len(encode(short.prompt, tokenizer)) <= window - 16 < len(encode(long.prompt, tokenizer))
+    kept, cut = fit_prompt(long.prompt, passage, lambda t: encode(t, tokenizer), window - 16, "long")
+    assert cut and window - 28 <= len(kept) <= window - 16 and tokenizer.decode(kept).rstrip().endswith("Which word?\nExtracted Answer:")
 
 
 # ------------------------------------------------------------------------------ figures

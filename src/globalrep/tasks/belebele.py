@@ -25,7 +25,7 @@ from globalrep.tables import deltas_table
 from globalrep.tasks.base import best_choice, check_known_items, digest, load_options_schema, option_defaults
 
 NAME = "belebele"
-PROMPT_VERSION = "2"  # 2: the paper's layout, "(A)" after "the answer is: "
+PROMPT_VERSION = "3"  # 2: the paper's layout, "(A)" after "the answer is: "; 3: legend and "---" line
 MODEL_KINDS = ("lm",)
 AXIS = "languages"  # the report's section: dialects | languages | opinions
 # The options and their defaults: belebele.schema.yaml beside this module.

@@ -30,7 +30,7 @@ from globalrep.tasks.base import best_choice, check_known_items, load_options_sc
 NAME = "md3_taboo"
 # Bump with any change to the default prompt template (prompt_templates/md3_taboo.jinja), to the
 # requests, or to the preparation (including data/md3_curation.yaml): it reruns inference.
-PROMPT_VERSION = "2"  # 2: words scored right after "Secret Word:", as the paper did
+PROMPT_VERSION = "3"  # 2: words scored right after "Secret Word:", as the paper did; 3: legend and "---" line
 MODEL_KINDS = ("lm",)
 AXIS = "dialects"  # the report's section: dialects | languages | opinions
 # The options and their defaults: md3_taboo.schema.yaml beside this module.

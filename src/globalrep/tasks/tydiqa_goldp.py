@@ -33,7 +33,7 @@ from globalrep.tables import deltas_table
 from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
 
 NAME = "tydiqa_goldp"
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"  # 2: a legend of the fields, as the paper's layout
 MODEL_KINDS = ("lm",)
 AXIS = "languages"  # the report's section: dialects | languages | opinions
 # The options and their defaults: tydiqa_goldp.schema.yaml beside this module.
