@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import scipy
+import scipy.stats  # noqa: F401  imported before timing (globalrep.stats imports it on first use)
 
 from globalrep.stats import bootstrap_ci, bootstrap_cis, paired_difference, paired_differences
 
@@ -36,10 +37,14 @@ def samples(models: int, groups: int, metrics: int, items: int, seed: int = 0) -
     return [rng.normal(size=items).round(2) for _ in range(models * groups * metrics)]
 
 
-def timed(function) -> tuple[float, list]:
-    start = time.perf_counter()
-    result = function()
-    return time.perf_counter() - start, result
+def median_timed(function, repeats: int) -> tuple[float, list]:
+    """The median of ``repeats`` timed calls, and the first call's result."""
+    seconds, results = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        results.append(function())
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds)), results[0]
 
 
 def main() -> None:
@@ -51,23 +56,20 @@ def main() -> None:
     for name, (models, groups, metrics, items) in SHAPES.items():
         values = samples(models, groups, metrics, items)
         pairs = list(zip(values, samples(models, groups, metrics, items, seed=1)))
-        ways = {
-            "bootstrap CIs, all at once": lambda: bootstrap_cis(values),
-            "bootstrap CIs, one call per group": lambda: [bootstrap_ci(v) for v in values],
-            "paired, all at once": lambda: paired_differences(pairs),
-            "paired, one call per group": lambda: [paired_difference(*pair) for pair in pairs],
+        ways = {  # statistic: (all at once, one call per group)
+            "bootstrap CIs": (lambda: bootstrap_cis(values), lambda: [bootstrap_ci(v) for v in values]),
+            "paired": (lambda: paired_differences(pairs), lambda: [paired_difference(*pair) for pair in pairs]),
         }
-        runs = {way: [timed(function) for _ in range(args.repeats)] for way, function in ways.items()}
-        results = {way: timings[0][1] for way, timings in runs.items()}
-        seconds = {way: float(np.median([t for t, _ in timings])) for way, timings in runs.items()}
-        for batched, alone in (("bootstrap CIs, all at once", "bootstrap CIs, one call per group"),
-                               ("paired, all at once", "paired, one call per group")):  # fmt: skip
-            np.testing.assert_array_equal(results[batched], results[alone])
+        rows = []
+        for statistic, (at_once, per_group) in ways.items():
+            (batched_seconds, batched), (alone_seconds, alone) = (median_timed(way, args.repeats) for way in (at_once, per_group))
+            np.testing.assert_array_equal(batched, alone)
+            rows += [(f"{statistic}, all at once", batched_seconds, 1.0),
+                     (f"{statistic}, one call per group", alone_seconds, alone_seconds / batched_seconds)]  # fmt: skip
         print(f"\n## {name}: {len(values)} groups of {items} items (results identical both ways)\n")
         print("| way | seconds | time / all at once |\n|---|---:|---:|")
-        for way in ways:
-            reference = seconds[way.split(",")[0] + ", all at once"]
-            print(f"| {way} | {seconds[way]:.2f} | {seconds[way] / reference:.1f}x |")
+        for way, seconds, ratio in rows:
+            print(f"| {way} | {seconds:.2f} | {ratio:.1f}x |")
 
 
 if __name__ == "__main__":
