@@ -220,7 +220,7 @@ def test_figures_draw_the_chain_figure(tmp_path):
 
 def test_vs_us_table_and_the_reports_sentence_name_significant_us_leads():
     rows = []
-    for i in range(6):  # China trails the US by 0.2 on every question, Jordan is level on average
+    for i in range(8):  # China trails the US by 0.2 on every question, Jordan is level on average
         rows += [("m", f"q{i}", "United States", "similarity", 0.8), ("m", f"q{i}", "China", "similarity", 0.6),
                  ("m", f"q{i}", "Jordan", "similarity", 0.8 + (0.1 if i % 2 else -0.1))]  # fmt: skip
     scores = pd.DataFrame(rows, columns=["model", "item_id", "group", "metric", "value"])
@@ -228,6 +228,8 @@ def test_vs_us_table_and_the_reports_sentence_name_significant_us_leads():
     table = goqa.EXTRA_TABLES["vs_us"](goqa.table_scores(scores, options), {}, options)
     values = table.set_index("group")["value"]
     assert values["China"] == pytest.approx(-0.2) and values["Jordan"] == pytest.approx(0.0)
-    assert set(table["metric"]) == {"similarity_minus_us"} and set(table["n"]) == {6}
+    assert set(table["metric"]) == {"similarity_minus_us"} and set(table["n"]) == {8}
+    # China: 8 of 8 questions lower, exact p = 2 / 2**8; BH over the model's two countries doubles it.
+    assert table.set_index("group")["q_value"]["China"] == pytest.approx(4 / 256)
     sentence = goqa.us_lead_summary(table)
     assert "for m: China." in sentence and "United States: none." in sentence

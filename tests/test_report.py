@@ -83,7 +83,7 @@ def test_report_is_self_contained_with_every_figure_and_number(outputs, tmp_path
     for row in table.itertuples():
         assert f"{row.value:.3f}" in page and f"[{row.ci_low:.3f}, {row.ci_high:.3f}]" in page
     for row in deltas.itertuples():
-        assert f"{row.delta:.3f}" in page and f"{row.p_value:.3f}" in page
+        assert f"{row.delta:.3f}" in page and f"{row.p_value:.3f}" in page and f"{row.q_value:.3f}" in page
         assert f"[{row.ci_low:.3f}, {row.ci_high:.3f}]" in page
     assert fingerprint(CONFIG) in page
     assert "<td>scipy</td><td>1.17.0</td>" in page
@@ -138,46 +138,55 @@ def test_summary_lists_the_largest_significant_gains_and_drops_per_chain(tmp_pat
         "belebele",
         [("demo-base", "deu_Latn", "German", "accuracy", 50.0, 40.0, 60.0, 8)],
         [
-            (*base_sft, "deu_Latn", "accuracy", 12.5, 4.0, 21.0, 0.001),  # the largest significant gain
-            (*base_sft, "fra_Latn", "accuracy", 30.0, -2.0, 60.0, 0.08),  # larger, not significant
-            (*base_sft, "eng_Latn", "accuracy", 7.25, 1.0, 13.5, 0.02),
-            (*base_sft, "ita_Latn", "accuracy", 5.0, 1.0, 9.0, 0.03),
-            (*base_sft, "spa_Latn", "accuracy", 2.0, 0.5, 3.5, 0.04),  # significant, but 4th
-            (*sft_pt, "deu_Latn", "accuracy", -9.75, -15.0, -3.0, 0.004),  # the largest significant drop
-            (*sft_pt, "fra_Latn", "accuracy", -3.5, -6.0, -1.0, 0.03),
-            (*sft_pt, "eng_Latn", "accuracy", -40.0, -80.0, 1.0, 0.049),  # CI includes 0: not significant
-            (*short, "deu_Latn", "accuracy", 1.5, -0.5, 2.5, 0.3),
+            (*base_sft, "deu_Latn", "accuracy", 12.5, 4.0, 21.0, 0.001, 0.005),  # the largest significant gain
+            (*base_sft, "fra_Latn", "accuracy", 30.0, -2.0, 60.0, 0.08, 0.08),  # larger, not significant
+            (*base_sft, "eng_Latn", "accuracy", 7.25, 1.0, 13.5, 0.02, 0.04),
+            (*base_sft, "ita_Latn", "accuracy", 5.0, 1.0, 9.0, 0.03, 0.04),
+            (*base_sft, "spa_Latn", "accuracy", 2.0, 0.5, 3.5, 0.04, 0.045),  # significant, but 4th
+            (*sft_pt, "deu_Latn", "accuracy", -9.75, -15.0, -3.0, 0.00004, 0.00012),  # the largest significant drop
+            (*sft_pt, "fra_Latn", "accuracy", -3.5, -6.0, -1.0, 0.03, 0.045),
+            (*sft_pt, "eng_Latn", "accuracy", -40.0, -80.0, 1.0, 0.049, 0.098),  # passes raw p, not q
+            (*sft_pt, "ita_Latn", "accuracy", np.nan, np.nan, np.nan, np.nan, np.nan),  # no items: no test
+            (*short, "deu_Latn", "accuracy", 1.5, -0.5, 2.5, 0.3, 0.3),
         ],
         columns=[*GROUP_COLUMNS[:2], "group_name", *GROUP_COLUMNS[2:]],
     )
     tydiqa = write_tables(tmp_path, "tydiqa_goldp", deltas_rows=[
-        *[(*base_sft, group, "f1", delta, 1.0, 2 * delta, 0.01) for group, delta in
+        *[(*base_sft, group, "f1", delta, 1.0, 2 * delta, 0.01, 0.02) for group, delta in
           (("english", 20.0), ("finnish", 15.0), ("indonesian", 10.0), ("swahili", 5.0))],
-        (*base_sft, "english", "exact_match", 0.25, 0.125, 0.375, 0.02),  # small, but its own metric
-        (*short, "english", "f1", 1.0, 0.5, 1.5, 0.01),
-        (*short, "english", "exact_match", -0.5, -1.0, 0.1, 0.2),
+        (*base_sft, "english", "exact_match", 0.25, 0.125, 0.375, 0.02, 0.02),  # small, but its own metric
+        (*short, "english", "f1", 1.0, 0.5, 1.5, 0.01, 0.01),
+        (*short, "english", "exact_match", -0.5, -1.0, 0.1, 0.2, 0.2),
     ])  # fmt: skip
     out = tmp_path / "report.html"
     tasks = {"belebele": belebele, "tydiqa_goldp": tydiqa, "sft_langid": write_tables(tmp_path, "sft_langid")}
     build_report(out, tasks, LANGUAGE_CONFIG, VERSIONS)
     summary = section(out.read_text(), "changes-languages")
+    assert "corrected within the family by Benjamini–Hochberg (false discovery rate)" in summary
 
     demo = summary[summary.index("<h4>demo: demo-base → demo-sft → demo-pt</h4>") : summary.index("<h4>short:")]
     demo_belebele, demo_tydiqa = demo.split("<strong>tydiqa_goldp</strong>")
-    assert "<strong>belebele</strong>: 6 of 8 comparisons changed significantly.</p>" in demo_belebele
-    row = "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>" + '<td class="num">{}</td>' * 3 + "</tr>"
-    gain = row.format("accuracy", "gain", "demo-base → demo-sft", "deu_Latn (German)", "+12.500", "[4.000, 21.000]", "0.001")
-    drop = row.format("accuracy", "drop", "demo-sft → demo-pt", "deu_Latn (German)", "-9.750", "[-15.000, -3.000]", "0.004")
+    assert "<strong>belebele</strong>: 6 of 9 comparisons changed significantly (q &lt; 0.05; 7 pass raw p).</p>" in demo_belebele
+    # Per family (step and metric): its size, the groups left out for want of a p-value, p against q.
+    family = "<tr><td>{}</td><td>accuracy</td>" + '<td class="num">{}</td>' * 4 + "</tr>"
+    assert family.format("demo-base → demo-sft", 5, 0, 4, 4) in demo_belebele
+    assert family.format("demo-sft → demo-pt", 3, 1, 3, 2) in demo_belebele
+    row = "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>" + '<td class="num">{}</td>' * 4 + "</tr>"
+    gain = row.format("accuracy", "gain", "demo-base → demo-sft", "deu_Latn (German)", "+12.500", "[4.000, 21.000]", "0.001", "0.005")
+    drop = row.format("accuracy", "drop", "demo-sft → demo-pt", "deu_Latn (German)", "-9.750", "[-15.000, -3.000]", "4.0e-05", "1.2e-04")
     assert gain in demo_belebele and drop in demo_belebele
     # The top 3 each way, largest first; per metric, so a small change of another metric stays.
     assert listed_deltas(demo_belebele) == ["+12.500", "+7.250", "+5.000", "-9.750", "-3.500"]
-    assert ": 5 of 5 comparisons changed significantly.</p>" in demo_tydiqa
+    assert ": 5 of 5 comparisons changed significantly (q &lt; 0.05; 5 pass raw p).</p>" in demo_tydiqa
     assert listed_deltas(demo_tydiqa) == ["+20.000", "+15.000", "+10.000", "+0.250"]
     assert "sft_langid" not in summary  # no chains: nothing to summarise
 
     short_chain = summary[summary.index("<h4>short:") :]
-    assert "<strong>belebele</strong>: no significant change among 1 comparison.</p>" in short_chain
-    assert "<strong>tydiqa_goldp</strong>: 1 of 2 comparisons changed significantly; no significant change in exact_match.</p>" in short_chain
+    assert "<strong>belebele</strong>: no significant change among 1 comparison (q &lt; 0.05; 0 pass raw p).</p>" in short_chain
+    assert (
+        "<strong>tydiqa_goldp</strong>: 1 of 2 comparisons changed significantly (q &lt; 0.05; 1 pass raw p); "
+        "no significant change in exact_match.</p>"
+    ) in short_chain
     assert listed_deltas(short_chain) == ["+1.000"]
 
 
@@ -190,8 +199,8 @@ def test_notes_models_and_extra_tables_are_shown(tmp_path):
     where_from = write_tables(tmp_path, "where_from", rows, columns=[*GROUP_COLUMNS[:2], "group_name", *GROUP_COLUMNS[2:]])
     gaps = tmp_path / "md3_taboo_gaps.csv"
     pd.DataFrame(
-        [(EVIL, "en_us", "en_in", "generated_correct", 0.125, 0.0625, 0.25, 0.01, 40, 38)],
-        columns=["model", "reference", "group", "metric", "gap", "ci_low", "ci_high", "p_value", "n_reference", "n_group"],
+        [(EVIL, "en_us", "en_in", "generated_correct", 0.125, 0.0625, 0.25, 0.01, 0.02, 40, 38)],
+        columns=["model", "reference", "group", "metric", "gap", "ci_low", "ci_high", "p_value", "q_value", "n_reference", "n_group"],
     ).to_csv(gaps, index=False)
     long = tmp_path / "md3_taboo_long.csv"
     pd.DataFrame({"group": [f"g{i}" for i in range(40)], "value": np.arange(40) / 8}).to_csv(long, index=False)
@@ -214,8 +223,11 @@ def test_notes_models_and_extra_tables_are_shown(tmp_path):
     assert "<p>Models evaluated: none (this task runs no models).</p>" in section(page, "task-sft_langid")
     assert '<p class="note">' not in section(page, "task-where_from")
     # Extra tables: every column, a CI pair as one column, integers as integers, long ones folded.
-    assert "<th>gap</th><th>95% CI</th><th>p</th><th>n_reference</th>" in md3_taboo
-    assert '<td class="num">0.125</td><td class="num">[0.062, 0.250]</td><td class="num">0.010</td><td class="num">40</td>' in md3_taboo
+    assert "<th>gap</th><th>95% CI</th><th>p</th><th>q</th><th>n_reference</th>" in md3_taboo
+    assert (
+        '<td class="num">0.125</td><td class="num">[0.062, 0.250]</td><td class="num">0.010</td>'
+        '<td class="num">0.020</td><td class="num">40</td>'
+    ) in md3_taboo
     assert "<details><summary>40 rows</summary>" in md3_taboo and "<td>g39</td>" in md3_taboo
     # The per-group table shows group names; no deltas is said, not an empty table.
     assert "<td>NG</td><td>Nigeria</td><td>reward</td>" in section(page, "task-where_from")

@@ -65,3 +65,13 @@ def test_figure_code_reruns_figures_and_report_only(scored):
     rules = planned_rules_after_edit(scored, "figures/maps.py", "def plot_model_maps(", "def plot_model_maps(  # edited\n")
     assert rules == {"plot_task_figures", "build_report", "all"}
     assert "Nothing to be done" in output_of(snakemake(scored, "-n", "--configfile", "only.yaml"))
+
+
+def test_the_multiple_comparison_correction_reruns_scoring_not_inference(scored):
+    config = yaml.safe_load((scored / "only.yaml").read_text())
+    (scored / "holm.yaml").write_text(yaml.safe_dump({**config, "stats": {"correction": "holm"}}))
+    result = snakemake(scored, "-n", "--configfile", "holm.yaml")
+    assert result.returncode == 0, output_of(result)
+    rules = {rule for rule, _ in planned_jobs(output_of(result))}
+    assert "score_task" in rules and "infer" not in rules
+    assert rules <= {"score_task", "score_extra_table", "plot_task_figures", "build_report", "all"}

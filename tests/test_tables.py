@@ -5,7 +5,7 @@ import pytest
 from globalrep.tables import deltas_table, group_table, read_table, reference_differences_table
 
 GROUP_COLUMNS = ["model", "group", "metric", "value", "ci_low", "ci_high", "n"]
-DELTA_COLUMNS = ["chain", "from_model", "to_model", "group", "metric", "delta", "ci_low", "ci_high", "p_value"]
+DELTA_COLUMNS = ["chain", "from_model", "to_model", "group", "metric", "delta", "ci_low", "ci_high", "p_value", "q_value"]
 
 
 def long_scores(values: dict[tuple[str, str], list[float]], metric="accuracy") -> pd.DataFrame:
@@ -104,7 +104,7 @@ def test_reference_differences_are_paired_per_item_and_signed_group_minus_refere
         columns=["model", "item_id", "group", "metric", "value"],
     )  # fmt: skip
     table = reference_differences_table(scores.sample(frac=1, random_state=0), "US", "minus_us")
-    assert list(table.columns) == GROUP_COLUMNS
+    assert list(table.columns) == [*GROUP_COLUMNS[:6], "p_value", "q_value", "n"]
     assert table[["model", "group", "metric", "n"]].values.tolist() == [["m", "China", "similarity_minus_us", 2]]
     row = table.iloc[0]
     assert row["value"] == pytest.approx(-0.2)  # mean of the paired differences, not of unpaired means

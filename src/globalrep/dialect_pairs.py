@@ -22,7 +22,7 @@ import pandas as pd
 from globalrep.atomic import write_csv_atomic, write_parquet_atomic
 from globalrep.errors import GlobalrepError
 from globalrep.intermediates import read_parquet_output
-from globalrep.stats import mcnemar_exact, paired_difference
+from globalrep.stats import mcnemar_exact, paired_difference, paired_test_name
 
 SAE = "sae"
 VS_SAE = "_vs_sae"
@@ -117,14 +117,14 @@ def comparison_table(scores: pd.DataFrame) -> pd.DataFrame:
     """SAE vs each dialect on the same items, per model and metric: the mean of each, the paired
     difference (dialect − SAE) with its 95% bootstrap CI, the shares of pairs where either
     version scores higher, and a two-sided p-value: McNemar's exact test for 0/1 metrics, else
-    the sign-flip permutation test of :func:`~globalrep.stats.paired_difference`. Rows derived by
-    :func:`paired_rows` are ignored."""
+    the paired test of :func:`~globalrep.stats.paired_difference`. Rows derived by
+    :func:`paired_rows` are ignored; the workflow adds the q-values per model and metric."""
     base = scores[~scores["metric"].str.endswith(VS_SAE)]
     rows = []
     for (model, metric, dialect), frame in _pairs(base).groupby(["model", "metric", "group"], sort=True):
         sae, other = frame["sae_value"].to_numpy(), frame["value"].to_numpy()
         delta, low, high, p_value = paired_difference(sae, other)
-        test = "sign-flip permutation"
+        test = paired_test_name(other - sae)
         if np.isin(np.concatenate([sae, other]), (0.0, 1.0)).all():
             _, _, p_value = mcnemar_exact(sae, other)
             test = "McNemar exact"

@@ -28,10 +28,15 @@ from globalrep.tasks.base import AXES
 
 # The header always names these, "not installed" when missing, so a reader sees what is absent.
 HEADER_PACKAGES = ("globalrep", "torch", "transformers")
-SIGNIFICANCE = 0.05
+SIGNIFICANCE = 0.05  # on q: p-values corrected within each family (globalrep.tables.FAMILY_COLUMNS)
+CORRECTIONS = {  # config key stats.correction: how the report names it
+    "bh": "Benjamini–Hochberg (false discovery rate)",
+    "holm": "Holm (family-wise error rate)",
+    "none": "no correction (q = p)",
+}
 TOP_CHANGES = 3  # per chain, task and metric: the largest significant gains, and as many drops
 COLLAPSE_ROWS = 30  # longer tables start folded
-COLUMN_LABELS = {"from_model": "from", "to_model": "to", "group_name": "group name", "p_value": "p"}
+COLUMN_LABELS = {"from_model": "from", "to_model": "to", "group_name": "group name", "p_value": "p", "q_value": "q"}
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.45; }
@@ -140,7 +145,7 @@ def _axis_section(axis: str, tasks: Mapping[str, TaskOutputs], config: dict) -> 
             f"<h2>{_e(title)}</h2>",
             f"<p>{_e(question)}</p>",
             *(_task_section(task, outputs, *loaded[task]) for task, outputs in tasks.items()),
-            _changes_section(axis, loaded, config.get("chains", {})),
+            _changes_section(axis, loaded, config.get("chains", {}), config.get("stats", {}).get("correction", "bh")),
             "</section>",
         ]
     )
@@ -188,14 +193,22 @@ def _code_markup(escaped: str) -> str:
     return re.sub(r":\w+:`~?(.+?)`", r"<code>\1</code>", escaped)
 
 
-def _changes_section(axis: str, loaded: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], chains: Mapping[str, list]) -> str:
+def _changes_section(
+    axis: str, loaded: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], chains: Mapping[str, list], correction: str
+) -> str:
     parts = [
         f'<h3 id="changes-{_e(axis)}">What alignment changed, per chain</h3>',
         (
-            f"<p>Per chain, task and metric, the largest significant gains and drops between consecutive "
-            f"models (at most {TOP_CHANGES} of each): paired changes with p &lt; {SIGNIFICANCE} whose 95% CI "
-            "excludes 0. Gain and drop refer to the metric's value; for a metric where lower is better "
-            "(a rank, a negative log-likelihood) a gain is a loss.</p>"
+            "<p>Each comparison of consecutive models tests every group of a task, so its p-values "
+            "are corrected together: a <em>family</em> is one step (from → to) and one metric across "
+            "the task's groups, and q is its p-values corrected within the family by "
+            f"{_e(CORRECTIONS[correction])} (config key <code>stats.correction</code>). A change is "
+            f"significant when q &lt; {SIGNIFICANCE}. Groups without a p-value (no paired items) are "
+            "left out of their family. Per chain and task, each family's size and how many of its "
+            f"groups pass raw p &lt; {SIGNIFICANCE} against q &lt; {SIGNIFICANCE}; then per metric the "
+            f"largest significant gains and drops (at most {TOP_CHANGES} of each). Gain and drop refer "
+            "to the metric's value; for a metric where lower is better (a rank, a negative "
+            "log-likelihood) a gain is a loss.</p>"
         ),
     ]
     compared = False
@@ -214,15 +227,20 @@ def _changes_section(axis: str, loaded: Mapping[str, tuple[pd.DataFrame, pd.Data
 
 
 def _task_changes(task: str, table: pd.DataFrame, deltas: pd.DataFrame) -> str:
-    """One task's significant changes along one chain: per metric (their scales differ) the
-    largest gains and drops."""
-    significant = deltas[(deltas["p_value"] < SIGNIFICANCE) & ((deltas["ci_low"] > 0) | (deltas["ci_high"] < 0))]
+    """One task's significant changes along one chain: per family its size and how many groups
+    pass p and q, then per metric (their scales differ) the largest gains and drops."""
+    significant = deltas[deltas["q_value"] < SIGNIFICANCE]
+    raw = int((deltas["p_value"] < SIGNIFICANCE).sum())
     lead = f"<p><strong>{_e(task)}</strong>: "
     if significant.empty:
-        return lead + f"no significant change among {_comparisons(len(deltas))}.</p>"
-    unchanged = [metric for metric in deltas["metric"].unique() if metric not in set(significant["metric"])]
-    lead += f"{len(significant)} of {_comparisons(len(deltas))} changed significantly"
-    lead += f"; no significant change in {_e(', '.join(map(str, unchanged)))}.</p>" if unchanged else ".</p>"
+        lead += f"no significant change among {_comparisons(len(deltas))} (q &lt; {SIGNIFICANCE}; {raw} pass raw p)."
+    else:
+        unchanged = [metric for metric in deltas["metric"].unique() if metric not in set(significant["metric"])]
+        lead += f"{len(significant)} of {_comparisons(len(deltas))} changed significantly (q &lt; {SIGNIFICANCE}; {raw} pass raw p)"
+        lead += f"; no significant change in {_e(', '.join(map(str, unchanged)))}." if unchanged else "."
+    parts = [lead + "</p>", _family_counts(deltas)]
+    if significant.empty:
+        return "\n".join(parts)
     names = _group_names(table)
     rows = []
     for metric, changes in significant.groupby("metric", sort=False):
@@ -236,12 +254,32 @@ def _task_changes(task: str, table: pd.DataFrame, deltas: pd.DataFrame) -> str:
                 f"{r.group} ({names[r.group]})" if r.group in names else r.group,
                 _Number(f"{r.delta:+.3f}"),
                 _ci(r.ci_low, r.ci_high),
-                _num(r.p_value),
+                _p(r.p_value),
+                _p(r.q_value),
             )
             for kind, chosen in (("gain", gains), ("drop", drops))
             for r in chosen.itertuples(index=False)
         ]
-    return lead + "\n" + _html_table(["metric", "change", "models", "group", "delta", "95% CI", "p"], rows)
+    parts.append(_html_table(["metric", "change", "models", "group", "delta", "95% CI", "p", "q"], rows))
+    return "\n".join(parts)
+
+
+def _family_counts(deltas: pd.DataFrame) -> str:
+    """Per family (step and metric): groups tested, groups left out for want of a p-value, and
+    how many pass raw p and corrected q."""
+    rows = [
+        (
+            f"{from_model} → {to_model}",
+            metric,
+            _count(family["p_value"].notna().sum()),
+            _count(family["p_value"].isna().sum()),
+            _count((family["p_value"] < SIGNIFICANCE).sum()),
+            _count((family["q_value"] < SIGNIFICANCE).sum()),
+        )
+        for (from_model, to_model, metric), family in deltas.groupby(["from_model", "to_model", "metric"], sort=False)
+    ]
+    headers = ["models", "metric", "family size (groups tested)", "left out (no p)", f"p < {SIGNIFICANCE}", f"q < {SIGNIFICANCE}"]
+    return _html_table(headers, rows)
 
 
 def _comparisons(n: int) -> str:
@@ -262,7 +300,7 @@ def _frame_table(frame: pd.DataFrame) -> str:
     has_ci = {"ci_low", "ci_high"} <= set(frame.columns)
     columns = [c for c in frame.columns if c != "ci_high"] if has_ci else list(frame.columns)
     headers = ["95% CI" if c == "ci_low" and has_ci else COLUMN_LABELS.get(c, c) for c in columns]
-    formats = {c: _column_format(frame[c]) for c in columns}
+    formats = {c: _p if c in ("p_value", "q_value") else _column_format(frame[c]) for c in columns}
     rows = (
         [_ci(row["ci_low"], row["ci_high"]) if c == "ci_low" and has_ci else formats[c](row[c]) for c in columns]
         for row in frame.to_dict("records")
@@ -310,6 +348,12 @@ def _missing(value: float) -> bool:
 
 def _num(value: float) -> _Number:
     return _Number("–" if _missing(value) else f"{value:.3f}")
+
+
+def _p(value: float) -> _Number:
+    """A p- or q-value: three decimals, or two significant digits below 0.001 (a correction
+    over 100+ groups turns on values that small)."""
+    return _Number("–" if _missing(value) else f"{value:.3f}" if value >= 0.001 else f"{value:.1e}")
 
 
 def _count(value: float) -> _Number:

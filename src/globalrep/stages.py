@@ -108,8 +108,10 @@ def score_task(
     scores_out: str | os.PathLike,
     table_out: str | os.PathLike,
     deltas_out: str | os.PathLike,
+    correction: str = "bh",
 ) -> None:
-    """Score every model's predictions; write per-item scores and the two standard tables.
+    """Score every model's predictions; write per-item scores and the two standard tables (the
+    deltas' q-values by ``correction``, config key ``stats.correction``).
 
     ``predictions`` maps each model to its shard files in shard order. A shard that cannot be
     read, or that does not hold exactly its items, is deleted and reported: rerunning Snakemake
@@ -126,7 +128,7 @@ def score_task(
     rows = task.table_scores(scores, options)
     chains = task_chains(chains, list(predictions))
     write_csv_atomic(tables.group_table(rows), table_out)
-    write_csv_atomic(tables.deltas_table(rows, chains), deltas_out)
+    write_csv_atomic(tables.deltas_table(rows, chains, correction=correction), deltas_out)
     log.info("scored %d models on %d items: %d score rows", len(predictions), len(items), len(scores))
 
 
@@ -150,14 +152,20 @@ def extra_table(
     chains: Mapping[str, Sequence[str]],
     table_name: str,
     out_path: str | os.PathLike,
+    correction: str = "bh",
 ) -> None:
     """Write one of the task's ``EXTRA_TABLES`` from its per-item scores (the rows the standard
-    tables use); ``chains`` are the task's chains, as for :func:`score_task`."""
+    tables use); ``chains`` are the task's chains, as for :func:`score_task`. A table with a
+    ``p_value`` column gets its ``q_value`` here, by ``correction``, within each family."""
+    from globalrep.tables import with_q_values
+
     task = get_task(task_name)
     options = dict(task_options)
     rows = task.table_scores(read_parquet_output(scores_path), options)
     chains = {name: list(members) for name, members in chains.items()}
     table = task.extra_tables[table_name](rows, chains, options)
+    if "p_value" in table.columns:
+        table = with_q_values(table, correction)
     write_csv_atomic(table, out_path)
     log.info("wrote %s table of task %s: %d rows to %s", table_name, task_name, len(table), out_path)
 

@@ -91,6 +91,31 @@ def bootstrap_ci(
     return bootstrap_cis([values], confidence, n_resamples, seed)[0]
 
 
+# Differences that are not all of one size get a paired t-test from this many items on (see
+# :func:`paired_test_name`); fewer keep the sign-flip permutation test.
+ANALYTIC_MIN_ITEMS = 100
+
+BINOMIAL, PERMUTATION, T_TEST = "exact sign test", "sign-flip permutation", "paired t-test"
+
+
+def paired_test_name(differences: np.ndarray) -> str:
+    """Which test gives the p-value of these per-item differences (:func:`paired_p_values`).
+
+    Differences whose nonzero values are all of one size (0/1 outcomes) have an exact sign-flip
+    distribution, the binomial: McNemar's exact test, as fine as the data allow, and cheap.
+    Others are sign-flipped below :data:`ANALYTIC_MIN_ITEMS` items (every flip when ``2**n`` is
+    at most the resamples) and get a paired t-test from there: Monte Carlo resampling cannot
+    resolve the p-values a correction over 100+ groups needs (2,000 resamples stop at p ~ 5e-4)
+    without costing minutes per table (bench/tables.py, BENCHMARKS.md).
+    """
+    nonzero = np.abs(differences[differences != 0])
+    if nonzero.size == 0 or np.all(nonzero == nonzero[0]):
+        return BINOMIAL
+    if differences.size >= ANALYTIC_MIN_ITEMS:
+        return T_TEST
+    return PERMUTATION
+
+
 def paired_differences(
     pairs: Sequence[tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray]],
     confidence: float = 0.95,
@@ -100,21 +125,39 @@ def paired_differences(
     """Mean paired change ``after - before`` over items for each ``(before, after)`` pair:
     ``(delta, low, high, p_value)``.
 
-    The interval bootstraps the per-item differences; the two-sided p-value comes from a
-    sign-flip permutation test (exact when ``2**n <= n_resamples``). As in :func:`bootstrap_cis`,
-    each pair gets the result it would get alone.
+    The interval bootstraps the per-item differences; the p-value is :func:`paired_p_values`'.
+    As in :func:`bootstrap_cis`, each pair gets the result it would get alone.
     """
-    from scipy import stats
     diffs = []
     for before, after in pairs:
         before, after = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
         if before.shape != after.shape:
             raise ValueError(f"paired samples differ in length: {before.shape} vs {after.shape}")
         diffs.append(after - before)
-    # scipy needs two observations; one item's two sign flips tie, so the exact p is 1.
-    p_values = [np.nan if diff.size == 0 else 1.0 for diff in diffs]
-    tested = [index for index, diff in enumerate(diffs) if diff.size >= 2]
-    for chunk, rows in _by_size([diffs[index] for index in tested], n_resamples):
+    intervals = bootstrap_cis(diffs, confidence, n_resamples, seed)
+    return [(*interval, p_value) for interval, p_value in zip(intervals, paired_p_values(diffs, n_resamples, seed))]
+
+
+def paired_p_values(differences: Sequence[np.ndarray], n_resamples: int = 2000, seed: int = 0) -> list[float]:
+    """Two-sided p-value per sample of per-item differences, testing that they are symmetric
+    about 0 with the test :func:`paired_test_name` picks (exact sign test, sign-flip permutation
+    with ``n_resamples`` seeded ``seed``, or paired t-test). One item's two sign flips tie (p = 1);
+    no items give NaN. Each sample gets the p-value it would get alone."""
+    from scipy import stats
+    p_values = [np.nan if diff.size == 0 else 1.0 for diff in differences]
+    permuted = []
+    for index, diff in enumerate(differences):
+        if diff.size < 2:
+            continue
+        test = paired_test_name(diff)
+        if test == BINOMIAL:
+            up, down = int((diff > 0).sum()), int((diff < 0).sum())
+            p_values[index] = float(stats.binomtest(up, up + down).pvalue) if up + down else 1.0
+        elif test == T_TEST:
+            p_values[index] = float(stats.ttest_1samp(diff, 0.0).pvalue)
+        else:
+            permuted.append(index)
+    for chunk, rows in _by_size([differences[index] for index in permuted], n_resamples):
         test = stats.permutation_test(
             (rows,),
             # Plain np.mean: scipy lays out sign-flip resamples the same way for one row or many,
@@ -128,9 +171,8 @@ def paired_differences(
             rng=np.random.default_rng(seed),
         )
         for row, position in enumerate(chunk):
-            p_values[tested[position]] = float(np.atleast_1d(test.pvalue)[row])
-    intervals = bootstrap_cis(diffs, confidence, n_resamples, seed)
-    return [(*interval, p_value) for interval, p_value in zip(intervals, p_values)]
+            p_values[permuted[position]] = float(np.atleast_1d(test.pvalue)[row])
+    return p_values
 
 
 def paired_difference(
@@ -212,3 +254,30 @@ def mcnemar_exact(before: Sequence[float] | np.ndarray, after: Sequence[float] |
     discordant = only_before + only_after
     p_value = stats.binomtest(only_after, discordant, 0.5).pvalue if discordant else 1.0
     return only_before, only_after, float(p_value)
+
+
+CORRECTIONS = ("bh", "holm", "none")
+
+
+def adjusted_p_values(p_values: Sequence[float] | np.ndarray, correction: str = "bh") -> np.ndarray:
+    """The q-values of one family of tests: Benjamini-Hochberg (``bh``, false discovery rate),
+    Holm (``holm``, family-wise error rate) or the p-values themselves (``none``). NaN p-values
+    (no test: no items) are left out of the family and stay NaN."""
+    from scipy import stats
+    if correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction {correction!r}; use one of {', '.join(CORRECTIONS)}")
+    p_values = np.asarray(p_values, dtype=float)
+    q_values = p_values.copy()
+    tested = ~np.isnan(p_values)
+    if correction == "none" or not tested.any():
+        return q_values
+    family = p_values[tested]
+    if correction == "bh":
+        q_values[tested] = stats.false_discovery_control(family, method="bh")
+    else:  # Holm's step-down: the k-th smallest p times (m - k + 1), kept monotone, at most 1
+        order = np.argsort(family, kind="stable")
+        stepped = np.maximum.accumulate(family[order] * (family.size - np.arange(family.size)))
+        adjusted = np.empty_like(family)
+        adjusted[order] = np.minimum(stepped, 1.0)
+        q_values[tested] = adjusted
+    return q_values

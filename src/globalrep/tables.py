@@ -11,12 +11,40 @@ import os
 
 import pandas as pd
 
-from globalrep.stats import bootstrap_cis, paired_differences, unpaired_difference
+from globalrep.stats import adjusted_p_values, bootstrap_cis, paired_differences, unpaired_difference
 
 GROUP_COLUMNS = ["model", "group", "metric", "value", "ci_low", "ci_high", "n"]
-DELTA_COLUMNS = ["chain", "from_model", "to_model", "group", "metric", "delta", "ci_low", "ci_high", "p_value"]
-GAP_COLUMNS = ["model", "reference", "group", "metric", "gap", "ci_low", "ci_high", "p_value", "n_reference", "n_group"]
-GAP_CHANGE_COLUMNS = ["chain", "from_model", "to_model", "reference", "group", "metric", "change", "ci_low", "ci_high", "p_value"]
+DELTA_COLUMNS = ["chain", "from_model", "to_model", "group", "metric", "delta", "ci_low", "ci_high", "p_value", "q_value"]
+REFERENCE_DIFFERENCE_COLUMNS = [*GROUP_COLUMNS[:6], "p_value", "q_value", "n"]
+GAP_COLUMNS = ["model", "reference", "group", "metric", "gap", "ci_low", "ci_high", "p_value", "q_value", "n_reference", "n_group"]
+GAP_CHANGE_COLUMNS = [
+    "chain", "from_model", "to_model", "reference", "group", "metric", "change", "ci_low", "ci_high", "p_value", "q_value",
+]  # fmt: skip
+
+# A family of tests is the rows of a table that share these columns (those the table has): one
+# comparison of one metric (a chain step, a base -> model, a model vs the reference) across its
+# groups. q-values correct for the number of groups tested within it.
+FAMILY_COLUMNS = ("chain", "from_model", "to_model", "model", "reference", "metric", "method")
+
+
+def with_q_values(table: pd.DataFrame, correction: str = "bh") -> pd.DataFrame:
+    """``table`` with its ``q_value`` column (put after ``p_value``) set to the ``p_value``s
+    corrected within each family (:data:`FAMILY_COLUMNS`) by ``correction`` (``bh``, ``holm`` or
+    ``none``; :func:`~globalrep.stats.adjusted_p_values`). NaN p-values are left out of their
+    family and keep a NaN q-value."""
+    table = table.drop(columns="q_value", errors="ignore")
+    family = [column for column in FAMILY_COLUMNS if column in table.columns]
+    families = table.groupby(family, sort=False, dropna=False) if family else [((), table)]
+    q_values = pd.Series(float("nan"), index=table.index)
+    for _, rows in families if len(table) else []:
+        q_values[rows.index] = adjusted_p_values(rows["p_value"].to_numpy(dtype=float), correction)
+    table.insert(table.columns.get_loc("p_value") + 1, "q_value", q_values)
+    return table
+
+
+def _tested(rows: list[tuple], columns: list[str], correction: str) -> pd.DataFrame:
+    """``rows`` (every column but ``q_value``) as a table with its q-values."""
+    return with_q_values(pd.DataFrame(rows, columns=[c for c in columns if c != "q_value"]), correction)
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -48,9 +76,12 @@ def _with_group_names(table: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame
     return table
 
 
-def deltas_table(scores: pd.DataFrame, chains: dict[str, list[str]], from_base: bool = False) -> pd.DataFrame:
+def deltas_table(
+    scores: pd.DataFrame, chains: dict[str, list[str]], from_base: bool = False, correction: str = "bh"
+) -> pd.DataFrame:
     """Paired change between consecutive models of every chain, per (group, metric); with
-    ``from_base``, from the chain's first model (its base) to each later one instead.
+    ``from_base``, from the chain's first model (its base) to each later one instead. Its
+    q-values correct within one step (or base -> model) and metric across the groups.
 
     Models of a chain that have no scores are skipped, so a chain ``base → sft → pt`` without
     ``sft`` compares ``base → pt``; a chain whose base has no scores has no changes from base.
@@ -62,7 +93,7 @@ def deltas_table(scores: pd.DataFrame, chains: dict[str, list[str]], from_base: 
             keys.append((chain, from_model, to_model, group, metric))
             pairs.append((frame["value_from"].to_numpy(), frame["value_to"].to_numpy()))
     rows = [(*key, *difference) for key, difference in zip(keys, paired_differences(pairs))]
-    return pd.DataFrame(rows, columns=DELTA_COLUMNS)
+    return _tested(rows, DELTA_COLUMNS, correction)
 
 
 def _chain_pairs(scores: pd.DataFrame, chains: dict[str, list[str]], from_base: bool = False):
@@ -84,28 +115,35 @@ def _chain_pairs(scores: pd.DataFrame, chains: dict[str, list[str]], from_base: 
             yield chain, from_model, to_model, before.merge(after, on=keys, suffixes=("_from", "_to"), validate="one_to_one")
 
 
-def reference_differences_table(scores: pd.DataFrame, reference: str, metric_suffix: str) -> pd.DataFrame:
+def reference_differences_table(
+    scores: pd.DataFrame, reference: str, metric_suffix: str, correction: str = "bh"
+) -> pd.DataFrame:
     """Per model and metric, each group's score minus ``reference``'s on the same items (paired
     over ``item_id``; items either lacks are left out): the mean difference with its 95%
-    bootstrap CI, in the ``{task}.csv`` shape with metric ``{metric}_{metric_suffix}``. Negative
-    means the reference group scores higher. Models without the reference group are left out."""
+    bootstrap CI and paired test's p (q within one model and metric across the groups), in the
+    ``{task}.csv`` shape with metric ``{metric}_{metric_suffix}``. Negative means the reference
+    group scores higher. Models without the reference group are left out."""
     valid = _valid(scores)
-    keys, samples = [], []
+    keys, pairs = [], []
     for (model, metric), frame in valid.groupby(["model", "metric"], sort=True):
         wide = frame.pivot(index="item_id", columns="group", values="value")
         if reference not in wide.columns:
             continue
         for group in wide.columns.drop(reference):
             keys.append((model, group, f"{metric}_{metric_suffix}"))
-            samples.append((wide[group] - wide[reference]).dropna().to_numpy())
-    rows = [(*key, *interval, len(sample)) for key, sample, interval in zip(keys, samples, bootstrap_cis(samples))]
-    return pd.DataFrame(rows, columns=GROUP_COLUMNS)
+            both = wide[[reference, group]].dropna()
+            pairs.append((both[reference].to_numpy(), both[group].to_numpy()))
+    rows = [
+        (*key, *difference, len(pair[0])) for key, pair, difference in zip(keys, pairs, paired_differences(pairs))
+    ]
+    return _tested(rows, REFERENCE_DIFFERENCE_COLUMNS, correction)
 
 
-def gaps_table(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
+def gaps_table(scores: pd.DataFrame, reference: str, correction: str = "bh") -> pd.DataFrame:
     """Per model and metric, how far each group trails ``reference``: ``mean(reference) -
     mean(group)`` over their own items (different items: an unpaired bootstrap CI and a
-    permutation p-value). Models without the reference group are left out."""
+    permutation p-value; q within one model and metric across the groups). Models without the
+    reference group are left out."""
     valid = _valid(scores)
     rows = []
     for (model, metric), frame in valid.groupby(["model", "metric"], sort=True):
@@ -116,16 +154,19 @@ def gaps_table(scores: pd.DataFrame, reference: str) -> pd.DataFrame:
             if group != reference:
                 gap, low, high, p_value = unpaired_difference(values[reference], other)
                 rows.append((model, reference, group, metric, gap, low, high, p_value, len(values[reference]), len(other)))
-    return pd.DataFrame(rows, columns=GAP_COLUMNS)
+    return _tested(rows, GAP_COLUMNS, correction)
 
 
-def gap_changes_table(scores: pd.DataFrame, reference: str, chains: dict[str, list[str]]) -> pd.DataFrame:
+def gap_changes_table(
+    scores: pd.DataFrame, reference: str, chains: dict[str, list[str]], correction: str = "bh"
+) -> pd.DataFrame:
     """How each gap of :func:`gaps_table` changes between consecutive models of every chain.
 
     The change ``gap(to) - gap(from)`` is the mean per-item change on the reference group minus
     that on the other group: items are paired across models within a group, independent across
     groups, so its CI resamples the two groups' per-item changes separately. Chain members
-    without scores are skipped, as in :func:`deltas_table`.
+    without scores are skipped, as in :func:`deltas_table`. q within one step and metric across
+    the groups.
     """
     rows = []
     for chain, from_model, to_model, paired in _chain_pairs(scores, chains):
@@ -136,4 +177,4 @@ def gap_changes_table(scores: pd.DataFrame, reference: str, chains: dict[str, li
                 if reference in changes and group != reference:
                     change, low, high, p_value = unpaired_difference(changes[reference], other)
                     rows.append((chain, from_model, to_model, reference, group, metric, change, low, high, p_value))
-    return pd.DataFrame(rows, columns=GAP_CHANGE_COLUMNS)
+    return _tested(rows, GAP_CHANGE_COLUMNS, correction)

@@ -30,6 +30,7 @@ rule score_task:
     params:
         predictions=lambda wildcards: prediction_files(wildcards.task),
         chains=lambda wildcards: chains_for(wildcards.task),
+        correction=config["stats"]["correction"],
         fingerprint=score_fingerprint,
     script:
         "../scripts/score_task.py"
@@ -60,6 +61,7 @@ rule score_extra_table:
         runtime=10,
     params:
         chains=lambda wildcards: chains_for(wildcards.task),
+        correction=config["stats"]["correction"],
         fingerprint=score_fingerprint,
     script:
         "../scripts/score_extra_table.py"

@@ -10,6 +10,7 @@ extra_table(
     task_options=snakemake.config["tasks"][wildcards.task],
     scores_path=snakemake.input.scores,
     chains=snakemake.params.chains,
+    correction=snakemake.params.correction,
     table_name=wildcards.table,
     out_path=snakemake.output[0],
 )

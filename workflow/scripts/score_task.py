@@ -11,6 +11,7 @@ score_task(
     prepared_path=snakemake.input.prepared,
     predictions=snakemake.params.predictions,
     chains=snakemake.params.chains,
+    correction=snakemake.params.correction,
     scores_out=snakemake.output.scores,
     table_out=snakemake.output.table,
     deltas_out=snakemake.output.deltas,

@@ -325,8 +325,9 @@ EXTRA_TABLES = {"vs_us": lambda scores, chains, options: reference_differences_t
 
 def us_lead_summary(table: pd.DataFrame) -> str:
     """The report's reading of ``global_opinions_vs_us.csv``: for which models and countries the
-    United States' lead (similarity to the US minus to the country) is significant, i.e. the
-    95% CI of country − US lies below 0, and where a country is significantly closer instead."""
+    United States' lead (similarity to the US minus to the country) is significant, i.e. q < 0.05
+    (p corrected per model across the focus countries) with country − US below 0, and where a
+    country is significantly closer instead."""
     if table.empty:
         return "No model has similarities to the United States and another focus country on shared questions."
 
@@ -334,12 +335,12 @@ def us_lead_summary(table: pd.DataFrame) -> str:
         per_model = rows.groupby("model", sort=True)["group"].agg(lambda groups: ", ".join(sorted(groups)))
         return "; ".join(f"{model}: {groups}" for model, groups in per_model.items()) or "none"
 
-    lead = table[table["ci_high"] < 0]
-    behind = table[table["ci_low"] > 0]
+    significant = table[table["q_value"] < 0.05]
     return (
-        "Answers are significantly closer to the United States' than to the country's (95% CI of "
-        f"country − US below 0) for {listing(lead)}. Significantly closer to the country than to the "
-        f"United States: {listing(behind)}."
+        "Answers are significantly closer to the United States' than to the country's (country − US "
+        "below 0 with q < 0.05, p corrected per model across the focus countries) for "
+        f"{listing(significant[significant['value'] < 0])}. Significantly closer to the country than to "
+        f"the United States: {listing(significant[significant['value'] > 0])}."
     )
 
 
