@@ -140,8 +140,9 @@ def chose_correct(
     """The answer has the highest per-token mean log-likelihood. A tie goes to the choice first in
     ``tiebreak`` order (the published backend: the order the paper scored the choices in), else to
     the earlier choice; the answer's position is random, so ties favour no one. A missing (NaN)
-    score is a missing answer: not correct, as the paper scored it."""
-    if np.isnan(np.asarray(logprobs, dtype=float)).any():
+    score is a missing answer: not correct; except in the paper's order, where it is the paper's
+    own choice (its ``torch.argmax`` took the first NaN as the maximum)."""
+    if tiebreak is None and np.isnan(np.asarray(logprobs, dtype=float)).any():
         return False
     return best_choice(logprobs, ntokens, tiebreak) == answer_index
 
@@ -199,6 +200,8 @@ def read_published(path: Path, items: pd.DataFrame, requests: Sequence, model) -
         raise GlobalrepError(f"{path}: {len(published) - len(games)} repeated games; expected one row per game")
     paper_orders = paper_choice_orders(published, games, path)
     by_id = dict(zip(games["item_id"], zip(paper_orders, published.itertuples(index=False), range(len(games)))))
+    recorded = published.get("chose_correct_answer", pd.Series("", index=published.index)).str.strip().str.lower()
+    disagreements = []
     answers: Answers = {}
     for request in requests:
         if request.item_id not in by_id:
@@ -217,6 +220,16 @@ def read_published(path: Path, items: pd.DataFrame, requests: Sequence, model) -
         answers.update(loglik_answer(request, pf.log_probs([prob_of[word] for word in words]), [1] * len(words)))
         answers[(request.item_id, f"{request.key}_tiebreak")] = [paper_order.index(word) for word in words]
         answers[(request.item_id, "missing_answer")] = missing or bool(np.isnan(probs).any())
+        # The paper's choice: argmax in its order, a NaN counting as the maximum (torch.argmax).
+        paper_choice = paper_order[int(np.argmax([prob_of[word] for word in paper_order]))]
+        if recorded[index] in ("true", "false") and (recorded[index] == "true") != (paper_choice == answer_word):
+            disagreements.append(index)
+    if disagreements:
+        raise GlobalrepError(
+            f"{path}: {len(disagreements)} row(s) (first: row {disagreements[0]}, counting from 0) whose "
+            "'chose_correct_answer' disagrees with the paper's choice rebuilt from the probabilities "
+            "(argmax in the order the paper drew); use the file as the paper published it"
+        )
     return prediction_frame(answers)
 
 
