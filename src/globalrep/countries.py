@@ -116,7 +116,7 @@ def _rings(shape) -> list[np.ndarray]:
 # ------------------------------------------------------------------------------ names in sentences
 
 
-# Which names take "the": English usage (ours) or the paper's list (its where-from prompts).
+# Which names take "the": English usage (ours) or the paper's rule (its where-from prompts).
 ARTICLE_RULES = {"english": "data/country_articles.yaml", "paper": "data/country_articles_paper.yaml"}
 DEFAULT_ARTICLES = "english"
 

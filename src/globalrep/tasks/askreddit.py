@@ -52,7 +52,7 @@ from globalrep.sources import read_records, require_columns
 from globalrep.tasks.base import check_known_items, content_id, load_options_schema, option_defaults
 
 NAME = "askreddit"
-PROMPT_VERSION = "2"  # 2: a reply starting with {country} scores the space before it
+PROMPT_VERSION = "3"  # 2: a reply starting with {country} scores the space before it; 3: the paper's "Republic" article rule
 MODEL_KINDS = ("lm", "reward")
 AXIS = "opinions"  # the report's section: dialects | languages | opinions
 # The options and their defaults: askreddit.schema.yaml beside this module.
