@@ -206,9 +206,7 @@ def best_choice(
     (items × choices) matrix."""
     means = np.asarray(logprobs, dtype=float) / np.asarray(ntokens, dtype=float)
     if order is not None:
-        scored_order = np.asarray(order)
-        in_scored_order = np.empty_like(means)
-        in_scored_order[scored_order] = means
-        return int(np.flatnonzero(scored_order == np.argmax(in_scored_order))[0])
+        in_order = np.argsort(np.asarray(order), kind="stable")
+        return int(in_order[np.argmax(means[in_order])])
     chosen = np.argmax(means, axis=-1)
     return int(chosen) if np.ndim(chosen) == 0 else chosen
