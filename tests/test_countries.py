@@ -11,6 +11,7 @@ import shapefile
 
 from globalrep import countries
 from globalrep.errors import GlobalrepError
+from globalrep.published_files import OLD_NATURAL_EARTH_NAMES
 
 DEMO_FAVORABILITY = Path(__file__).resolve().parents[1] / "data" / "demo" / "us_favorability_example.csv"
 
@@ -146,6 +147,33 @@ def test_articles_match_the_papers_where_from_prompts(shared_data):
             "French Southern and Antarctic Lands",
         ]
     )
+
+
+def test_the_papers_articles_put_the_before_every_republic():
+    """The paper's rule is a rule: every Natural Earth name containing "Republic" takes "the",
+    whatever Natural Earth renamed it to ("Republic of Congo" is now "Republic of the Congo")."""
+    names = countries.load_countries()["name"]
+    republics = [name for name in names if "Republic" in name.split()]
+    assert "Republic of the Congo" in republics and len(republics) == 6
+    for name in republics:
+        assert countries.country_phrase(name, articles="paper") == f"the {name}"
+        assert countries.fill_reply("{country}.", name, articles="paper") == f"The {name}."
+    assert countries.country_phrase("Republic of Congo", articles="paper") == "the Republic of Congo"
+    assert countries.country_phrase("Czechia", articles="paper") == "Czechia"
+
+
+def test_the_papers_articles_on_every_bundled_name_match_its_prompts(shared_data):
+    """Every bundled Natural Earth name is written as the paper's where-from prompt wrote it (under
+    the paper's older name where Natural Earth renamed it); Czechia alone differs: the paper's
+    "the Czech Republic" is a Republic, the current name is not."""
+    published = pd.read_csv(shared_data / "paper_outputs" / "reward-testing" / "where_from_starling-rm-7b-alpha.csv")
+    theirs = dict(zip(published["country"], published["prompt"].str.extract(r"I am from (.*)\.</s>$", expand=False)))
+    differ = []
+    for name in countries.load_countries()["name"]:
+        old = OLD_NATURAL_EARTH_NAMES.get(name, name)
+        if countries.country_phrase(name, articles="paper").replace(name, old) != theirs[old]:
+            differ.append(name)
+    assert differ == ["Czechia"]
 
 
 def test_us_favorability_maps_emoji_codes_to_our_countries(shared_data):

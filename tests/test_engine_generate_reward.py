@@ -1,10 +1,13 @@
 """Batched greedy generation and rewards equal their unbatched, unpadded computation."""
 
+import json
+import shutil
+
 import pytest
 import torch
 
 from globalrep.engine import Chat, GenerateRequest, RewardRequest, answer
-from globalrep.engine.hf import _pad, cut_at_stop, generate_batch
+from globalrep.engine.hf import _pad, cut_at_stop, end_token_ids, generate_batch
 from globalrep.engine.loading import load_causal_lm, load_reward_model, load_tokenizer
 from globalrep.engine.prompts import encode, render
 from globalrep.errors import GlobalrepError
@@ -37,6 +40,28 @@ def test_generation_is_cut_at_the_first_stop_string(tiny_lm_dir):
     assert stop, "the tiny model generated too little text to test stopping"
     cut = answer(spec, [GenerateRequest("g", "gen", PROMPTS[0], 20, (stop,))], {"device": "cpu"}).loc[0, "gen_text"]
     assert cut == full[: full.find(stop)]
+
+
+def test_generation_ends_at_every_end_id_of_the_generation_config(tiny_lm_dir, tmp_path):
+    """A checkpoint whose generation_config.json lists two end ids (as Qwen1.5-Chat's does) ends
+    its generation at either, as transformers' generate does by default; not only at the
+    tokenizer's EOS."""
+    spec = ModelSpec(name="tiny", path=str(tiny_lm_dir), dtype="float32")
+    tokenizer, model = load_tokenizer(spec), load_causal_lm(spec, CPU)
+    prompt = encode(PROMPTS[0], tokenizer)
+    greedy = model.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False,
+                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)[0, len(prompt):].tolist()
+    # a generated token that none before it equals: the second end id
+    end = next(i for i in range(1, len(greedy)) if greedy[i] not in greedy[:i] and greedy[i] != tokenizer.eos_token_id)
+    two_ends = tmp_path / "two-ends"
+    shutil.copytree(tiny_lm_dir, two_ends)
+    config = json.loads((two_ends / "generation_config.json").read_text()) if (two_ends / "generation_config.json").exists() else {}
+    (two_ends / "generation_config.json").write_text(json.dumps({**config, "eos_token_id": [tokenizer.eos_token_id, greedy[end]]}))
+    listed = ModelSpec(name="tiny", path=str(two_ends), dtype="float32")
+    assert end_token_ids(load_causal_lm(listed, CPU), tokenizer) == [tokenizer.eos_token_id, greedy[end]]
+    text = answer(listed, [GenerateRequest("g", "gen", PROMPTS[0], 12)], {"device": "cpu"}).loc[0, "gen_text"]
+    assert text == tokenizer.decode(greedy[: end + 1], skip_special_tokens=True)
+    assert text != tokenizer.decode(greedy, skip_special_tokens=True)  # without the second id it goes on
 
 
 def test_cut_at_stop_takes_the_earliest():

@@ -289,6 +289,17 @@ def test_chose_correct_uses_the_per_token_mean():
     assert task.chose_correct([-1.0, -1.0], [1, 1], answer_index=0)  # a tie goes to the earlier choice
 
 
+def test_chose_correct_in_the_papers_order_takes_ties_and_nan_as_its_argmax_did():
+    nan = float("nan")
+    order = [1, 2, 0]  # choice 2 was scored first, then choice 0, then choice 1
+    assert task.chose_correct([-1.0, -2.0, -1.0], [1, 1, 1], answer_index=2, tiebreak=order)  # tie: first scored
+    # No scores: torch.argmax took the first NaN, the choice scored first; without the order, not correct.
+    assert task.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=2, tiebreak=order)
+    assert not task.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=0, tiebreak=order)
+    assert not task.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=0)
+    assert task.chose_correct([-5.0, nan, -1.0], [1, 1, 1], answer_index=1, tiebreak=order)  # a NaN beats any score
+
+
 def published_predictions(shared_data: Path, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Items and our predictions of the paper's Mistral chain, read by the ``published`` backend,
     plus the paper's own ``chose_correct_answer`` per game (``published_chose``)."""

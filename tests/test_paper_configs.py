@@ -93,7 +93,6 @@ def test_published_config_regenerates_what_was_published(shared_data, tmp_path):
                 "askreddit": {
                     "source": str(shared_data / "askreddit_countries" / "AskRedditCountries_final.csv"),
                     "us_favorability": str(shared_data / "us_favorability" / "USA-favorability-2023.csv"),
-                    "us_favorability_2017": str(shared_data / "us_favorability" / "USA-favorability-2017-order.csv"),
                 },
             }
         },

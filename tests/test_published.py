@@ -3,9 +3,12 @@ as our predictions reproduce the paper's numbers through our unchanged scoring."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from globalrep import config_checks
 from globalrep.engine import published
@@ -14,6 +17,7 @@ from globalrep.models import ModelSpec
 from globalrep.tables import group_table
 from globalrep.tasks import askreddit, global_opinions, tydiqa_goldp, where_from
 
+REPO = Path(__file__).resolve().parents[1]
 MISTRAL_CHAIN_TYDIQA = {
     "mistral-7b": "{Mistral-7B-v0.1_8bit}",
     "mistral-7b-sft-beta": "{Mistral-SFT-7B_8bit}",
@@ -132,6 +136,43 @@ def test_askreddit_language_model_values_are_the_published_nlls(shared_data):
     # Only the per-token mean was published: no made-up sums.
     assert "nll_sum" not in set(scores["metric"])
     assert {"rank", "win_rate_positive", "win_rate_negative"} <= set(scores["metric"])
+
+
+def test_askreddit_correlations_rank_among_the_papers_181_countries(shared_data):
+    """With the paper's set (``correlation_countries: paper``, as both paper configs), each
+    question's countries are ranked among the 181 names only, every other column of the published
+    file dropped before ranking, as the paper's analysis did; the maps keep their own ranks. The
+    reference is that rule applied to the published file directly. (The paper's reported numbers
+    are Starling-RM's, 0.8494 and 0.9260 with Canada at 76.10, whose file is not in the sample.)"""
+    path = shared_data / "paper_outputs" / "ask-reddit-perplexity-testing" / "Mistral-7B-v0.1-reformatted.csv"
+    options = {"correlation_countries": "paper", "population_filter": "after_ranking", "us_favorability_2017": "paper",
+               "us_favorability": str(shared_data / "us_favorability" / "USA-favorability-2023.csv")}
+    items = askreddit.prepare(options, str(shared_data / "askreddit_countries" / "AskRedditCountries_final.csv"))
+    assert len(items["countries"].iloc[0]) == 177 + 11  # the set's countries the 1:110m list lacks are asked too
+    scores = askreddit.score(items, answer_with(askreddit, "mistral-7b", items, askreddit=str(path)), options)
+    ours = scores[scores["metric"] == "correlation_rank"].groupby("group")["value"].mean()
+
+    paper = pd.read_csv(path)
+    names = pd.read_csv(shared_data / "askreddit_countries" / "paper_correlation_countries.csv")["country"].tolist()
+    shared = pd.read_csv(REPO / "src" / "globalrep" / "data" / "paper_correlation_countries.csv")["country"].tolist()
+    assert shared == names and len(names) == 181  # the bundled set is the paper's
+    sign = np.where(paper["Sentiment"].str.strip().str.lower() == "negative", 1.0, -1.0)  # low NLL favoured on positive
+    reference = paper[names].mul(sign, axis=0).rank(axis=1, ascending=False).mean()
+    renamed = {"Czech Republic": "Czechia", "Republic of Congo": "Republic of the Congo", "Swaziland": "eSwatini",
+               "Guinea Bissau": "Guinea-Bissau"}
+    reference = reference.rename(index=renamed)
+    assert len(ours) == 181 and ours.sort_index().to_numpy() == pytest.approx(reference.sort_index().to_numpy())
+    assert ours["Canada"] != pytest.approx(
+        scores[(scores["metric"] == "rank") & (scores["group"] == "Canada")]["value"].mean()
+    )  # the map's rank is among the 177
+
+    correlations = askreddit.correlation_table(scores, options).set_index(["b", "method"])
+    listed = askreddit.favorability_table(scores, options)
+    assert listed.groupby("list").size().to_dict() == {"us_favorability_2017": 21, "us_favorability_2023": 21}
+    for label in ("us_favorability_2023", "us_favorability_2017"):
+        rows = listed[listed["list"] == label]
+        expected = stats.spearmanr(reference[rows["country"]], rows["list_rank"])[0]
+        assert correlations.loc[(label, "list_order"), "spearman"] == pytest.approx(expected)
 
 
 def test_askreddit_reward_model_file(shared_data, tmp_path):

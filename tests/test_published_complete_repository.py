@@ -65,7 +65,8 @@ def write_complete_repository(shared: Path, repo: Path) -> None:
         games, opinions, perplexities = md3.copy(), goqa.copy(), askreddit.copy()
         if model == "qwen1.5-7b-chat":  # the quirks of the real file, and their kin in the others
             games = games.assign(using_chat_template="True")
-            games.loc[0, ["correct_answer_prob", "distractor_probs"]] = ["", "[nan, nan, nan, nan, nan]"]
+            # no probabilities: the paper's argmax "chose" its first choice, here a distractor
+            games.loc[0, ["correct_answer_prob", "distractor_probs", "chose_correct_answer"]] = ["", "[nan, nan, nan, nan, nan]", "False"]
             games.loc[1, "generated_answer"] = ""
             opinions.loc[0, "probs"] = "nan"
             perplexities.iloc[0, -1] = ""

@@ -37,6 +37,7 @@ def md3_file(shared_data, tmp_path):
     games = games.reset_index(drop=True).assign(using_chat_template="True")
     games.loc[0, "correct_answer_prob"] = ""
     games.loc[0, "distractor_probs"] = "[nan, nan, nan, nan, nan]"
+    games.loc[0, ["chose_correct_answer", "chose_correct_answer_num"]] = ["False", "0"]  # the paper put a distractor first
     games.loc[1, "distractor_probs"] = "[0.1, NaN, 0.2, 0.3, 0.1]"
     games.loc[2, "generated_answer"] = ""
     path = tmp_path / "qwen1.5_chat_8bit-no-answers.csv"
@@ -44,7 +45,7 @@ def md3_file(shared_data, tmp_path):
     return path
 
 
-def test_md3_missing_values_are_counted_and_scored_not_correct(md3_file, caplog):
+def test_md3_missing_values_are_counted_and_scored_as_the_paper_did(md3_file, caplog):
     items = md3_taboo.prepare({"items_csv": str(md3_file)})
     with caplog.at_level("WARNING"):
         predictions = answer_with(md3_taboo, items, md3_file)
@@ -71,6 +72,7 @@ def test_md3_ties_go_to_the_first_choice_in_the_papers_order(md3_file, tmp_path)
     for index in range(3, len(games)):
         games.loc[index, "correct_answer_prob"] = "0.3"
         games.loc[index, "distractor_probs"] = "[0.3, 0.1, 0.1, 0.1, 0.1]"
+        games.loc[index, "chose_correct_answer"] = str(positions[index] == 0)  # as the paper recorded it
     tied = tmp_path / "tied.csv"
     games.to_csv(tied, index=False)
     items = md3_taboo.prepare({"items_csv": str(tied)})
@@ -79,6 +81,32 @@ def test_md3_ties_go_to_the_first_choice_in_the_papers_order(md3_file, tmp_path)
     expected = [float(position == 0) for position in positions[3:]]
     assert chose[items["item_id"][3:]].tolist() == expected
     assert 0 < sum(expected) < len(expected)  # both outcomes occur, whatever our own positions
+
+
+def test_md3_games_without_probabilities_take_the_papers_argmax_choice(md3_file, tmp_path):
+    """qwen1.5's files hold games whose probabilities are all NaN; the paper's torch.argmax took
+    the first NaN, so such a game "chose" the first choice in the paper's order: correct exactly
+    where the paper put the answer first, as the file's ``chose_correct_answer`` records."""
+    games = pd.read_csv(md3_file, dtype=str, keep_default_na=False)
+    positions = paper_answer_positions(md3_file)
+    games["correct_answer_prob"] = ""
+    games["distractor_probs"] = "[nan, nan, nan, nan, nan]"
+    games["chose_correct_answer"] = [str(position == 0) for position in positions]
+    no_probs = tmp_path / "qwen1.5_8bit-no-answers.csv"
+    games.to_csv(no_probs, index=False)
+    items = md3_taboo.prepare({"items_csv": str(no_probs)})
+    predictions = answer_with(md3_taboo, items, no_probs)
+    assert predictions["missing_answer"].all()  # still counted as missing values
+    scores = md3_taboo.score(items, predictions, {})
+    chose = scores[scores["metric"] == "chose_correct"].set_index("item_id")["value"]
+    assert chose[items["item_id"]].tolist() == [float(position == 0) for position in positions]
+    assert 0 < sum(position == 0 for position in positions) < len(positions)
+
+    games.loc[2, "chose_correct_answer"] = "False"  # a record that the paper's rule does not give
+    games.to_csv(no_probs, index=False)
+    with pytest.raises(GlobalrepError, match=r"qwen1.5_8bit-no-answers.csv: 1 row\(s\) \(first: row 2, counting "
+                                             r"from 0\) whose 'chose_correct_answer' disagrees"):
+        answer_with(md3_taboo, items, no_probs)
 
 
 def test_md3_games_out_of_the_papers_order_are_refused(md3_file, tmp_path):

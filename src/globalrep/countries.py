@@ -116,7 +116,7 @@ def _rings(shape) -> list[np.ndarray]:
 # ------------------------------------------------------------------------------ names in sentences
 
 
-# Which names take "the": English usage (ours) or the paper's list (its where-from prompts).
+# Which names take "the": English usage (ours) or the paper's rule (its where-from prompts).
 ARTICLE_RULES = {"english": "data/country_articles.yaml", "paper": "data/country_articles_paper.yaml"}
 DEFAULT_ARTICLES = "english"
 
@@ -217,6 +217,29 @@ def _listed_countries(path: Path, rows: list[tuple], unmatched: list[str], colum
     if not rows:
         raise GlobalrepError(f"{path}: none of its countries is in the country list")
     return pd.DataFrame(rows, columns=columns)
+
+
+# The paper's facts bundled as data files (their sources: data/README.md), named by `paper` in
+# the config keys tasks.askreddit.correlation_countries and tasks.askreddit.us_favorability_2017.
+PAPER = "paper"
+PAPER_CORRELATION_COUNTRIES = "data/paper_correlation_countries.csv"
+PAPER_FAVORABILITY_2017 = "data/us_favorability_2017_paper.csv"
+
+
+def bundled_or_path(value: str, bundled: str) -> Path:
+    """The bundled file for the config value ``paper``, else the path given."""
+    return Path(str(resources.files("globalrep").joinpath(bundled))) if value == PAPER else Path(value)
+
+
+def read_country_set(path: str | Path) -> list[str]:
+    """A set of country names: the ``country`` column of a CSV, in its order."""
+    path = Path(path)
+    if not path.is_file():
+        raise GlobalrepError(f"country set file {str(path)!r} does not exist (config key 'tasks.askreddit.correlation_countries')")
+    names = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    if "country" not in names.columns or not len(names):
+        raise GlobalrepError(f"{path}: expected a column 'country' with one country name per row")
+    return list(dict.fromkeys(name.strip() for name in names["country"] if name.strip()))
 
 
 def read_favorability_order(path: str | Path, countries: pd.DataFrame) -> pd.DataFrame:

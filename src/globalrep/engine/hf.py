@@ -148,14 +148,26 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[:cut]
 
 
+def end_token_ids(model, tokenizer) -> list[int]:
+    """The ids that end a generation: every one the model's generation config lists, as
+    ``generate`` stops by default (Qwen1.5-Chat lists ``<|im_end|>`` and ``<|endoftext|>``), and
+    the tokenizer's EOS where the config lacks it."""
+    listed = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = [listed] if isinstance(listed, int) else list(listed or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
 @torch.no_grad()
 def generate_batch(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, stop: tuple[str, ...], device):
-    """Greedy continuations of left-padded prompts, cut at the first stop string."""
+    """Greedy continuations of left-padded prompts, ended by any end id (:func:`end_token_ids`)
+    and cut at the first stop string."""
     from transformers import GenerationConfig
 
     ids, mask = _pad(prompts, tokenizer.pad_token_id, "left")
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False,
-                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                              pad_token_id=tokenizer.pad_token_id, eos_token_id=end_token_ids(model, tokenizer),
                               stop_strings=list(stop) or None)
     output = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                             generation_config=config, tokenizer=tokenizer)

@@ -17,7 +17,10 @@ two models' mean ranks; ``percent_rank`` between a model's mean ranks and the ra
 public's % favorable (Gallup 2023; tied percentages share a rank); and the paper's
 ``list_order``, between a model's mean ranks of the countries on a Gallup list and that list's own
 order, for the 2023 list and the 2017 list (an order only). ``us_favorability.csv`` lists each
-model's mean rank of every listed country beside its rank on the list.
+model's mean rank of every listed country beside its rank on the list. By default these use the
+ranks above; with ``correlation_countries`` (the paper's: ``paper``, 181 names), each question's
+countries are ranked again among that set only (``correlation_rank``), as the paper's analysis
+ranked them, and the correlations use those ranks.
 """
 
 from __future__ import annotations
@@ -35,11 +38,15 @@ from globalrep.countries import (
     DEFAULT_ARTICLES,
     FAVORABILITY,
     FAVORABILITY_2017,
+    PAPER_CORRELATION_COUNTRIES,
+    PAPER_FAVORABILITY_2017,
     PLACEHOLDER,
+    bundled_or_path,
     check_template,
     country_phrase,
     fill_reply,
     load_countries,
+    read_country_set,
     read_favorability_order,
     read_us_favorability,
     starts_sentence,
@@ -52,7 +59,7 @@ from globalrep.sources import read_records, require_columns
 from globalrep.tasks.base import check_known_items, content_id, load_options_schema, option_defaults
 
 NAME = "askreddit"
-PROMPT_VERSION = "2"  # 2: a reply starting with {country} scores the space before it
+PROMPT_VERSION = "3"  # 2: a reply starting with {country} scores the space before it; 3: the paper's "Republic" article rule
 MODEL_KINDS = ("lm", "reward")
 AXIS = "opinions"  # the report's section: dialects | languages | opinions
 # The options and their defaults: askreddit.schema.yaml beside this module.
@@ -69,6 +76,9 @@ OPTIONAL_COLUMNS = ("Search Query", "Category")
 SENTIMENTS = ("positive", "negative")
 CORRELATION_COLUMNS = ["a", "b", "method", "spearman", "p_value", "n"]
 FAVORABILITY_COLUMNS = ["model", "list", "country", "mean_rank", "list_rank"]
+# The correlations' ranks: the map's (``rank``) unless ``correlation_countries`` names a set.
+ALL_COUNTRIES = "all"
+CORRELATION_RANK = "correlation_rank"
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +98,14 @@ def item_id(question: str, reply: str) -> str:
 
 def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     """One row per question: ``item_id, group (= sentiment), question, reply, sentiment,
-    category, search_query, countries`` (the country list's names, in its order)."""
+    category, search_query, countries`` (the country list's names, in its order, then those of
+    the ``correlation_countries`` set that the list lacks)."""
     source = source or DEFAULT_SOURCE
     raw = read_records(source, options.get("split", DEFAULTS["split"]), "AskRedditCountries", DEFAULT_SOURCE)
     require_columns(raw, REQUIRED_COLUMNS, source, f"AskRedditCountries needs {', '.join(REQUIRED_COLUMNS)} "
                     f"(and optionally {', '.join(OPTIONAL_COLUMNS)})")
     countries = load_countries(options.get("countries")).get("name").tolist()
+    countries += [name for name in correlation_set(options) or [] if name not in countries]
     rows = []
     for index, record in enumerate(raw.to_dict("records")):
         question = str(record["Questions"]).strip()
@@ -182,7 +194,7 @@ def country_scores(values: pd.DataFrame, sentiment: pd.Series, higher_is_better:
             "(config key 'tasks.askreddit.reference'; is it below min_population?)"
         )
     favoured = favour(values, sentiment, higher_is_better)
-    ranks = favoured.rank(axis=1, ascending=False, method="average")
+    ranks = rank_countries(favoured)
     wins = np.sign(favoured.sub(favoured[reference], axis=0)).add(1).div(2)
     wins = wins.drop(columns=reference)
     frames = [_long(ranks, "rank", sentiment)]
@@ -190,6 +202,12 @@ def country_scores(values: pd.DataFrame, sentiment: pd.Series, higher_is_better:
         rows = sentiment.reindex(wins.index) == label
         frames.append(_long(wins[rows.to_numpy()], f"win_rate_{label}", sentiment))
     return pd.concat(frames, ignore_index=True)
+
+
+def rank_countries(favoured: pd.DataFrame) -> pd.DataFrame:
+    """Per question, each country's rank among the columns (1 = most favoured; ties share the
+    mean rank)."""
+    return favoured.rank(axis=1, ascending=False, method="average")
 
 
 def _long(wide: pd.DataFrame, metric: str, sentiment: pd.Series) -> pd.DataFrame:
@@ -241,9 +259,13 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
     """Long per-question scores ``model, item_id, group (= country), metric, value, sentiment``:
     ``rank``, ``win_rate_positive`` / ``win_rate_negative``, and the raw ``reward`` or ``nll``
     and ``nll_sum``, for the countries with at least ``min_population`` people, ranked among
-    those (``population_filter: before_ranking``) or among all countries (``after_ranking``)."""
+    those (``population_filter: before_ranking``) or among all countries of the list
+    (``after_ranking``); with a ``correlation_countries`` set also ``correlation_rank``, the rank
+    among that set's countries only (whatever their population)."""
     check_known_items(NAME, items, predictions)
+    listed = set(load_countries(options.get("countries"))["name"])
     kept = kept_countries(options)
+    in_set = correlation_set(options)
     rank_all = population_filter(options) == "after_ranking"
     reference = options.get("reference", DEFAULTS["reference"])
     sentiment = items.set_index("item_id")["sentiment"]
@@ -251,11 +273,21 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
     for model, rows in predictions.groupby("model", sort=False):
         raw, higher_is_better = model_values(rows, items, model)
         ranked = raw["reward" if higher_is_better else "nll"]  # the paper ranks by per-token NLL
-        columns = [country for country in ranked.columns if country in kept]
+        on_list = ranked[[country for country in ranked.columns if country in listed]]
+        columns = [country for country in on_list.columns if country in kept]
         for metric, values in raw.items():
             frames.append(_long(values[columns], metric, sentiment).assign(model=model))
-        countries = country_scores(ranked if rank_all else ranked[columns], sentiment, higher_is_better, reference)
+        countries = country_scores(on_list if rank_all else on_list[columns], sentiment, higher_is_better, reference)
         frames.append(countries[countries["group"].isin(kept)].assign(model=model))
+        if in_set is not None:
+            absent = [country for country in in_set if country not in ranked.columns]
+            if absent:
+                raise GlobalrepError(
+                    f"{NAME}: the prepared questions lack {len(absent)} countries of 'correlation_countries' "
+                    f"({', '.join(absent[:5])}); prepare the task again"
+                )
+            set_ranks = rank_countries(favour(ranked[in_set], sentiment, higher_is_better))
+            frames.append(_long(set_ranks, CORRELATION_RANK, sentiment).assign(model=model))
     if not frames:
         return pd.DataFrame(columns=["model", "item_id", "group", "metric", "value", "sentiment"])
     scores = pd.concat(frames, ignore_index=True)
@@ -270,6 +302,20 @@ def population_filter(options: dict) -> str:
             f"config key 'tasks.{NAME}.population_filter' is {order!r}; use one of {', '.join(POPULATION_FILTERS)}"
         )
     return order
+
+
+def correlation_set(options: dict) -> list[str] | None:
+    """The countries the correlations rank among (``correlation_countries``): None for ``all``
+    (they use the ranks of ``score``); else the set's names (``paper``: the paper's 181, bundled),
+    under the country list's name where Natural Earth renamed one since the set was written (the
+    paper's "Czech Republic" is our "Czechia")."""
+    value = options.get("correlation_countries", DEFAULTS["correlation_countries"])
+    if value == ALL_COUNTRIES:
+        return None
+    names = read_country_set(bundled_or_path(value, PAPER_CORRELATION_COUNTRIES))
+    listed = set(load_countries(options.get("countries"))["name"])
+    renamed = {old: new for new, old in pf.OLD_NATURAL_EARTH_NAMES.items() if new in listed}
+    return [name if name in listed else renamed.get(name, name) for name in names]
 
 
 def kept_countries(options: dict) -> set[str]:
@@ -292,7 +338,7 @@ def correlation_table(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
     order (``us_favorability_2023``, ``us_favorability_2017``). ``scores`` are per-question scores
     or the ``askreddit.csv`` table (its values are already the means). ``n`` counts the countries
     both sides rank; fewer than 3 give no correlation."""
-    models = mean_ranks(scores)
+    models = mean_ranks(scores, options)
     lists = favorability_lists(options)
     series = dict(models)
     if FAVORABILITY in lists:
@@ -313,7 +359,7 @@ def favorability_table(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
     lists = favorability_lists(options)
     rows = [
         (model, label, country.name, ranks[country.name], country.list_rank)
-        for model, ranks in mean_ranks(scores).items()
+        for model, ranks in mean_ranks(scores, options).items()
         for label, listed in lists.items()
         for country in listed.itertuples(index=False)
         if country.name in ranks.index
@@ -321,22 +367,26 @@ def favorability_table(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=FAVORABILITY_COLUMNS)
 
 
-def mean_ranks(scores: pd.DataFrame) -> dict[str, pd.Series]:
-    """``{model: mean rank per country}``, models in order of appearance."""
-    ranks = scores[scores["metric"] == "rank"].groupby(["model", "group"], sort=False)["value"].mean()
+def mean_ranks(scores: pd.DataFrame, options: dict) -> dict[str, pd.Series]:
+    """``{model: mean rank per country}``, models in order of appearance: the ranks among the
+    ``correlation_countries`` set where one is configured, else the ranks of ``score``."""
+    metric = "rank" if correlation_set(options) is None else CORRELATION_RANK
+    ranks = scores[scores["metric"] == metric].groupby(["model", "group"], sort=False)["value"].mean()
     return {model: ranks.xs(model) for model in ranks.index.unique("model")}
 
 
 def favorability_lists(options: dict) -> dict[str, pd.DataFrame]:
     """The configured Gallup lists, ``{label: name, code, list_rank[, favorability]}``: the 2023
     list (``us_favorability``, its own order is its row order) and the 2017 order
-    (``us_favorability_2017``)."""
+    (``us_favorability_2017``; ``paper``: the paper's, bundled)."""
     countries = None
     lists = {}
     for key, label in (("us_favorability", FAVORABILITY), ("us_favorability_2017", FAVORABILITY_2017)):
         path = options.get(key)
         if not path:
             continue
+        if key == "us_favorability_2017":
+            path = str(bundled_or_path(path, PAPER_FAVORABILITY_2017))
         if not Path(path).is_file():
             raise GlobalrepError(
                 f"US favorability file {path!r} does not exist (config key 'tasks.{NAME}.{key}', "

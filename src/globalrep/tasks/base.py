@@ -201,10 +201,12 @@ def best_choice(
 ) -> np.ndarray | int:
     """The choice with the highest per-token mean log-likelihood (the paper's rule). Of equal
     maxima the first wins, or the first in ``order`` (one item's choices in the order they were
-    scored). Works on one item's lists or, without ``order``, on an (items × choices) matrix."""
+    scored: ``order[i]`` is choice i's place there); like the paper's ``torch.argmax``, a NaN
+    then counts as the maximum. Works on one item's lists or, without ``order``, on an
+    (items × choices) matrix."""
     means = np.asarray(logprobs, dtype=float) / np.asarray(ntokens, dtype=float)
     if order is not None:
-        best = np.flatnonzero(means == means.max())
-        return int(best[np.argmin(np.asarray(order)[best])])
+        in_order = np.argsort(np.asarray(order), kind="stable")
+        return int(in_order[np.argmax(means[in_order])])
     chosen = np.argmax(means, axis=-1)
     return int(chosen) if np.ndim(chosen) == 0 else chosen

@@ -140,8 +140,9 @@ def chose_correct(
     """The answer has the highest per-token mean log-likelihood. A tie goes to the choice first in
     ``tiebreak`` order (the published backend: the order the paper scored the choices in), else to
     the earlier choice; the answer's position is random, so ties favour no one. A missing (NaN)
-    score is a missing answer: not correct, as the paper scored it."""
-    if np.isnan(np.asarray(logprobs, dtype=float)).any():
+    score is a missing answer: not correct; except in the paper's order, where it is the paper's
+    own choice (its ``torch.argmax`` took the first NaN as the maximum)."""
+    if tiebreak is None and np.isnan(np.asarray(logprobs, dtype=float)).any():
         return False
     return best_choice(logprobs, ntokens, tiebreak) == answer_index
 
@@ -197,33 +198,48 @@ def read_published(path: Path, items: pd.DataFrame, requests: Sequence, model) -
     games = pf.read_with(md3.read_items_csv, path)  # the same content hash as our items' ids
     if len(games) != len(published):
         raise GlobalrepError(f"{path}: {len(published) - len(games)} repeated games; expected one row per game")
-    paper_orders = paper_choice_orders(published, games, path)
-    by_id = dict(zip(games["item_id"], zip(paper_orders, published.itertuples(index=False), range(len(games)))))
+    positions = paper_answer_positions(published, games, path)
+    by_id = dict(zip(games["item_id"], zip(positions, published.itertuples(index=False), range(len(games)))))
+    recorded = published.get("chose_correct_answer", pd.Series("", index=published.index)).str.strip().str.lower()
+    disagreements = []
     answers: Answers = {}
     for request in requests:
         if request.item_id not in by_id:
             continue
-        paper_order, game, index = by_id[request.item_id]
+        position, game, index = by_id[request.item_id]
         missing = answers.get((request.item_id, "missing_answer"), False)
         if isinstance(request, GenerateRequest):
             answers.update(generate_answer(request, game.generated_answer))
             answers[(request.item_id, "missing_answer")] = missing or not game.generated_answer.strip()
             continue
         where = f"{path}: row {index} (counting from 0)"
-        probs = [pf.number(game.correct_answer_prob, where)] + pf.numbers(game.distractor_probs, where, len(paper_order) - 1)
         answer_word, distractors = games.at[index, "answer"], games.at[index, "distractors"]
-        prob_of = dict(zip([answer_word, *distractors], probs))
+        answer_prob = pf.number(game.correct_answer_prob, where)
+        distractor_probs = pf.numbers(game.distractor_probs, where, len(distractors))
+        paper_order = [*distractors[:position], answer_word, *distractors[position:]]
+        prob_of = dict(zip([answer_word, *distractors], [answer_prob, *distractor_probs]))
         words = [continuation.strip() for continuation in request.continuations]
         answers.update(loglik_answer(request, pf.log_probs([prob_of[word] for word in words]), [1] * len(words)))
         answers[(request.item_id, f"{request.key}_tiebreak")] = [paper_order.index(word) for word in words]
-        answers[(request.item_id, "missing_answer")] = missing or bool(np.isnan(probs).any())
+        answers[(request.item_id, "missing_answer")] = missing or bool(np.isnan([answer_prob, *distractor_probs]).any())
+        # The paper's choice: argmax in its order, a NaN counting as the maximum (torch.argmax).
+        in_paper_order = [*distractor_probs[:position], answer_prob, *distractor_probs[position:]]
+        paper_chose_answer = int(np.argmax(in_paper_order)) == position
+        if recorded[index] in ("true", "false") and (recorded[index] == "true") != paper_chose_answer:
+            disagreements.append(index)
+    if disagreements:
+        raise GlobalrepError(
+            f"{path}: {len(disagreements)} row(s) (first: row {disagreements[0]}, counting from 0) whose "
+            "'chose_correct_answer' disagrees with the paper's choice rebuilt from the probabilities "
+            "(argmax in the order the paper drew); use the file as the paper published it"
+        )
     return prediction_frame(answers)
 
 
-def paper_choice_orders(published: pd.DataFrame, games: pd.DataFrame, path: Path) -> list[list[str]]:
-    """Per game (in file order) its choices in the order the paper scored them: the distractors
-    with the answer inserted at the position the paper drew (``random.randint(0, n - 1)`` per game,
-    seeded with the file's ``seed``, over the games in ``PAPER_DIALECT_ORDER``)."""
+def paper_answer_positions(published: pd.DataFrame, games: pd.DataFrame, path: Path) -> list[int]:
+    """Per game (in file order) where the paper inserted the answer among the distractors, the
+    order it scored the choices in: ``random.randint(0, n - 1)`` per game (n distractors), seeded
+    with the file's ``seed``, over the games in ``PAPER_DIALECT_ORDER``."""
     dialects = list(dict.fromkeys(published["dialect"]))
     seeds = set(published["seed"])
     if dialects != [d for d in PAPER_DIALECT_ORDER if d in dialects] or len(seeds) != 1:
@@ -232,11 +248,7 @@ def paper_choice_orders(published: pd.DataFrame, games: pd.DataFrame, path: Path
             "the answer positions the paper drew cannot be rebuilt; use the file as the paper published it"
         )
     draw = random.Random(int(pf.number(seeds.pop(), f"{path}: column 'seed'")))
-    orders = []
-    for answer_word, distractors in zip(games["answer"], games["distractors"]):
-        position = draw.randint(0, len(distractors) - 1)
-        orders.append([*distractors[:position], answer_word, *distractors[position:]])
-    return orders
+    return [draw.randint(0, len(distractors) - 1) for distractors in games["distractors"]]
 
 
 
