@@ -271,6 +271,7 @@ def score_tree_rows(model, rows: Sequence[TreeRow], pad_id: int, device: torch.d
         attention_mask=_tree_mask(rows, length, model.dtype).to(device),
         position_ids=position_ids.to(device),
         logits_to_keep=keep,
+        use_cache=False,  # a cache would hold every layer's keys and values of the whole batch
     ).logits
     results = []
     for i, row in enumerate(rows):
