@@ -20,7 +20,7 @@ Three shapes: (1) 4-choice items with ~300-token contexts (GlobalOpinionQA's pro
 (2) one ~30-token context with 250 short continuations, and (3) Belebele's: our Belebele prompt
 (instruction, ~120-token passage, question, 4 choices; "(A)".."(D)" scored), 2 questions per
 passage. Shapes 1 and 2 time the engine against (a) and (b), shape 3 against (b) and (c). Before
-timing, the engine's numbers are checked against (a) to 2e-6 nats on the measured items (that
+timing, the engine's numbers are checked against (a) to 1e-5 nats on the measured items (that
 run is also the warm-up). The ways run in interleaved rounds; the reported time is the median of
 ``--repeats`` runs during which other processes left the CPUs alone (the table says how many
 there were). Tokens/s counts the trie's tokens for every way, so its ratios are the ratios of
@@ -77,7 +77,7 @@ MODEL_SIZES = {
 }
 VOCAB_SIZE = 4096
 SEED = 0
-TOLERANCE = 2e-6  # nats: float noise on this model
+TOLERANCE = 1e-5  # nats; float32 noise on this model is 1-3e-6 (the largest difference is printed)
 CPU = torch.device("cpu")
 
 PROMPT = (
