@@ -8,10 +8,13 @@ import torch
 from globalrep.engine import Chat, LoglikRequest, answer
 from globalrep.engine.loading import load_causal_lm, load_tokenizer
 from globalrep.engine.loglik import (
+    _tree_mask,
+    build_trie,
     common_prefix_len,
+    item_level_tokens,
     loglik_one_forward_per_continuation,
-    pack_rows,
-    score_rows,
+    pack_tree_rows,
+    score_requests,
     tokenize_request,
 )
 from globalrep.engine.prompts import encode, encode_many, render
@@ -75,7 +78,7 @@ def test_rows_split_when_continuations_exceed_the_row_budget(lm):
     request = LoglikRequest("split", "k", _sentence(rng, 30), continuations)
     spec, tokenizer, _ = lm
     tokenized = tokenize_request(lambda texts: encode_many(texts, tokenizer), request.context, continuations)
-    assert len(pack_rows([tokenized], max_row_tokens=64)) > 1
+    assert len(pack_tree_rows(build_trie([tokenized]), max_row_tokens=64)) > 1
     _assert_matches_reference(lm, [request], max_packed_tokens=64)
 
 
@@ -104,15 +107,82 @@ def test_boundary_merge_starts_continuation_at_first_differing_token(lm):
     _assert_matches_reference(lm, [LoglikRequest("merge", "m", context, (continuation, "ntry folk"))])
 
 
+def _score(lm, tokenized, max_row_tokens=2048, batch_size=3):
+    _, tokenizer, model = lm
+    return score_requests(model, tokenized, max_row_tokens, batch_size, tokenizer.pad_token_id, CPU, "test", False)
+
+
 def test_packing_is_independent_of_batch_composition(lm):
     spec, tokenizer, model = lm
     encode_texts = lambda texts: encode_many(texts, tokenizer)  # noqa: E731
     alone = tokenize_request(encode_texts, "short context (", ("A)", "B)"))
     other = tokenize_request(encode_texts, _sentence(random.Random(3), 60), ("x", "y z"))
-    solo = score_rows(model, pack_rows([alone], 2048), tokenizer.pad_token_id, CPU)[0]
-    rows = pack_rows([other, alone], 2048)
-    mixed = score_rows(model, rows, tokenizer.pad_token_id, CPU)[1]
-    assert mixed == pytest.approx(solo, abs=1e-4)
+    solo = _score(lm, [alone])[0][0]
+    mixed = _score(lm, [other, alone])[0][1]
+    assert mixed == pytest.approx(solo, abs=1e-5)
+
+
+def _shared_prefix_requests(tokenizer, rng, passages=4, per_passage=2):
+    """Belebele's shape: one instruction, passages asked about twice, 4 choices (scored labels)."""
+    instruction = "Read the context, then answer the question. " + _sentence(rng, 12)
+    requests = []
+    for p in range(passages):
+        passage = _sentence(rng, rng.randint(20, 40))
+        for q in range(per_passage):
+            context = f"{instruction}\nContext: {passage}\nQuestion: {_sentence(rng, 6)}?\nAnswer: ("
+            requests.append(tokenize_request(lambda texts: encode_many(texts, tokenizer), context,
+                                             ("A)", "B)", "C)", "D) " + _sentence(rng, 3))))
+    return requests
+
+
+def test_shared_prefixes_across_requests_are_forwarded_once_and_match_the_oracle(lm):
+    spec, tokenizer, model = lm
+    requests = _shared_prefix_requests(tokenizer, random.Random(6))
+    logprobs, counts = _score(lm, requests)
+    for request, values in zip(requests, logprobs):
+        assert values == pytest.approx(loglik_one_forward_per_continuation(model, request, CPU), abs=2e-6)
+    trie = build_trie(requests)
+    assert counts.unique == len(trie.tokens) and counts.rows == 1 and counts.forwarded == counts.unique
+    assert counts.item_level == item_level_tokens(requests) > 1.5 * counts.unique
+    # Item-level packing: the same numbers, prefixes shared only within a request.
+    item_level, item_counts = score_requests(model, requests, 2048, 3, tokenizer.pad_token_id, CPU, "test", False,
+                                             share_across_requests=False)
+    assert item_counts.unique > 1.5 * counts.unique
+    for ours, theirs in zip(logprobs, item_level):
+        assert ours == pytest.approx(theirs, abs=2e-6)
+
+
+@pytest.mark.parametrize("max_row_tokens", [1, 24, 60, 150])
+def test_splitting_the_trie_across_rows_changes_no_number(lm, max_row_tokens):
+    spec, tokenizer, model = lm
+    requests = _shared_prefix_requests(tokenizer, random.Random(7))
+    whole, whole_counts = _score(lm, requests)
+    split, counts = _score(lm, requests, max_row_tokens)
+    assert whole_counts.rows == 1 and counts.rows > 1
+    # Each row repeats the ancestors of its first node, nothing else.
+    assert counts.forwarded > counts.unique == whole_counts.unique
+    for a, b in zip(whole, split):
+        assert a == pytest.approx(b, abs=2e-6)
+
+
+def test_each_token_sees_exactly_its_ancestors(lm):
+    _, tokenizer, _ = lm
+    trie = build_trie(_shared_prefix_requests(tokenizer, random.Random(8), passages=3))
+    rows = pack_tree_rows(trie, max_row_tokens=40)
+    length = max(len(row.tokens) for row in rows) + 3  # padding too
+    mask = _tree_mask(rows, length, torch.float32)[:, 0] == 0
+    for i, row in enumerate(rows):
+        pad = length - len(row.tokens)
+        assert mask[i, :pad, :pad].equal(torch.ones(pad, pad, dtype=torch.bool).tril())
+        assert not mask[i, pad:, :pad].any() and not mask[i, :pad, pad:].any()
+        for q, node in enumerate(row.nodes):
+            ancestors = {node}
+            while trie.parents[node] >= 0:
+                node = trie.parents[node]
+                ancestors.add(node)
+            seen = {row.nodes[k] for k in range(len(row.nodes)) if mask[i, pad + q, pad + k]}
+            assert seen == ancestors
+            assert row.positions[q] == len(ancestors) - 1
 
 
 def test_empty_continuation_scores_zero(lm):

@@ -14,8 +14,7 @@ from globalrep.engine.loading import load_causal_lm, load_tokenizer
 from globalrep.engine.loglik import (
     common_prefix_len,
     loglik_one_forward_per_continuation,
-    pack_rows,
-    score_rows,
+    score_requests,
     tokenize_request,
 )
 from globalrep.engine.prompts import encode, encode_many, render
@@ -61,11 +60,13 @@ def test_packed_equals_one_forward_per_continuation_on_a_real_tokenizer(smollm):
     context_ids = encode(context, tokenizer)
     assert common_prefix_len(context_ids, encode(context + "dia.", tokenizer)) == len(context_ids) - 1
     tokenized = tokenize_request(lambda texts: encode_many(texts, tokenizer), context, continuations)
-    rows = pack_rows([tokenized], max_row_tokens=2048)
-    assert len(rows) == 1
-    packed = score_rows(model, rows, tokenizer.pad_token_id, CPU)[0]
-    expected = loglik_one_forward_per_continuation(model, tokenized, CPU)
-    assert packed == pytest.approx(expected, abs=1e-4)
+    # A second request shares the chat prefix: one trie, one row.
+    other = tokenize_request(lambda texts: encode_many(texts, tokenizer), context[:-2] + "Ken", ("ya.", " Kenya."))
+    (packed, packed_other), counts = score_requests(model, [tokenized, other], 2048, 4, tokenizer.pad_token_id, CPU,
+                                                    "test", False)
+    assert counts.rows == 1 and counts.forwarded == counts.unique < counts.item_level
+    assert packed == pytest.approx(loglik_one_forward_per_continuation(model, tokenized, CPU), abs=1e-4)
+    assert packed_other == pytest.approx(loglik_one_forward_per_continuation(model, other, CPU), abs=1e-4)
 
 
 def test_batched_greedy_generation_equals_unbatched_on_a_real_model(smollm):

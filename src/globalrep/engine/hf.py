@@ -13,7 +13,7 @@ import torch
 from globalrep.engine import loading
 from globalrep.engine.answers import Answers, generate_answer, loglik_answer, prediction_frame, reward_answer
 from globalrep.engine.batching import run_batched
-from globalrep.engine.loglik import fit_window, pack_rows, score_rows, tokenize_request
+from globalrep.engine.loglik import fit_window, score_requests, tokenize_request
 from globalrep.engine.prompts import encode, encode_many, is_chat_format, render, render_context
 from globalrep.engine.requests import GenerateRequest, LoglikRequest, Request, RewardRequest, check_unique_keys
 from globalrep.engine.truncation import fit_prompt, model_window
@@ -22,8 +22,9 @@ from globalrep.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
-# Tokens of one packed log-likelihood row (config key engine.max_packed_tokens); a forward holds
-# up to batch_size rows.
+# Tokens of one tree-packed log-likelihood row (config key engine.max_packed_tokens); a forward
+# holds up to batch_size rows. Its 4D mask is row² entries (8 MiB in bf16 at 2048, 128 MiB at
+# 8192): config/README.md says what a row costs; 2048 fits a 24 GB GPU with a 7B model in bf16.
 DEFAULT_MAX_PACKED_TOKENS = 2048
 
 
@@ -96,9 +97,11 @@ def _timed(spec: ModelSpec, kind: str, requests: list, answers: Answers, run) ->
 
 
 def answer_loglik(model, tokenizer, spec, requests: list[LoglikRequest], device, max_row_tokens: int, progress: bool = True):
-    """Returns ({(item_id, column): value}, tokens forwarded). A continuation repeated within a
-    request is scored once and shares its result, so repeats tie exactly. A context too long for
-    the model's window is shortened from the left (see :func:`fit_window`) and counted."""
+    """Returns ({(item_id, column): value}, tokens forwarded). The requests' shared prefixes are
+    forwarded once (one trie, see :func:`score_requests`; its token counts are logged). A
+    continuation repeated within a request is scored once and shares its result, so repeats tie
+    exactly. A context too long for the model's window is shortened from the left (see
+    :func:`fit_window`) and counted."""
     window = model_window(model)
     double_bos = is_chat_format(spec.chat_template)
     distinct = [tuple(dict.fromkeys(request.continuations)) for request in requests]
@@ -115,20 +118,15 @@ def answer_loglik(model, tokenizer, spec, requests: list[LoglikRequest], device,
     (log.warning if shortened else log.info)(
         "%s: %d of %d log-likelihood contexts exceeded the model's window (%s tokens) and were shortened from the left",
         spec.name, shortened, len(requests), window)
-    rows = sorted(pack_rows(tokenized, max_row_tokens), key=lambda row: -len(row.tokens))
-    sums = run_batched(rows, spec.batch_size,
-                       lambda batch: score_rows(model, batch, tokenizer.pad_token_id, device),
-                       f"{spec.name} loglik", progress)
-    logprobs = [[0.0] * len(continuations) for continuations in distinct]
-    for row, row_sums in zip(rows, sums):
-        for index, value in zip(row.continuation_indices, row_sums):
-            logprobs[row.request_index][index] = value
+    logprobs, counts = score_requests(model, tokenized, max_row_tokens, spec.batch_size, tokenizer.pad_token_id,
+                                      device, f"{spec.name} loglik", progress)
+    log.info("%s loglik: %s", spec.name, counts)
     columns: Answers = {}
     for request, continuations, tokens, values in zip(requests, distinct, tokenized, logprobs):
         position = [continuations.index(text) for text in request.continuations]
         columns.update(loglik_answer(request, [values[i] for i in position],
                                      [len(tokens.continuations[i].tokens) for i in position]))
-    return columns, sum(len(row.tokens) for row in rows)
+    return columns, counts.forwarded
 
 
 def _pad(sequences: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:

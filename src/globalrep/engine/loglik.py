@@ -1,9 +1,11 @@
-"""Log-likelihood of continuations, all continuations of a context in one packed forward.
+"""Log-likelihood of continuations: a shard's shared prefixes forwarded once, in tree-packed rows.
 
-A packed row is the context's tokens followed by the tokens of several continuations. A 4D
-attention mask lets each continuation see the context prefix it shares and its own earlier
-tokens, never another continuation; its position ids restart where its prefix ends. So a row
-gives exactly the numbers of one forward per continuation, while the context is computed once.
+The sequences that one forward per continuation would run (a context prefix, then the
+continuation's tokens) are merged into a prefix trie over all requests of a shard: items that
+share an instruction, a passage or a question share those nodes. The trie is cut into rows; a 4D
+attention mask lets each token see exactly its ancestors in the trie and its position id is its
+depth, so a row gives exactly the numbers of one forward per continuation while every shared
+prefix is computed once (plus the short ancestor path a row repeats when the trie spans rows).
 
 Tokenization follows the rule "tokenize context + continuation together and split at the
 context boundary": a continuation's tokens start at the first token where the joint encoding
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from globalrep.engine.batching import run_batched
 from globalrep.errors import GlobalrepError
 
 
@@ -85,119 +88,236 @@ def fit_window(request: TokenizedRequest, window: int | None, keep_first: bool) 
     return TokenizedRequest(context, continuations), cut
 
 
-@dataclass(frozen=True)
-class PackedRow:
-    """One sequence of the batch: a context and a chunk of its continuations."""
+def item_level_tokens(requests: Sequence[TokenizedRequest]) -> int:
+    """Tokens that packing each request on its own forwards: its context once, then every
+    continuation's tokens."""
+    return sum(len(r.context) + sum(len(c.tokens) for c in r.continuations) for r in requests)
 
-    request_index: int
-    continuation_indices: tuple[int, ...]
+
+@dataclass(frozen=True)
+class PrefixTrie:
+    """Every sequence that one forward per continuation would run (a context prefix and the
+    continuation's tokens), merged into one prefix tree. A node is one token after one exact
+    token prefix, so its hidden states and logits are the same in whichever row computes them."""
+
+    tokens: list[int]
+    parents: list[int]  # -1 for a first token
+    depths: list[int]  # the node's position id: how many tokens precede it on its path
+    # Per request, per continuation: the nodes of its own tokens, whose log-probabilities it sums.
+    continuation_nodes: list[list[list[int]]]
+
+
+def build_trie(requests: Sequence[TokenizedRequest], share_across_requests: bool = True) -> PrefixTrie:
+    """The trie of ``requests``; with ``share_across_requests`` false, each request gets its own
+    subtree (item-level packing: prefixes are shared only within a request)."""
+    trie = PrefixTrie([], [], [], [])
+    index: dict[tuple[int, int], int] = {}
+
+    def child(parent: int, token: int) -> int:
+        node = index.get((parent, token))
+        if node is None:
+            node = index[(parent, token)] = len(trie.tokens)
+            trie.tokens.append(token)
+            trie.parents.append(max(parent, -1))
+            trie.depths.append(trie.depths[parent] + 1 if parent >= 0 else 0)
+        return node
+
+    for number, request in enumerate(requests):
+        root = -1 if share_across_requests else -1 - number  # a distinct (negative) root per request
+        # Only the part of the context that some continuation follows: a token absorbed by a
+        # boundary merge is never forwarded by the oracle either.
+        context_nodes, node = [], root
+        for token in request.context[: max((c.prefix_len for c in request.continuations), default=0)]:
+            node = child(node, token)
+            context_nodes.append(node)
+        per_continuation = []
+        for continuation in request.continuations:
+            node = context_nodes[continuation.prefix_len - 1] if continuation.prefix_len else root
+            own = []
+            for token in continuation.tokens:
+                node = child(node, token)
+                own.append(node)
+            per_continuation.append(own)
+        trie.continuation_nodes.append(per_continuation)
+    return trie
+
+
+def _depth_first(trie: PrefixTrie) -> tuple[list[int], list[int]]:
+    """The nodes in depth-first pre-order (children in insertion order) and each node's subtree size."""
+    children: list[list[int]] = [[] for _ in trie.tokens]
+    roots = []
+    for node, parent in enumerate(trie.parents):
+        (children[parent] if parent >= 0 else roots).append(node)
+    order, stack = [], roots[::-1]
+    while stack:  # iterative: a trie is as deep as the model's window
+        node = stack.pop()
+        order.append(node)
+        stack.extend(reversed(children[node]))
+    sizes = [1] * len(order)
+    for node in reversed(order):
+        if trie.parents[node] >= 0:
+            sizes[trie.parents[node]] += sizes[node]
+    return order, sizes
+
+
+@dataclass(frozen=True)
+class TreeRow:
+    """One sequence of a batch: a part of the trie that holds every ancestor of its nodes.
+
+    Columns may be in any order, since the mask and the position ids say where each token sits:
+    the nodes whose logits predict a continuation token come last (``n_predictors`` columns), so
+    that only that tail goes through the LM head. ``ranks`` and ``ends`` place each column in the
+    row's depth-first order: a key column is an ancestor of (or is) a query column exactly when
+    ``ranks[key] <= ranks[query] < ends[key]``."""
+
+    nodes: tuple[int, ...]  # the trie node of each column
     tokens: tuple[int, ...]
     positions: tuple[int, ...]
-    # Per continuation: its row offset, prefix length and token count.
-    segments: tuple[tuple[int, int, int], ...]
+    ranks: tuple[int, ...]
+    ends: tuple[int, ...]
+    carried: int  # columns that repeat ancestors of the row's first node (owned by an earlier row)
+    n_predictors: int
+    # Per scored token: its predictor's index among the tail columns, the token, its trie node.
+    targets: tuple[tuple[int, int, int], ...]
 
 
-def pack_rows(requests: Sequence[TokenizedRequest], max_row_tokens: int) -> list[PackedRow]:
-    """Continuations of each request packed after their context, several rows per request when
-    they exceed ``max_row_tokens`` (the context is then repeated, never truncated)."""
-    rows = []
-    for request_index, request in enumerate(requests):
-        context = request.context
-        chunk: list[int] = []
-        length = len(context)
-        for index, continuation in enumerate(request.continuations):
-            if chunk and length + len(continuation.tokens) > max_row_tokens:
-                rows.append(_make_row(request_index, request, chunk))
-                chunk, length = [], len(context)
-            chunk.append(index)
-            length += len(continuation.tokens)
-        if chunk:
-            rows.append(_make_row(request_index, request, chunk))
-    return rows
+def pack_tree_rows(trie: PrefixTrie, max_row_tokens: int) -> list[TreeRow]:
+    """The trie cut into rows of at most ``max_row_tokens`` tokens (or the longest path, if longer).
+
+    Rows take consecutive runs of the depth-first order, whole subtrees where they fit: a subtree
+    that does not fit the current row starts the next one, unless it does not fit a fresh row
+    either; then its top node is placed and its children are considered in turn. A row repeats
+    the path above its first node (its ancestors), so every token sees its full context; cutting
+    before whole subtrees keeps that path short (on Belebele: the shared instruction). Every
+    node's logits come from the one row that owns it, so a cut changes no number. Rows that would
+    predict nothing are not forwarded."""
+    order, sizes = _depth_first(trie)
+    scored = dict.fromkeys(node for per_continuation in trie.continuation_nodes
+                           for nodes in per_continuation for node in nodes)
+    scored_children: dict[int, list[int]] = {}
+    for node in scored:
+        scored_children.setdefault(trie.parents[node], []).append(node)
+    budget = max(max_row_tokens, max(trie.depths, default=0) + 1)
+    rows, start, i = [], 0, 0
+    while i < len(order):
+        node = order[i]
+        used = trie.depths[order[start]] + i - start  # carried ancestors + nodes taken
+        if used + sizes[node] <= budget:
+            i += sizes[node]
+        elif i > start and (trie.depths[node] + sizes[node] <= budget or used >= budget):
+            rows.append(_tree_row(trie, order[start:i], scored_children))
+            start = i
+        else:
+            i += 1
+    if start < len(order):
+        rows.append(_tree_row(trie, order[start:], scored_children))
+    return [row for row in rows if row.targets]
 
 
-def _make_row(request_index: int, request: TokenizedRequest, chunk: list[int]) -> PackedRow:
-    tokens = list(request.context)
-    positions = list(range(len(request.context)))
-    segments = []
-    for index in chunk:
-        continuation = request.continuations[index]
-        segments.append((len(tokens), continuation.prefix_len, len(continuation.tokens)))
-        tokens.extend(continuation.tokens)
-        positions.extend(range(continuation.prefix_len, continuation.prefix_len + len(continuation.tokens)))
-    return PackedRow(request_index, tuple(chunk), tuple(tokens), tuple(positions), tuple(segments))
+def _tree_row(trie: PrefixTrie, owned: list[int], scored_children: dict[int, list[int]]) -> TreeRow:
+    carried = []
+    node = trie.parents[owned[0]]
+    while node >= 0:
+        carried.append(node)
+        node = trie.parents[node]
+    nodes = carried[::-1] + owned  # a depth-first order of the row's nodes
+    rank = {node: r for r, node in enumerate(nodes)}
+    ends = list(range(1, len(nodes) + 1))
+    for r in range(len(nodes) - 1, -1, -1):  # descendants come after their ancestors
+        parent = trie.parents[nodes[r]]
+        if parent >= 0:
+            ends[rank[parent]] = max(ends[rank[parent]], ends[r])
+    predictor = [r >= len(carried) and nodes[r] in scored_children for r in range(len(nodes))]
+    columns = [r for r in range(len(nodes)) if not predictor[r]] + [r for r in range(len(nodes)) if predictor[r]]
+    predictors = [nodes[r] for r in columns if predictor[r]]
+    targets = tuple((index, trie.tokens[child], child)
+                    for index, node in enumerate(predictors) for child in scored_children[node])
+    column_nodes = [nodes[r] for r in columns]
+    return TreeRow(tuple(column_nodes), tuple(trie.tokens[n] for n in column_nodes),
+                   tuple(trie.depths[n] for n in column_nodes), tuple(columns), tuple(ends[r] for r in columns),
+                   len(carried), len(predictors), targets)
 
 
-def _batch_mask(rows: Sequence[PackedRow], length: int, dtype: torch.dtype) -> torch.Tensor:
+def _tree_mask(rows: Sequence[TreeRow], length: int, dtype: torch.dtype) -> torch.Tensor:
     """Additive (batch, 1, length, length) mask for rows left-padded to ``length``: 0 where a
-    query may attend a key, the dtype's minimum elsewhere. A query sees earlier positions of its
-    own segment (the context, or its own continuation) and, for a continuation, the context
-    prefix it shares. Padding forms its own segment, so no softmax row is empty (NaN)."""
-    segment = torch.full((len(rows), length), -1, dtype=torch.long)  # -1: padding
-    visible_prefix = torch.zeros((len(rows), length), dtype=torch.long)
-    offset_in_row = torch.arange(length).repeat(len(rows), 1)
+    query may attend a key (the key is the query or one of its ancestors in the trie), the
+    dtype's minimum elsewhere. Padding sees earlier padding only, so no softmax row is empty (NaN)."""
+    ranks = torch.arange(length).repeat(len(rows), 1)
+    ends = torch.zeros((len(rows), length), dtype=torch.long)
     for i, row in enumerate(rows):
         pad = length - len(row.tokens)
-        offset_in_row[i] -= pad
-        segment[i, pad : pad + row.segments[0][0]] = 0
-        for index, (offset, prefix_len, count) in enumerate(row.segments, start=1):
-            segment[i, pad + offset : pad + offset + count] = index
-            visible_prefix[i, pad + offset : pad + offset + count] = prefix_len
-    causal = torch.ones(length, length, dtype=torch.bool).tril()
-    same_segment = segment[:, :, None] == segment[:, None, :]
-    shared_prefix = (segment[:, None, :] == 0) & (offset_in_row[:, None, :] < visible_prefix[:, :, None])
-    allowed = causal & (same_segment | shared_prefix)
+        ends[i, :pad] = pad
+        ranks[i, pad:] = torch.tensor(row.ranks) + pad
+        ends[i, pad:] = torch.tensor(row.ends) + pad
+    query, key = ranks[:, :, None], ranks[:, None, :]
+    allowed = (key <= query) & (query < ends[:, None, :])
     mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
     return mask[:, None]
 
 
-def _targets(row: PackedRow) -> tuple[list[int], list[int], list[int]]:
-    """For every continuation token: the row position whose logits predict it, the token, and
-    which of the row's continuations it belongs to."""
-    predictor, target, owner = [], [], []
-    for slot, (offset, prefix_len, count) in enumerate(row.segments):
-        for j in range(count):
-            predictor.append(prefix_len - 1 if j == 0 else offset + j - 1)
-            target.append(row.tokens[offset + j])
-            owner.append(slot)
-    return predictor, target, owner
-
-
 @torch.no_grad()
-def score_rows(model, rows: Sequence[PackedRow], pad_id: int, device: torch.device) -> list[list[float]]:
-    """One forward over a batch of packed rows, left-padded so that every row ends at the last
-    column; per row, the summed log-probability of each of its continuations."""
+def score_tree_rows(model, rows: Sequence[TreeRow], pad_id: int, device: torch.device) -> list[list[float]]:
+    """One forward over a batch of rows, left-padded so that every row ends at the last column;
+    per row, the log-probability of each of its targets."""
     length = max(len(row.tokens) for row in rows)
     input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
     position_ids = torch.zeros((len(rows), length), dtype=torch.long)
     for i, row in enumerate(rows):
         input_ids[i, length - len(row.tokens) :] = torch.tensor(row.tokens)
         position_ids[i, length - len(row.tokens) :] = torch.tensor(row.positions)
-    mask = _batch_mask(rows, length, model.dtype)
-
-    # Predictor positions in padded coordinates; only the tail that holds them needs logits.
-    targets = []
-    for row in rows:
-        predictor, target, owner = _targets(row)
-        pad = length - len(row.tokens)
-        targets.append(([pad + p for p in predictor], target, owner))
-    first_needed = min((min(predictor, default=length - 1) for predictor, _, _ in targets))
+    keep = max(row.n_predictors for row in rows)
     logits = model(
         input_ids=input_ids.to(device),
-        attention_mask=mask.to(device),
+        attention_mask=_tree_mask(rows, length, model.dtype).to(device),
         position_ids=position_ids.to(device),
-        logits_to_keep=length - first_needed,
+        logits_to_keep=keep,
+        use_cache=False,  # a cache would hold every layer's keys and values of the whole batch
     ).logits
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
-
     results = []
-    for i, (predictor, target, owner) in enumerate(targets):
-        picked = log_probs[i, torch.tensor(predictor, dtype=torch.long) - first_needed,
-                           torch.tensor(target, dtype=torch.long)]
-        sums = torch.zeros(len(rows[i].segments), dtype=torch.float64)
-        sums.index_add_(0, torch.tensor(owner, dtype=torch.long), picked.double().cpu())
-        results.append(sums.tolist())
+    for i, row in enumerate(rows):
+        # One row at a time: the float32 log-softmax over the vocabulary is the largest tensor.
+        log_probs = torch.log_softmax(logits[i, keep - row.n_predictors :].float(), dim=-1)
+        predictor = torch.tensor([index for index, _, _ in row.targets], dtype=torch.long, device=log_probs.device)
+        token = torch.tensor([token for _, token, _ in row.targets], dtype=torch.long, device=log_probs.device)
+        results.append(log_probs[predictor, token].tolist())
     return results
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    """What one scoring call forwarded, against the shard's unique (trie) tokens and the tokens
+    of item-level packing (each context once, then its continuations)."""
+
+    forwarded: int
+    unique: int
+    item_level: int
+    rows: int
+
+    def __str__(self) -> str:
+        unique = max(self.unique, 1)
+        return (f"{self.forwarded} tokens forwarded in {self.rows} rows, {self.forwarded / unique:.3f}x the "
+                f"{self.unique} unique (trie) tokens; item-level packing would forward {self.item_level} "
+                f"({self.item_level / unique:.2f}x the trie)")
+
+
+def score_requests(model, requests: Sequence[TokenizedRequest], max_row_tokens: int, batch_size: int,
+                   pad_id: int, device: torch.device, description: str, progress: bool = True,
+                   share_across_requests: bool = True) -> tuple[list[list[float]], TokenCounts]:
+    """Per request, the summed log-probability of each continuation, from the trie of all
+    ``requests`` packed into rows and forwarded ``batch_size`` rows at a time (longest first);
+    and what that forwarded."""
+    trie = build_trie(requests, share_across_requests)
+    rows = sorted(pack_tree_rows(trie, max_row_tokens), key=lambda row: -len(row.tokens))
+    row_values = run_batched(rows, batch_size, lambda batch: score_tree_rows(model, batch, pad_id, device),
+                             description, progress)
+    node_logprob: dict[int, float] = {}
+    for row, values in zip(rows, row_values):
+        for (_, _, node), value in zip(row.targets, values):
+            node_logprob[node] = value
+    logprobs = [[sum((node_logprob[node] for node in nodes), 0.0) for nodes in per_continuation]
+                for per_continuation in trie.continuation_nodes]
+    counts = TokenCounts(sum(len(row.tokens) for row in rows), len(trie.tokens), item_level_tokens(requests), len(rows))
+    return logprobs, counts
 
 
 @torch.no_grad()
