@@ -4,8 +4,8 @@ One random Llama model is built offline with ``globalrep.demo`` (tokenizer train
 saved, and loaded the way the engine loads any model. On that model and the same items,
 three ways are timed:
 
-  engine  ``globalrep.engine.hf.answer_loglik`` end to end: tokenization, packing, batched
-          forwards with the packed 4D mask, log-softmax and gather.
+  engine  the ``hf`` backend through ``globalrep.engine.runner.ModelRunner`` end to end:
+          tokenization, packing, batched forwards with the packed 4D mask, log-softmax and gather.
   (a)     the paper's method: tokenization, then one forward per continuation at batch 1
           (``loglik_one_forward_per_continuation``).
   (b)     the floor: the engine's own packed rows, in the engine's batches, through one plain
@@ -50,7 +50,7 @@ from globalrep.demo import (
     demo_corpus,
     train_tokenizer,
 )
-from globalrep.engine.hf import DEFAULT_MAX_PACKED_TOKENS, answer_loglik
+from globalrep.engine.hf import DEFAULT_MAX_PACKED_TOKENS, HFBackend
 from globalrep.engine.loading import load_causal_lm, load_tokenizer
 from globalrep.engine.loglik import (
     _batch_mask,
@@ -60,6 +60,7 @@ from globalrep.engine.loglik import (
 )
 from globalrep.engine.prompts import encode, encode_many, render
 from globalrep.engine.requests import LoglikRequest
+from globalrep.engine.runner import ModelRunner
 from globalrep.models import ModelSpec
 
 MODEL_SIZES = {
@@ -111,8 +112,9 @@ def many_continuation_item(n_continuations: int, rng: random.Random) -> list[Log
 # --- the three ways ----------------------------------------------------------------------------
 
 def run_engine(model, tokenizer, spec, requests, max_row_tokens):
-    columns, _ = answer_loglik(model, tokenizer, spec, requests, CPU, max_row_tokens)
-    return [columns[(r.item_id, f"{r.key}_logprob")] for r in requests]
+    backend = HFBackend.loaded(spec, model, tokenizer, {"device": "cpu", "max_packed_tokens": max_row_tokens})
+    answers = ModelRunner(spec, backend).answer(requests).set_index("item_id")
+    return [answers.loc[r.item_id, f"{r.key}_logprob"] for r in requests]
 
 
 def tokenize_all(tokenizer, spec, requests):
@@ -126,7 +128,7 @@ def run_one_forward_per_continuation(model, tokenizer, spec, requests):
 
 
 def packed_batches(tokenized, batch_size, max_row_tokens):
-    """The engine's rows, sorted and batched exactly as ``answer_loglik`` does."""
+    """The engine's rows, sorted and batched exactly as the ``hf`` backend's ``loglik`` does."""
     rows = sorted(pack_rows(tokenized, max_row_tokens), key=lambda r: -len(r.tokens))
     return [rows[start : start + batch_size] for start in range(0, len(rows), batch_size)]
 

@@ -58,8 +58,8 @@ def test_a_registered_backend_answers_through_the_handle_loaded_once(echo_regist
 
 
 def test_an_unknown_backend_is_named():
-    with pytest.raises(GlobalrepError, match=r"unknown backend 'vllm'; known backends: hf, published"):
-        with open_backend(ModelSpec(name="m", path="org/m", backend="vllm")):
+    with pytest.raises(GlobalrepError, match=r"unknown backend 'nope'; known backends: hf, published, vllm"):
+        with open_backend(ModelSpec(name="m", path="org/m", backend="nope")):
             pass
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from globalrep.engine import Chat, GenerateRequest, RewardRequest, answer
-from globalrep.engine.hf import _pad, cut_at_stop, generate_batch
+from globalrep.engine.hf import _pad, generate_batch
+from globalrep.engine.runner import cut_at_stop
 from globalrep.engine.loading import load_causal_lm, load_reward_model, load_tokenizer
 from globalrep.engine.prompts import encode, render
 from globalrep.errors import GlobalrepError

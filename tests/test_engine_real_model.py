@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from globalrep.engine import Chat, LoglikRequest
-from globalrep.engine.hf import answer_loglik, generate_batch
+from globalrep.engine.hf import HFBackend, generate_batch
 from globalrep.engine.loading import load_causal_lm, load_tokenizer
 from globalrep.engine.loglik import (
     common_prefix_len,
@@ -19,6 +19,7 @@ from globalrep.engine.loglik import (
     tokenize_request,
 )
 from globalrep.engine.prompts import encode, encode_many, render
+from globalrep.engine.runner import ModelRunner
 from globalrep.models import ModelSpec
 
 CPU = torch.device("cpu")
@@ -47,8 +48,8 @@ def test_real_model_prefers_the_right_answer(smollm):
         LoglikRequest("chat", "k", Chat((("user", "What is the capital of France?"),),
                                         assistant_prefix="The capital of France is"), (" Paris", " banana")),
     ]
-    columns, _ = answer_loglik(model, tokenizer, spec, requests, CPU, max_row_tokens=2048)
-    raw, chat = columns[("raw", "k_logprob")], columns[("chat", "k_logprob")]
+    answers = ModelRunner(spec, HFBackend.loaded(spec, model, tokenizer, {"device": "cpu"})).answer(requests)
+    raw, chat = answers["k_logprob"]
     assert max(raw) == raw[0]
     assert chat[0] > chat[1] + 5
 
