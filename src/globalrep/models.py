@@ -10,8 +10,9 @@ from pathlib import Path
 from globalrep.chat_formats import template_source
 from globalrep.prompt_templates import user_template_text
 
-# Keys of a model entry that do not change results: they stay out of the fingerprint.
-NON_RESULT_KEYS = ("batch_size", "device")
+# Keys of every model entry that do not change results: they stay out of the fingerprint, with
+# those its backend declares (``BackendInfo.non_result_keys``).
+NON_RESULT_KEYS = ("batch_size",)
 
 # Bump when a change to the engine changes its numbers (not for speed-only changes).
 ENGINE_RESULTS_VERSION = "3"  # 2: log-likelihood contexts fit the window; repeated continuations tie; 3: generation ends at every end id of the generation config
@@ -19,14 +20,13 @@ ENGINE_RESULTS_VERSION = "3"  # 2: log-likelihood contexts fit the window; repea
 # Keys of a model entry that size its inference jobs (workflow resources, not the model's).
 RESOURCE_KEYS = ("gpus", "mem_mb", "runtime")
 
-# A published-backend job reads one of the paper's files: no GPU, little memory, minutes.
-PUBLISHED_RESOURCES = {"gpus": 0, "mem_mb": 2000, "runtime": 30}
-
 
 def inference_resources(entry: dict, engine: dict) -> dict[str, int]:
     """``gpus``, ``mem_mb`` and ``runtime`` of a model's inference jobs: the model entry's own,
-    else (backend ``published``) :data:`PUBLISHED_RESOURCES`, else the engine-wide ``engine``."""
-    defaults = PUBLISHED_RESOURCES if entry.get("backend") == "published" else engine
+    else its backend's defaults (``BackendInfo.default_resources``), else the engine-wide ``engine``."""
+    from globalrep.engine.backends import backend_info
+
+    defaults = {**engine, **backend_info(entry.get("backend")).default_resources}
     return {key: entry.get(key, defaults[key]) for key in RESOURCE_KEYS}
 
 
@@ -43,12 +43,12 @@ class ModelSpec:
     batch_size: int = 8
     revision: str | None = None
     load_in_8bit: bool = False
-    backend: str = "hf"  # hf | published
+    backend: str = "hf"  # a registered backend's name (globalrep.engine.backends)
     head: str = "sequence-classification"  # reward models: sequence-classification | value-head
     base_model: str | None = None  # value-head reward models: the causal LM body
     gguf_file: str | None = None  # a GGUF file inside ``path``
     published: dict = field(default_factory=dict)  # backend published: {task: file or folder}
-    options: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # the backend's options
 
     @classmethod
     def from_config(cls, name: str, entry: dict) -> "ModelSpec":
@@ -95,9 +95,14 @@ def fingerprint(*parts: object) -> str:
 
 def inference_fingerprint(model: ModelSpec, request_options: dict, prompt_version: str) -> str:
     """Hash of exactly what determines an inference job's output: the model entry minus batch
-    size and device (speed only), the task options that shape its requests (a prompt template
-    file's text included), the prompt version."""
-    entry = {k: v for k, v in asdict(model).items() if k not in NON_RESULT_KEYS}
+    size and the keys its backend declares speed-only, the task options that shape its requests
+    (a prompt template file's text included), the prompt version."""
+    from globalrep.engine.backends import backend_info
+
+    declared = backend_info(model.backend).non_result_keys
+    entry = {k: v for k, v in asdict(model).items() if k not in NON_RESULT_KEYS and k not in declared}
+    options = [key.removeprefix("options.") for key in declared if key.startswith("options.")]
+    entry["options"] = {k: v for k, v in entry["options"].items() if k not in options}
     source = model.chat_template_source()
     if source is not None:
         entry["chat_template_source"] = source  # editing a format's file reruns its jobs

@@ -21,6 +21,7 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
 
 from globalrep import config_checks, config_schema, stages
 from globalrep.codebase import code_fingerprint
+from globalrep.engine.backends import environment_file
 from globalrep.errors import GlobalrepError
 from globalrep.file_stamps import stamp
 from globalrep.models import ModelSpec, fingerprint, inference_fingerprint, inference_resources
@@ -111,6 +112,11 @@ def model_spec(model):
 def model_resource(name):
     """A resource (gpus, mem_mb, runtime) of an inference job, from its model's entry."""
     return lambda wildcards: inference_resources(MODELS[wildcards.model], config["engine"])[name]
+
+
+def inference_environment(wildcards):
+    """The conda environment of the model's backend."""
+    return environment_file(MODELS[wildcards.model].get("backend"))
 
 
 def chains_for(task):

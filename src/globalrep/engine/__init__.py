@@ -1,7 +1,8 @@
 """Inference engine: answers typed requests for one model.
 
-Backends are plugins (``globalrep.engine.backends``): ``hf`` (transformers, default) and
-``published`` (the paper's per-example outputs). ``open_backend`` loads a model once:
+Backends are plugins (``globalrep.engine.backends``): ``hf`` (transformers, default), ``vllm``
+and ``published`` (the paper's per-example outputs); the work common to backends that run a
+model is ``globalrep.engine.runner``'s. ``open_backend`` loads a model once:
 
     with open_backend(spec, {"device": "cpu"}) as backend:
         predictions = backend.answer(requests)
@@ -13,11 +14,11 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from globalrep.engine.backends import Backend, Shard, open_backend, register
+from globalrep.engine.backends import Backend, BackendInfo, Shard, open_backend, register
 from globalrep.engine.requests import Chat, GenerateRequest, LoglikRequest, Request, RewardRequest
 from globalrep.models import ModelSpec
 
-__all__ = ["Backend", "Chat", "GenerateRequest", "LoglikRequest", "Request", "RewardRequest", "Shard", "answer",
+__all__ = ["Backend", "BackendInfo", "Chat", "GenerateRequest", "LoglikRequest", "Request", "RewardRequest", "Shard", "answer",
            "open_backend", "register"]  # fmt: skip
 
 

@@ -61,6 +61,15 @@ def load_tokenizer(spec: ModelSpec, path: str | None = None):
     return tokenizer
 
 
+def end_token_ids(tokenizer, generation_config=None) -> list[int]:
+    """The token ids that end a generation: the tokenizer's EOS and every EOS id of the model's
+    generation config (chat models often end turns with another token), in that order."""
+    ids = [tokenizer.eos_token_id]
+    configured = getattr(generation_config, "eos_token_id", None)
+    ids += configured if isinstance(configured, list) else [configured]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
 # from_pretrained arguments that the config sets through its own keys, not through options.
 CONFIG_KEYS = {"revision": "revision", "gguf_file": "gguf_file", "dtype": "dtype", "torch_dtype": "dtype",
                "quantization_config": "load_in_8bit", "load_in_8bit": "load_in_8bit", "device_map": "engine.device"}

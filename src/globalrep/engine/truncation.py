@@ -12,12 +12,6 @@ from collections.abc import Callable
 from globalrep.errors import GlobalrepError
 
 
-def model_window(model) -> int | None:
-    """The model's maximum sequence length (its position embeddings); None when it declares none."""
-    window = getattr(model.config, "max_position_embeddings", None)
-    return int(window) if window else None
-
-
 def fit_prompt(
     text: str, truncatable: str, encode: Callable[[str], list[int]], limit: int | None, item_id: str
 ) -> tuple[list[int], bool]:

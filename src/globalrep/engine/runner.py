@@ -1,0 +1,181 @@
+"""The backend-agnostic half of answering requests with a model, done once for every backend.
+
+A backend that runs a model implements only :class:`ModelPrimitives`; :class:`ModelRunner`
+dispatches requests by kind, applies the model-kind rules, renders and tokenizes prompts (the BOS
+and boundary rules of ``globalrep.engine.prompts`` and ``globalrep.engine.loglik``), scores each
+distinct continuation once, fits contexts and prompts into the model's window, groups generation
+requests by their settings, cuts generations at their stop strings and assembles the answers
+with ``prediction_frame``. So two backends given the same requests feed their models the same
+token ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Protocol
+
+import pandas as pd
+
+from globalrep.engine.answers import Answers, generate_answer, loglik_answer, prediction_frame, reward_answer
+from globalrep.engine.loglik import TokenizedRequest, fit_window, tokenize_request
+from globalrep.engine.prompts import encode, encode_many, is_chat_format, render, render_context
+from globalrep.engine.requests import GenerateRequest, LoglikRequest, Request, RewardRequest, check_unique_keys
+from globalrep.engine.truncation import fit_prompt
+from globalrep.errors import GlobalrepError
+from globalrep.models import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+class ModelPrimitives(Protocol):
+    """What a backend that runs a model implements. Loading may wait until first use."""
+
+    @property
+    def tokenizer(self):
+        """A transformers tokenizer of the model (chat template, BOS, ``__call__``, ``decode``)."""
+
+    @property
+    def window(self) -> int | None:
+        """The longest sequence the model takes (tokens); None when it declares none."""
+
+    def loglik(self, requests: Sequence[TokenizedRequest]) -> list[list[float]]:
+        """Per request, the summed log-probability (natural log) of each continuation's tokens
+        after the context prefix it shares (``Continuation.prefix_len``)."""
+
+    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[str]:
+        """Greedy continuation of each prompt, decoded without special tokens: at most
+        ``max_new_tokens``, ending at the model's end tokens or once a stop string appears (the
+        runner cuts the text at it). Prompts come longest first."""
+
+    def reward(self, sequences: Sequence[Sequence[int]]) -> list[float]:
+        """The scalar reward of each sequence (reward models only). Sequences come longest first."""
+
+    def close(self) -> None:
+        """Release the model."""
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """The text before the earliest stop string."""
+    cut = min((index for s in stop if (index := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
+class ModelRunner:
+    """Answers typed requests for one model with a backend's :class:`ModelPrimitives`."""
+
+    def __init__(self, spec: ModelSpec, model: ModelPrimitives, progress: bool = False):
+        self.spec, self.model, self.progress = spec, model, progress
+        self.double_bos = is_chat_format(spec.chat_template)
+
+    def answer(self, requests: Sequence[Request], shard=None) -> pd.DataFrame:
+        spec = self.spec
+        check_unique_keys(requests)
+        by_type: dict[type, list] = defaultdict(list)
+        for request in requests:
+            by_type[type(request)].append(request)
+        if spec.kind == "reward" and set(by_type) - {RewardRequest}:
+            raise GlobalrepError(f"model {spec.name!r} is a reward model; it can only answer reward requests")
+        if spec.kind != "reward" and RewardRequest in by_type:
+            raise GlobalrepError(f"model {spec.name!r} has kind {spec.kind!r}; reward requests need kind: reward")
+        answers: Answers = {}
+        for kind, name, run in ((RewardRequest, "reward", self._rewards), (LoglikRequest, "loglik", self._loglik),
+                                (GenerateRequest, "generate", self._generate)):  # fmt: skip
+            if by_type[kind]:
+                started = time.perf_counter()
+                columns, n_tokens = run(by_type[kind])
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                answers.update(columns)
+                log.info("%s %s: %d requests in %.1f s (%.1f items/s, %.0f tokens/s)", spec.name, name,
+                         len(by_type[kind]), elapsed, len(by_type[kind]) / elapsed, n_tokens / elapsed)  # fmt: skip
+        return prediction_frame(answers)
+
+    def close(self) -> None:
+        self.model.close()
+
+    def _encode_many(self, texts: list[str]) -> list[list[int]]:
+        return encode_many(texts, self.model.tokenizer, self.double_bos)
+
+    def _encode(self, text: str) -> list[int]:
+        return encode(text, self.model.tokenizer, self.double_bos)
+
+    def tokenize_loglik(self, requests: Sequence[LoglikRequest]) -> tuple[list[tuple[str, ...]], list[TokenizedRequest]]:
+        """Per request its distinct continuations and their token ids, fitted into the window:
+        exactly what the backend's ``loglik`` is fed. A context too long for the window is
+        shortened from the left (see :func:`fit_window`) and counted in the log."""
+        tokenizer, window = self.model.tokenizer, self.model.window
+        distinct = [tuple(dict.fromkeys(request.continuations)) for request in requests]
+        tokenized, shortened = [], 0
+        for request, continuations in zip(requests, distinct):
+            tokens = tokenize_request(self._encode_many, render_context(request.context, tokenizer, self.spec.chat_template),
+                                      continuations)  # fmt: skip
+            try:
+                tokens, cut = fit_window(tokens, window, keep_first=tokens.context[:1] == (tokenizer.bos_token_id,))
+            except GlobalrepError as error:
+                raise GlobalrepError(f"item {request.item_id}, {request.key}: {error}") from None
+            tokenized.append(tokens)
+            shortened += cut > 0
+        (log.warning if shortened else log.info)(
+            "%s: %d of %d log-likelihood contexts exceeded the model's window (%s tokens) and were shortened from the left",
+            self.spec.name, shortened, len(requests), window)
+        return distinct, tokenized
+
+    def _loglik(self, requests: list[LoglikRequest]) -> tuple[Answers, int]:
+        """A continuation repeated within a request is scored once and shares its result, so
+        repeats tie exactly."""
+        distinct, tokenized = self.tokenize_loglik(requests)
+        sums = self.model.loglik(tokenized)
+        columns: Answers = {}
+        for request, continuations, tokens, values in zip(requests, distinct, tokenized, sums):
+            position = [continuations.index(text) for text in request.continuations]
+            columns.update(loglik_answer(request, [values[i] for i in position],
+                                         [len(tokens.continuations[i].tokens) for i in position]))
+        n_tokens = sum(len(t.context) + sum(len(c.tokens) for c in t.continuations) for t in tokenized)
+        return columns, n_tokens
+
+    def generation_prompts(self, requests: Sequence[GenerateRequest]) -> list[list[int]]:
+        """The token ids of each request's prompt, its passage shortened from the left where
+        prompt and new tokens exceed the window (counted in the log)."""
+        tokenizer, window = self.model.tokenizer, self.model.window
+        prompts, truncated = [], 0
+        for request in requests:
+            limit = window - request.max_new_tokens if window else None
+            ids, cut = fit_prompt(render(request.prompt, tokenizer, self.spec.chat_template), request.truncatable,
+                                  self._encode, limit, request.item_id)  # fmt: skip
+            prompts.append(ids)
+            truncated += cut
+        (log.warning if truncated else log.info)(
+            "%s: %d of %d prompts exceeded the model's window (%s tokens) and had their passage shortened from the left",
+            self.spec.name, truncated, len(requests), window)
+        return prompts
+
+    def _generate(self, requests: list[GenerateRequest]) -> tuple[Answers, int]:
+        prompts = self.generation_prompts(requests)
+        # Requests sharing generation settings are generated together, longest prompts first.
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for index, request in enumerate(requests):
+            groups[(request.max_new_tokens, request.stop)].append(index)
+        columns: Answers = {}
+        for (max_new_tokens, stop), indices in groups.items():
+            indices.sort(key=lambda i: -len(prompts[i]))
+            texts = self.model.generate([prompts[i] for i in indices], max_new_tokens, stop)
+            for index, text in zip(indices, texts):
+                columns.update(generate_answer(requests[index], cut_at_stop(text, stop)))
+        return columns, sum(map(len, prompts)) + sum(request.max_new_tokens for request in requests)
+
+    def _rewards(self, requests: list[RewardRequest]) -> tuple[Answers, int]:
+        tokenizer = self.model.tokenizer
+        flat = [(request_index, conversation_index, self._encode(render(conversation, tokenizer, self.spec.chat_template)))
+                for request_index, request in enumerate(requests)
+                for conversation_index, conversation in enumerate(request.conversations)]  # fmt: skip
+        flat.sort(key=lambda entry: -len(entry[2]))
+        values = self.model.reward([entry[2] for entry in flat])
+        rewards = [[0.0] * len(request.conversations) for request in requests]
+        for (request_index, conversation_index, _), value in zip(flat, values):
+            rewards[request_index][conversation_index] = value
+        columns: Answers = {}
+        for request, values in zip(requests, rewards):
+            columns.update(reward_answer(request, values))
+        return columns, sum(len(entry[2]) for entry in flat)
