@@ -17,14 +17,14 @@ NON_RESULT_KEYS = ("batch_size", "device")
 ENGINE_RESULTS_VERSION = "2"  # 2: log-likelihood contexts fit the window; repeated continuations tie
 
 # Keys of a model entry that size its inference jobs (workflow resources, not the model's).
-RESOURCE_KEYS = ("gpus", "mem_mb", "runtime")
+RESOURCE_KEYS = ("threads", "gpus", "mem_mb", "runtime")
 
-# A published-backend job reads one of the paper's files: no GPU, little memory, minutes.
-PUBLISHED_RESOURCES = {"gpus": 0, "mem_mb": 2000, "runtime": 30}
+# A published-backend job reads one of the paper's files: one thread, no GPU, little memory, minutes.
+PUBLISHED_RESOURCES = {"threads": 1, "gpus": 0, "mem_mb": 2000, "runtime": 30}
 
 
 def inference_resources(entry: dict, engine: dict) -> dict[str, int]:
-    """``gpus``, ``mem_mb`` and ``runtime`` of a model's inference jobs: the model entry's own,
+    """``threads``, ``gpus``, ``mem_mb`` and ``runtime`` of a model's inference jobs: the model entry's own,
     else (backend ``published``) :data:`PUBLISHED_RESOURCES`, else the engine-wide ``engine``."""
     defaults = PUBLISHED_RESOURCES if entry.get("backend") == "published" else engine
     return {key: entry.get(key, defaults[key]) for key in RESOURCE_KEYS}
