@@ -31,6 +31,15 @@ include: "workflow/rules/langid.smk"
 include: "workflow/rules/figures.smk"
 
 
+# A cluster job removes its rule's old log only once it runs, so one cancelled before (pending, or
+# while starting) would show the previous run's log as its own. The logs of every job this run
+# executes go before any job is sent, as a local run removes each job's log when it starts.
+onstart:
+    for job in workflow.dag.needrun_jobs():
+        for path in job.log:
+            Path(path).unlink(missing_ok=True)
+
+
 rule all:
     default_target: True
     input:

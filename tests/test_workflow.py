@@ -290,8 +290,8 @@ def planned_infer_jobs(output: str) -> dict[str, list[str]]:
 
 def with_a_published_model(config: dict) -> None:
     """The demo models on GPUs (as config/paper.yaml), plus one model reading published outputs."""
-    config["engine"].update(gpus=1, mem_mb=64000, runtime=90)
-    config["models"]["demo-sft"].update(mem_mb=32000, runtime=45)
+    config["engine"].update(threads=3, gpus=1, mem_mb=64000, runtime=90)
+    config["models"]["demo-sft"].update(threads=2, mem_mb=32000, runtime=45)
     config["models"]["paper-base"] = {
         "path": "org/paper-base", "backend": "published", "published": {"global_opinions": "published.csv"},
     }
@@ -300,30 +300,36 @@ def with_a_published_model(config: dict) -> None:
 def test_slurm_profile_dry_run(workdir):
     edit_config(workdir, with_a_published_model)
     (workdir / "published.csv").write_text("question\n")
-    result = snakemake(workdir, "-n", "--profile", "profiles/slurm")
+    # A dry run caps threads at --cores (1 when unset) and shows them when above 1.
+    result = snakemake(workdir, "-n", "--profile", "profiles/slurm", "--cores", "8")
     out = output_of(result)
     assert result.returncode == 0, out
     jobs = planned_infer_jobs(out)
     published = jobs.pop("paper-base")
     infer_jobs = [block for blocks in jobs.values() for block in blocks]
     assert infer_jobs and all("gpu=1" in block for block in infer_jobs)
-    assert all("mem_mb=64000" in block and "runtime=90" in block for block in jobs["demo-base"])
+    # Threads and resources come from the config, never from the profile.
+    assert all("threads: 3" in block and "mem_mb=64000" in block and "runtime=90" in block for block in jobs["demo-base"])
     # A model's own resources win over the engine's.
-    assert all("mem_mb=32000" in block and "runtime=45" in block for block in jobs["demo-sft"])
-    # Published outputs: no GPU, little memory.
+    assert all("threads: 2" in block and "mem_mb=32000" in block and "runtime=45" in block for block in jobs["demo-sft"])
+    # Published outputs: one thread, no GPU, little memory.
     assert published and all(
-        "gpu=0" in block and "mem_mb=2000" in block and "runtime=30" in block for block in published
+        "threads:" not in block and "gpu=0" in block and "mem_mb=2000" in block and "runtime=30" in block
+        for block in published
     )
+    # Other rules keep their own memory (prepare_task: 4000 MB).
+    assert re.search(r"^rule prepare_task:(?:\n .*)*\n\s+resources: .*mem_mb=4000", out, re.M), out
 
 
 def test_inference_resources_per_model():
-    engine = {"gpus": 1, "mem_mb": 64000, "runtime": 360}
+    engine = {"threads": 4, "gpus": 1, "mem_mb": 64000, "runtime": 360}
     assert inference_resources({"path": "org/m"}, engine) == engine
     assert inference_resources({"path": "org/m", "gpus": 2, "runtime": 20}, engine) == {**engine, "gpus": 2, "runtime": 20}
-    assert inference_resources({"path": "p", "backend": "published"}, engine) == {"gpus": 0, "mem_mb": 2000, "runtime": 30}
+    assert inference_resources({"path": "p", "backend": "published"}, engine) == {
+        "threads": 1, "gpus": 0, "mem_mb": 2000, "runtime": 30}
     assert inference_resources({"path": "p", "backend": "published", "mem_mb": 500}, engine)["mem_mb"] == 500
     # Resources size jobs; they are not the model's and never rerun its inference.
-    spec = ModelSpec.from_config("m", {"path": "org/m", "gpus": 2, "mem_mb": 1})
+    spec = ModelSpec.from_config("m", {"path": "org/m", "threads": 8, "gpus": 2, "mem_mb": 1})
     assert spec == ModelSpec("m", "org/m")
 
 

@@ -18,12 +18,14 @@ NON_RESULT_KEYS = ("batch_size",)
 ENGINE_RESULTS_VERSION = "3"  # 2: log-likelihood contexts fit the window; repeated continuations tie; 3: generation ends at every end id of the generation config
 
 # Keys of a model entry that size its inference jobs (workflow resources, not the model's).
-RESOURCE_KEYS = ("gpus", "mem_mb", "runtime")
+RESOURCE_KEYS = ("threads", "gpus", "mem_mb", "runtime")
+
 
 
 def inference_resources(entry: dict, engine: dict) -> dict[str, int]:
-    """``gpus``, ``mem_mb`` and ``runtime`` of a model's inference jobs: the model entry's own,
-    else its backend's defaults (``BackendInfo.default_resources``), else the engine-wide ``engine``."""
+    """``threads``, ``gpus``, ``mem_mb`` and ``runtime`` of a model's inference jobs: the model
+    entry's own, else its backend's defaults (``BackendInfo.default_resources``), else the
+    engine-wide ``engine``."""
     from globalrep.engine.backends import backend_info
 
     defaults = {**engine, **backend_info(entry.get("backend")).default_resources}

@@ -110,7 +110,7 @@ def model_spec(model):
 
 
 def model_resource(name):
-    """A resource (gpus, mem_mb, runtime) of an inference job, from its model's entry."""
+    """A resource (threads, gpus, mem_mb, runtime) of an inference job, from its model's entry."""
     return lambda wildcards: inference_resources(MODELS[wildcards.model], config["engine"])[name]
 
 

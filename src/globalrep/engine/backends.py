@@ -77,7 +77,7 @@ class BackendInfo:
     options_schema: Mapping = field(default_factory=lambda: {"type": "object"})
     # The model kinds it runs; a model of another kind is refused before any job.
     model_kinds: tuple[str, ...] = ("lm", "reward")
-    # Its jobs' ``gpus``/``mem_mb``/``runtime`` where the model entry sets none (else config['engine']'s).
+    # Its jobs' ``threads``/``gpus``/``mem_mb``/``runtime`` where the model entry sets none (else config['engine']'s).
     default_resources: Mapping[str, int] = field(default_factory=dict)
     # Model entry keys that do not change its answers, left out of the inference fingerprint
     # (``options.name`` for an option); ``batch_size`` is left out for every backend.
@@ -135,7 +135,8 @@ BUILTIN_BACKENDS: dict[str, BackendInfo] = {
     "published": BackendInfo(
         "globalrep.engine.published:PublishedBackend",
         {"description": "Not used by backend published.", "type": "object", "maxProperties": 0},
-        default_resources={"gpus": 0, "mem_mb": 2000, "runtime": 30},
+        # One of the paper's files read: one thread, no GPU, little memory, minutes.
+        default_resources={"threads": 1, "gpus": 0, "mem_mb": 2000, "runtime": 30},
     ),
 }
 
