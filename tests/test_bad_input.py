@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from globalrep import intermediates, sources, stages
+from globalrep import intermediates, provenance, sources, stages
 from globalrep.atomic import write_csv_atomic, write_parquet_atomic
 from globalrep.errors import GlobalrepError
 from globalrep.tasks import belebele, global_opinions, tydiqa_goldp
@@ -99,7 +99,7 @@ def truncate(path: Path) -> None:
 def test_a_truncated_prepared_file_is_deleted_named_and_leaves_the_shards_alone(tmp_path):
     prepared, shard = tmp_path / "prepared.parquet", tmp_path / "m" / "0-of-1.parquet"
     write_parquet_atomic(pd.DataFrame({"item_id": ["a", "b"], "group": ["x", "y"]}), prepared)
-    write_parquet_atomic(pd.DataFrame({"item_id": ["a", "b"]}), shard)
+    write_parquet_atomic(pd.DataFrame({"item_id": ["a", "b"]}), shard, stages.shard_made_by("global_opinions", "m", "", 0, 1, ["a", "b"]))
     truncate(prepared)
     outs = [tmp_path / name for name in ("scores.parquet", "table.csv", "deltas.csv")]
     with pytest.raises(GlobalrepError) as caught:
@@ -133,7 +133,7 @@ def test_jobs_that_find_the_same_damaged_input_all_fail_cleanly(tmp_path, monkey
     # the other job deletes it between this one's check that it is there and its own deletion.
     scores = tmp_path / "scores.parquet"
 
-    def damaged(path):
+    def damaged(path, expected=None):
         raise GlobalrepError(f"{path}: cannot be read (ArrowInvalid: Parquet magic bytes not found)")
 
     monkeypatch.setattr(Path, "exists", lambda self: True)  # seen before the other job deleted it
@@ -184,4 +184,4 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
     leftover_folder.mkdir()
     (leftover_folder / "figure.png").write_text("partial")
     write_csv_atomic(pd.DataFrame({"model": ["m"]}), table)
-    assert sorted(tmp_path.iterdir()) == sorted([table, *others])
+    assert sorted(tmp_path.iterdir()) == sorted([table, provenance.sidecar(table), *others])

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from globalrep.atomic import write_csv_atomic
 from globalrep import stages
 from globalrep.figures.chains import plot_chain_groups
 from globalrep.models import fingerprint
@@ -39,8 +40,8 @@ def outputs(tmp_path):
     scores = pd.DataFrame(rows, columns=["model", "item_id", "group", "metric", "value"])
     table, deltas = group_table(scores), deltas_table(scores, CHAINS)
     table_csv, deltas_csv = tmp_path / "global_opinions.csv", tmp_path / "global_opinions_deltas.csv"
-    table.to_csv(table_csv, index=False)
-    deltas.to_csv(deltas_csv, index=False)
+    write_csv_atomic(table, table_csv)
+    write_csv_atomic(deltas, deltas_csv)
     figures = plot_chain_groups(table, CHAINS, "similarity", tmp_path / "fig" / "chains", "Similarity", STAGES)
     return table, deltas, (table_csv, deltas_csv), figures
 
@@ -48,8 +49,8 @@ def outputs(tmp_path):
 def write_tables(directory, task, table_rows=(), deltas_rows=(), columns=GROUP_COLUMNS):
     """A task's two tables as CSVs (empty by default); returns TaskOutputs for them."""
     table_csv, deltas_csv = directory / f"{task}.csv", directory / f"{task}_deltas.csv"
-    pd.DataFrame(list(table_rows), columns=columns).to_csv(table_csv, index=False)
-    pd.DataFrame(list(deltas_rows), columns=DELTA_COLUMNS).to_csv(deltas_csv, index=False)
+    write_csv_atomic(pd.DataFrame(list(table_rows), columns=columns), table_csv)
+    write_csv_atomic(pd.DataFrame(list(deltas_rows), columns=DELTA_COLUMNS), deltas_csv)
     return TaskOutputs(table=table_csv, deltas=deltas_csv)
 
 
@@ -189,12 +190,12 @@ def test_notes_models_and_extra_tables_are_shown(tmp_path):
     rows = [(EVIL, "NG", "Nigeria", "reward", 1.25, 0.5, 2.0, 1)]
     where_from = write_tables(tmp_path, "where_from", rows, columns=[*GROUP_COLUMNS[:2], "group_name", *GROUP_COLUMNS[2:]])
     gaps = tmp_path / "md3_taboo_gaps.csv"
-    pd.DataFrame(
+    write_csv_atomic(pd.DataFrame(
         [(EVIL, "en_us", "en_in", "generated_correct", 0.125, 0.0625, 0.25, 0.01, 40, 38)],
         columns=["model", "reference", "group", "metric", "gap", "ci_low", "ci_high", "p_value", "n_reference", "n_group"],
-    ).to_csv(gaps, index=False)
+    ), gaps)
     long = tmp_path / "md3_taboo_long.csv"
-    pd.DataFrame({"group": [f"g{i}" for i in range(40)], "value": np.arange(40) / 8}).to_csv(long, index=False)
+    write_csv_atomic(pd.DataFrame({"group": [f"g{i}" for i in range(40)], "value": np.arange(40) / 8}), long)
     md3 = write_tables(tmp_path, "md3_taboo")
     tasks = {
         "md3_taboo": TaskOutputs(
@@ -234,7 +235,7 @@ def test_pipeline_report_gives_each_task_its_own_extra_tables_and_figures(tmp_pa
         tables[task] = (outputs.table, outputs.deltas)
     extras = [tmp_path / f"{task}_{name}.csv" for task in tasks[:3] for name in stages.extra_table_names(task)]
     for path in extras:
-        pd.DataFrame({"marker": [path.stem]}).to_csv(path, index=False)
+        write_csv_atomic(pd.DataFrame({"marker": [path.stem]}), path)
     figure_dirs = {task: tmp_path / "figures" / task for task in tasks}
     for directory in figure_dirs.values():
         directory.mkdir(parents=True)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+
+from globalrep import provenance
 
 
 @contextmanager
@@ -45,14 +48,29 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def write_parquet_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+def write_parquet_atomic(
+    frame: pd.DataFrame, path: str | os.PathLike, made_by: Mapping | None = None, inputs: Iterable = ()
+) -> None:
+    """``frame`` as Parquet (as ``DataFrame.to_parquet`` writes it) with its provenance record:
+    ``made_by`` and the digests of the ``inputs`` files (see :mod:`globalrep.provenance`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = provenance.with_record(table, made_by, provenance.input_digests(inputs))
     with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
+        pq.write_table(table, tmp)
 
 
-def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+def write_csv_atomic(
+    frame: pd.DataFrame, path: str | os.PathLike, made_by: Mapping | None = None, inputs: Iterable = ()
+) -> None:
+    """``frame`` as CSV, with its provenance record in the sidecar, written first: a table renamed
+    into place always has its record (a run killed in between leaves a mismatch, read as damage)."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+        entry = provenance.record(provenance.file_digest(tmp), made_by, provenance.input_digests(inputs))
+        write_text_atomic(json.dumps(entry, indent=1, sort_keys=True) + "\n", provenance.sidecar(path))
 
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> None:

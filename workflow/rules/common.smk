@@ -5,6 +5,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 from snakemake.io import contains_wildcard
@@ -190,6 +191,8 @@ def infer_inputs(wildcards):
 def infer_fingerprint(wildcards):
     """Hash of what determines the shard's answers: model entry (minus batch size), the task
     options that shape its requests, the task's prompt version and the engine's results version.
+    The shard records it; scoring accepts only shards that carry their model's (see
+    inference_fingerprints).
     """
     task = get_task(wildcards.task)
     options = config_checks.inference_options(
@@ -198,6 +201,14 @@ def infer_fingerprint(wildcards):
     answers = inference_fingerprint(model_spec(wildcards.model), options, task.prompt_version)
     stamps = undeclarable_stamp(published_files(wildcards))
     return fingerprint(answers, *stamps) if stamps else answers
+
+
+def inference_fingerprints(task):
+    """{model: infer_fingerprint} of the models a task evaluates, for scoring to check shards."""
+    return {
+        model: infer_fingerprint(SimpleNamespace(task=task, model=model))
+        for model in TASK_MODELS[task]
+    }
 
 
 def score_inputs(wildcards):

@@ -10,6 +10,7 @@ score_task(
     task_options=snakemake.config["tasks"][task],
     prepared_path=snakemake.input.prepared,
     predictions=snakemake.params.predictions,
+    fingerprints=snakemake.params.inference,
     chains=snakemake.params.chains,
     scores_out=snakemake.output.scores,
     table_out=snakemake.output.table,
