@@ -20,12 +20,18 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
         PYTHONPATH=os.pathsep.join([str(_SRC)] + [p for p in _paths if p != str(_SRC)])
     )
 
-from globalrep import config_checks, config_schema, stages
+from globalrep import config_checks, config_files, config_schema, stages
 from globalrep.codebase import code_fingerprint
 from globalrep.errors import GlobalrepError
 from globalrep.file_stamps import stamp
 from globalrep.models import ModelSpec, fingerprint, inference_fingerprint, inference_resources
 from globalrep.tasks import get_task
+
+try:
+    # The files as written: no key given twice, no alias bomb, no YTE (Snakemake reads them leniently).
+    config_files.check_config_files(workflow.configfiles)
+except GlobalrepError as error:
+    raise WorkflowError(str(error)) from None
 
 try:
     # The top-level schema with every task's options block (see globalrep.config_schema).
@@ -36,8 +42,10 @@ except WorkflowError as error:
         raise
     raise WorkflowError(config_checks.config_error_message(cause)) from None
 
-# Fill in the paper's repository (config key paper_repo) where the config refers to it.
+# Bounds the schema cannot state, then the paper's repository (config key paper_repo) filled in
+# where the config refers to it.
 try:
+    config_checks.check_shards(config["tasks"])
     config.update(config_checks.resolve_paper_repo(config))
 except GlobalrepError as error:
     raise WorkflowError(str(error)) from None
