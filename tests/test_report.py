@@ -1,12 +1,14 @@
 import base64
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from globalrep import figure_manifest, stages
 from globalrep.atomic import write_csv_atomic
-from globalrep import stages
+from globalrep.errors import GlobalrepError
 from globalrep.figures.chains import plot_chain_groups
 from globalrep.models import fingerprint
 from globalrep.report import TaskOutputs, build_report
@@ -240,6 +242,10 @@ def test_pipeline_report_gives_each_task_its_own_extra_tables_and_figures(tmp_pa
     for directory in figure_dirs.values():
         directory.mkdir(parents=True)
     plot_chain_groups(pd.DataFrame(columns=GROUP_COLUMNS), {}, "x", figure_dirs["md3_taboo"] / "chains", "x", {})
+    for task, directory in figure_dirs.items():
+        figure_manifest.write(directory, {"kind": "figures", "task": task}, [])
+    # A PNG the figure job did not draw is not the task's figure: the report leaves it out.
+    shutil.copy(figure_dirs["md3_taboo"] / "chains.png", figure_dirs["md3_taboo_transfer"] / "stray.png")
     out = tmp_path / "report.html"
     task_models = {"md3_taboo": ["demo-base"], "md3_taboo_transfer": ["demo-base"], "sft_langid": [], "rm_dialect_probe": []}
     notes = {"md3_taboo_transfer": "a note", "rm_dialect_probe": "No published outputs for demo-rm"}
@@ -255,6 +261,20 @@ def test_pipeline_report_gives_each_task_its_own_extra_tables_and_figures(tmp_pa
     assert "<p>Models evaluated: none.</p>" in probe and "No published outputs for demo-rm" in probe
     assert "dialect_pairs" not in probe
     assert "<td>globalrep</td>" in page and "<td>python</td>" in page
+
+
+def test_a_figure_missing_from_its_folder_is_named_and_the_folder_deleted(tmp_path):
+    folder = tmp_path / "figures" / "global_opinions"
+    plot_chain_groups(pd.DataFrame(columns=GROUP_COLUMNS), {}, "x", folder / "chains", "x", {})
+    figure_manifest.write(folder, {"kind": "figures", "task": "global_opinions"}, [])
+    assert figure_manifest.listed_pngs(folder) == [folder / "chains.png"]
+    (folder / "chains.png").unlink()
+    assert figure_manifest.damaged(folder) == f"{folder}: chains.png is missing (listed in figures.json)"
+    table = write_tables(tmp_path, "global_opinions")
+    with pytest.raises(GlobalrepError, match=r"chains\.png is missing \(listed in figures\.json\)\. The folder was deleted: run snakemake again"):
+        stages.report(tmp_path / "report.html", {"global_opinions": (table.table, table.deltas)}, {"global_opinions": folder},
+                      [], {"global_opinions": []}, {}, CONFIG)
+    assert not folder.exists() and not (tmp_path / "report.html").exists()
 
 
 def test_report_without_tasks_lists_models(tmp_path):

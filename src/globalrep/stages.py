@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from globalrep import figure_manifest
 from globalrep.atomic import atomic_path, write_csv_atomic, write_parquet_atomic
 from globalrep.config_checks import plain, resolve_source, task_chains
 from globalrep.errors import GlobalrepError
@@ -188,7 +189,8 @@ def task_figures(
     unavailable: str = "",
     extra_tables: Sequence[str | os.PathLike] = (),
 ) -> list[Path]:
-    """Draw the task's figures (PDF + PNG) into ``out_dir``, which appears whole or not at all.
+    """Draw the task's figures (PDF + PNG) into ``out_dir``, which appears whole or not at all,
+listing them in its ``figures.json`` (see :mod:`globalrep.figure_manifest`).
 
     The task's ``figures()`` gets its options plus ``models_stage`` ({model: stage}) for colours
     and ``extra_tables`` ({name: table} read from ``extra_tables``, the task's
@@ -213,6 +215,8 @@ def task_figures(
             task.figures(read_table_output(table_path), read_table_output(deltas_path), chains, staging, options)
         else:
             log.warning("task %s draws no figures", task_name)
+        inputs = [] if unavailable else [table_path, deltas_path, *extra_tables]
+        figure_manifest.write(staging, {"kind": "figures", "task": task_name}, inputs)
     written = sorted(p for p in out_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
     log.info("wrote %d figure files to %s: %s", len(written), out_dir, ", ".join(p.name for p in written))
     return written
@@ -228,7 +232,7 @@ def report(
     config: Mapping,
 ) -> None:
     """Write the single-file HTML report: per task its two tables (``tables[task] = (table_csv,
-    deltas_csv)``), the PNGs in ``figure_dirs[task]``, its extra tables (``extra_tables`` holds
+    deltas_csv)``), the PNGs that ``figure_dirs[task]`` lists, its extra tables (``extra_tables`` holds
     the ``{task}_{name}.csv`` of the tasks' ``EXTRA_TABLES`` that were written: none for a task no
     model could answer), the models it evaluated (``task_models[task]``, empty for a model-free
     task) and its note (``notes``, if any); with the config and package versions."""
@@ -239,7 +243,7 @@ def report(
         task: TaskOutputs(
             table=Path(table_csv),
             deltas=Path(deltas_csv),
-            figures=sorted(Path(figure_dirs[task]).rglob("*.png")),
+            figures=figure_manifest.listed_pngs(figure_dirs[task]),
             extra_tables={
                 name: extra_by_name[f"{task}_{name}.csv"]
                 for name in extra_table_names(task)

@@ -20,7 +20,7 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
         PYTHONPATH=os.pathsep.join([str(_SRC)] + [p for p in _paths if p != str(_SRC)])
     )
 
-from globalrep import config_checks, config_files, config_schema, stages
+from globalrep import config_checks, config_files, config_schema, figure_manifest, stages
 from globalrep.codebase import code_fingerprint
 from globalrep.errors import GlobalrepError
 from globalrep.file_stamps import stamp
