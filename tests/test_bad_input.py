@@ -73,6 +73,22 @@ def test_a_json_file_that_is_not_json_names_its_line(tmp_path):
         tydiqa_goldp._squad_rows(tmp_path / "dev.json")
 
 
+def test_a_nul_character_is_named_by_line_and_column(tmp_path):
+    (tmp_path / "nul.csv").write_bytes(b"question,options\nWhy?,\"['a', 'b']\"\nWh\x00y?,\"['a']\"\n")
+    with pytest.raises(GlobalrepError, match=r"nul\.csv, line 3, column 3: a NUL character; the file is binary or damaged"):
+        global_opinions.prepare({}, str(tmp_path / "nul.csv"))
+    (tmp_path / "nul.jsonl").write_bytes(b'{"a": 1}\n\x00{"a": 2}\n')
+    with pytest.raises(GlobalrepError, match=r"nul\.jsonl, line 2, column 1: a NUL character"):
+        sources.read_records(str(tmp_path / "nul.jsonl"), "", "items", "org/name")
+
+
+def test_a_column_name_given_twice_is_named(tmp_path):
+    path = tmp_path / "twice.csv"
+    path.write_text("question,options,selections,options\nWhy?,\"['a']\",x,\"['b']\"\n")
+    with pytest.raises(GlobalrepError, match=r"twice\.csv, line 1: column 4 is named 'options' like column 2; give each column its own name"):
+        global_opinions.prepare({}, str(path))
+
+
 def test_text_that_is_not_utf8_is_named(tmp_path):
     (tmp_path / "latin.csv").write_bytes("a,b\ncafé,1\n".encode("latin-1"))
     with pytest.raises(GlobalrepError, match=r"latin\.csv: not UTF-8 text"):
