@@ -5,7 +5,10 @@ them; job logs show a GlobalrepError once, without a traceback."""
 from __future__ import annotations
 
 import codecs
+import errno
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -201,3 +204,38 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
     (leftover_folder / "figure.png").write_text("partial")
     write_csv_atomic(pd.DataFrame({"model": ["m"]}), table)
     assert sorted(tmp_path.iterdir()) == sorted([table, provenance.sidecar(table), *others])
+
+
+# ------------------------------------------------------------------------------ the machine
+
+
+def test_a_full_disk_names_the_output_in_one_line(tmp_path, monkeypatch):
+    def no_space(self, path, **kwargs):
+        Path(path).write_text("model,value\n")  # part of the table, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", no_space)
+    table = tmp_path / "table.csv"
+    with pytest.raises(GlobalrepError, match=rf"^{re.escape(str(table))}: No space left on device \(ENOSPC\); free disk space"):
+        write_csv_atomic(pd.DataFrame({"model": ["m"]}), table)
+    assert list(tmp_path.iterdir()) == [], "no partial table, no temporary"
+
+
+@pytest.mark.parametrize(("code", "cause"), [(errno.EROFS, "Read-only file system"), (errno.EACCES, "Permission denied")])
+def test_a_read_only_or_forbidden_folder_names_the_output(tmp_path, monkeypatch, code, cause):
+    # As root (CI containers) chmod forbids nothing: the rename fails as it would on the mount.
+    def refused(source, target):
+        raise OSError(code, cause, str(source))
+
+    monkeypatch.setattr(os, "replace", refused)
+    shard = tmp_path / "shard.parquet"
+    with pytest.raises(GlobalrepError, match=rf"^{re.escape(str(shard))}: {cause} \({errno.errorcode[code]}\)"):
+        write_parquet_atomic(pd.DataFrame({"item_id": ["a"]}), shard)
+
+
+def test_a_machine_fault_in_a_job_is_one_line_without_traceback(tmp_path):
+    done, log = run_job(tmp_path, "raise OSError(28, 'No space left on device')")
+    assert done.returncode == 1 and "Traceback" not in done.stderr + log
+    assert "a file: No space left on device (ENOSPC); free disk space or fix the permissions" in done.stderr
+    done, log = run_job(tmp_path, "raise PermissionError(13, 'Permission denied', 'results/report.html')")
+    assert "results/report.html: Permission denied (EACCES)" in done.stderr and "Traceback" not in done.stderr + log

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from globalrep import provenance
+from globalrep.errors import GlobalrepError, environment_fault
 
 
 @contextmanager
@@ -25,19 +26,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     A temporary left by a writer that was killed (SIGKILL, a lost node) is removed here: one job
     at a time writes an output, so any other temporary of ``path`` is such a leftover."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    leftover_name = re.compile(rf"\.{re.escape(path.name)}\.\d+\.[0-9a-f]{{8}}\.tmp")
-    for leftover in path.parent.iterdir():
-        if leftover_name.fullmatch(leftover.name):
-            _remove(leftover)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        leftover_name = re.compile(rf"\.{re.escape(path.name)}\.\d+\.[0-9a-f]{{8}}\.tmp")
+        for leftover in path.parent.iterdir():
+            if leftover_name.fullmatch(leftover.name):
+                _remove(leftover)
         yield tmp
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         _remove(tmp)
+        fault = environment_fault(error, path)
+        if fault:  # a full disk names no file, a read-only one our temporary: name the output
+            raise GlobalrepError(fault.replace(str(tmp), str(path))) from None
         raise
 
 
