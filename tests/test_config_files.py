@@ -4,11 +4,11 @@ aliases, no YTE templating; each refused with the file or key named."""
 from __future__ import annotations
 
 import pytest
+from test_workflow import output_of, snakemake, workdir  # noqa: F401 (workdir: a fixture)
 
 from globalrep import config_checks
 from globalrep.config_files import MAX_CONFIG_NODES, check_config_files
 from globalrep.errors import GlobalrepError
-from test_workflow import output_of, snakemake, workdir  # noqa: F401 (workdir: a fixture)
 
 
 def write(tmp_path, text: str):
