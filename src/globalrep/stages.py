@@ -217,7 +217,7 @@ listing them in its ``figures.json`` (see :mod:`globalrep.figure_manifest`).
             log.warning("task %s draws no figures", task_name)
         inputs = [] if unavailable else [table_path, deltas_path, *extra_tables]
         figure_manifest.write(staging, {"kind": "figures", "task": task_name}, inputs)
-    written = sorted(p for p in out_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+    written = sorted(p for p in out_dir.rglob("*") if p.is_file() and not p.name.startswith(".") and p.name != figure_manifest.NAME)
     log.info("wrote %d figure files to %s: %s", len(written), out_dir, ", ".join(p.name for p in written))
     return written
 
