@@ -5,7 +5,10 @@ them; job logs show a GlobalrepError once, without a traceback."""
 from __future__ import annotations
 
 import codecs
+import errno
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from globalrep import intermediates, sources, stages
+from globalrep import intermediates, provenance, sources, stages
 from globalrep.atomic import write_csv_atomic, write_parquet_atomic
 from globalrep.errors import GlobalrepError
 from globalrep.tasks import belebele, global_opinions, tydiqa_goldp
@@ -73,6 +76,22 @@ def test_a_json_file_that_is_not_json_names_its_line(tmp_path):
         tydiqa_goldp._squad_rows(tmp_path / "dev.json")
 
 
+def test_a_nul_character_is_named_by_line_and_column(tmp_path):
+    (tmp_path / "nul.csv").write_bytes(b"question,options\nWhy?,\"['a', 'b']\"\nWh\x00y?,\"['a']\"\n")
+    with pytest.raises(GlobalrepError, match=r"nul\.csv, line 3, column 3: a NUL character; the file is binary or damaged"):
+        global_opinions.prepare({}, str(tmp_path / "nul.csv"))
+    (tmp_path / "nul.jsonl").write_bytes(b'{"a": 1}\n\x00{"a": 2}\n')
+    with pytest.raises(GlobalrepError, match=r"nul\.jsonl, line 2, column 1: a NUL character"):
+        sources.read_records(str(tmp_path / "nul.jsonl"), "", "items", "org/name")
+
+
+def test_a_column_name_given_twice_is_named(tmp_path):
+    path = tmp_path / "twice.csv"
+    path.write_text("question,options,selections,options\nWhy?,\"['a']\",x,\"['b']\"\n")
+    with pytest.raises(GlobalrepError, match=r"twice\.csv, line 1: column 4 is named 'options' like column 2; give each column its own name"):
+        global_opinions.prepare({}, str(path))
+
+
 def test_text_that_is_not_utf8_is_named(tmp_path):
     (tmp_path / "latin.csv").write_bytes("a,b\ncafé,1\n".encode("latin-1"))
     with pytest.raises(GlobalrepError, match=r"latin\.csv: not UTF-8 text"):
@@ -99,7 +118,7 @@ def truncate(path: Path) -> None:
 def test_a_truncated_prepared_file_is_deleted_named_and_leaves_the_shards_alone(tmp_path):
     prepared, shard = tmp_path / "prepared.parquet", tmp_path / "m" / "0-of-1.parquet"
     write_parquet_atomic(pd.DataFrame({"item_id": ["a", "b"], "group": ["x", "y"]}), prepared)
-    write_parquet_atomic(pd.DataFrame({"item_id": ["a", "b"]}), shard)
+    write_parquet_atomic(pd.DataFrame({"item_id": ["a", "b"]}), shard, stages.shard_made_by("global_opinions", "m", "", 0, 1, ["a", "b"]))
     truncate(prepared)
     outs = [tmp_path / name for name in ("scores.parquet", "table.csv", "deltas.csv")]
     with pytest.raises(GlobalrepError) as caught:
@@ -133,7 +152,7 @@ def test_jobs_that_find_the_same_damaged_input_all_fail_cleanly(tmp_path, monkey
     # the other job deletes it between this one's check that it is there and its own deletion.
     scores = tmp_path / "scores.parquet"
 
-    def damaged(path):
+    def damaged(path, expected=None):
         raise GlobalrepError(f"{path}: cannot be read (ArrowInvalid: Parquet magic bytes not found)")
 
     monkeypatch.setattr(Path, "exists", lambda self: True)  # seen before the other job deleted it
@@ -184,4 +203,39 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
     leftover_folder.mkdir()
     (leftover_folder / "figure.png").write_text("partial")
     write_csv_atomic(pd.DataFrame({"model": ["m"]}), table)
-    assert sorted(tmp_path.iterdir()) == sorted([table, *others])
+    assert sorted(tmp_path.iterdir()) == sorted([table, provenance.sidecar(table), *others])
+
+
+# ------------------------------------------------------------------------------ the machine
+
+
+def test_a_full_disk_names_the_output_in_one_line(tmp_path, monkeypatch):
+    def no_space(self, path, **kwargs):
+        Path(path).write_text("model,value\n")  # part of the table, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", no_space)
+    table = tmp_path / "table.csv"
+    with pytest.raises(GlobalrepError, match=rf"^{re.escape(str(table))}: No space left on device \(ENOSPC\); free disk space"):
+        write_csv_atomic(pd.DataFrame({"model": ["m"]}), table)
+    assert list(tmp_path.iterdir()) == [], "no partial table, no temporary"
+
+
+@pytest.mark.parametrize(("code", "cause"), [(errno.EROFS, "Read-only file system"), (errno.EACCES, "Permission denied")])
+def test_a_read_only_or_forbidden_folder_names_the_output(tmp_path, monkeypatch, code, cause):
+    # As root (CI containers) chmod forbids nothing: the rename fails as it would on the mount.
+    def refused(source, target):
+        raise OSError(code, cause, str(source))
+
+    monkeypatch.setattr(os, "replace", refused)
+    shard = tmp_path / "shard.parquet"
+    with pytest.raises(GlobalrepError, match=rf"^{re.escape(str(shard))}: {cause} \({errno.errorcode[code]}\)"):
+        write_parquet_atomic(pd.DataFrame({"item_id": ["a"]}), shard)
+
+
+def test_a_machine_fault_in_a_job_is_one_line_without_traceback(tmp_path):
+    done, log = run_job(tmp_path, "raise OSError(28, 'No space left on device')")
+    assert done.returncode == 1 and "Traceback" not in done.stderr + log
+    assert "a file: No space left on device (ENOSPC); free disk space or fix the permissions" in done.stderr
+    done, log = run_job(tmp_path, "raise PermissionError(13, 'Permission denied', 'results/report.html')")
+    assert "results/report.html: Permission denied (EACCES)" in done.stderr and "Traceback" not in done.stderr + log

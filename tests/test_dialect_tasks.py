@@ -12,6 +12,7 @@ import yaml
 
 from globalrep import config_schema
 from globalrep import dialect_pairs, stages, tables
+from globalrep.atomic import write_parquet_atomic
 from globalrep.engine.requests import GenerateRequest, LoglikRequest, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
@@ -166,7 +167,7 @@ def _paired_items(task: str, options: dict, column: str, out: Path) -> Path:
     stages.prepare_task(task, options, sae_path)
     sae = pd.read_parquet(sae_path)
     shout_path = out / f"{task}@shout.parquet"
-    shout(sae, column).to_parquet(shout_path)
+    write_parquet_atomic(shout(sae, column), shout_path)
     prepared = out / f"{task}.parquet"
     dialect_pairs.combine_task_items(sae_path, {"shout": shout_path}, prepared, out / f"{task}_rewrites.csv")
     return prepared

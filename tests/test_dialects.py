@@ -18,6 +18,7 @@ from scipy import stats as scipy_stats
 
 from globalrep import config_schema
 from globalrep import dialect_pairs, dialect_rewrites, multivalue_adapter, nltk_corpora
+from globalrep.atomic import write_parquet_atomic
 from globalrep.errors import GlobalrepError
 from globalrep.stats import mcnemar_exact
 from globalrep.tasks import md3_taboo_transfer, rm_dialect_probe
@@ -151,7 +152,7 @@ def test_rewrites_depend_only_on_seed_and_item(rewriters, nltk_data, demo_games)
 def test_two_runs_write_identical_files(tmp_path, nltk_data, demo_games):
     """The workflow step run here and in a fresh process (another hash seed) writes the same bytes."""
     sae = tmp_path / "md3_taboo_transfer@sae.parquet"
-    demo_games.to_parquet(sae, index=False)
+    write_parquet_atomic(demo_games, sae)
     here, there = tmp_path / "here.parquet", tmp_path / "there.parquet"
     dialect_rewrites.rewrite_task_items("md3_taboo_transfer", ["indian"], 5, sae, nltk_data, [here])
     code = (

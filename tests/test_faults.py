@@ -156,3 +156,38 @@ def test_a_second_run_in_the_same_directory_is_refused(uninterrupted):
     assert second.returncode != 0 and any(reason in output_of(second) for reason in refused), output_of(second)[-3000:]
     assert tables(workdir) == reference
     assert "Nothing to be done" in output_of(snakemake(workdir, "-n"))
+
+
+def test_another_models_shard_copied_over_is_named_and_rebuilt(uninterrupted):
+    workdir, reference = uninterrupted
+    shard = "shard-0-of-1.parquet"
+    base = workdir / f"results/predictions/{TASK}/demo-base/{shard}"
+    shutil.copy(workdir / f"results/predictions/{TASK}/demo-sft/{shard}", base)
+    out = fails_naming(workdir, base)
+    assert "made for model 'demo-sft', expected 'demo-base'" in out
+    assert (workdir / f"results/predictions/{TASK}/demo-sft/{shard}").exists(), "the valid shard stays"
+    rerun_recovers(workdir, reference)
+
+
+@pytest.mark.parametrize("keep_record", [True, False], ids=["record-kept", "rewritten-by-pandas"])
+def test_scores_that_lost_a_row_are_named_and_rebuilt(uninterrupted, keep_record):
+    import pyarrow.parquet as pq
+
+    workdir, reference = uninterrupted
+    scores = workdir / f"results/scores/{TASK}.parquet"
+    if keep_record:
+        table = pq.read_table(scores)
+        pq.write_table(table.slice(1), scores)
+    else:
+        pd.read_parquet(scores).iloc[1:].to_parquet(scores, index=False)
+    out = fails_naming(workdir, scores)
+    assert ("its rows do not match the digest" if keep_record else "records nothing about what made it") in out
+    rerun_recovers(workdir, reference)
+
+
+def test_a_deleted_figure_is_redrawn_by_a_plain_run(uninterrupted):
+    workdir, reference = uninterrupted
+    figure = workdir / f"results/figures/{TASK}/{TASK}_chose_correct.png"
+    figure.unlink()
+    rerun_recovers(workdir, reference)
+    assert figure.is_file()

@@ -15,6 +15,7 @@ import yaml
 
 from globalrep import config_schema
 from globalrep import config_checks, md3, stages, tables
+from globalrep.atomic import write_parquet_atomic
 from globalrep.engine.requests import GenerateRequest, LoglikRequest
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
@@ -453,7 +454,7 @@ def _empty_shards(tmp_path: Path, prepared: Path) -> list[Path]:
             }
         )
         path = tmp_path / f"fake-{shard}.parquet"
-        frame.to_parquet(path)
+        write_parquet_atomic(frame, path, stages.shard_made_by("md3_taboo", "tiny", "", shard, 4, part["item_id"]))
         paths.append(path)
     return paths
 

@@ -1,11 +1,14 @@
 import base64
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from globalrep import stages
+from globalrep import figure_manifest, stages
+from globalrep.atomic import write_csv_atomic
+from globalrep.errors import GlobalrepError
 from globalrep.figures.chains import plot_chain_groups
 from globalrep.models import fingerprint
 from globalrep.report import TaskOutputs, build_report
@@ -39,8 +42,8 @@ def outputs(tmp_path):
     scores = pd.DataFrame(rows, columns=["model", "item_id", "group", "metric", "value"])
     table, deltas = group_table(scores), deltas_table(scores, CHAINS)
     table_csv, deltas_csv = tmp_path / "global_opinions.csv", tmp_path / "global_opinions_deltas.csv"
-    table.to_csv(table_csv, index=False)
-    deltas.to_csv(deltas_csv, index=False)
+    write_csv_atomic(table, table_csv)
+    write_csv_atomic(deltas, deltas_csv)
     figures = plot_chain_groups(table, CHAINS, "similarity", tmp_path / "fig" / "chains", "Similarity", STAGES)
     return table, deltas, (table_csv, deltas_csv), figures
 
@@ -48,8 +51,8 @@ def outputs(tmp_path):
 def write_tables(directory, task, table_rows=(), deltas_rows=(), columns=GROUP_COLUMNS):
     """A task's two tables as CSVs (empty by default); returns TaskOutputs for them."""
     table_csv, deltas_csv = directory / f"{task}.csv", directory / f"{task}_deltas.csv"
-    pd.DataFrame(list(table_rows), columns=columns).to_csv(table_csv, index=False)
-    pd.DataFrame(list(deltas_rows), columns=DELTA_COLUMNS).to_csv(deltas_csv, index=False)
+    write_csv_atomic(pd.DataFrame(list(table_rows), columns=columns), table_csv)
+    write_csv_atomic(pd.DataFrame(list(deltas_rows), columns=DELTA_COLUMNS), deltas_csv)
     return TaskOutputs(table=table_csv, deltas=deltas_csv)
 
 
@@ -198,12 +201,12 @@ def test_notes_models_and_extra_tables_are_shown(tmp_path):
     rows = [(EVIL, "NG", "Nigeria", "reward", 1.25, 0.5, 2.0, 1)]
     where_from = write_tables(tmp_path, "where_from", rows, columns=[*GROUP_COLUMNS[:2], "group_name", *GROUP_COLUMNS[2:]])
     gaps = tmp_path / "md3_taboo_gaps.csv"
-    pd.DataFrame(
+    write_csv_atomic(pd.DataFrame(
         [(EVIL, "en_us", "en_in", "generated_correct", 0.125, 0.0625, 0.25, 0.01, 0.02, 40, 38)],
         columns=["model", "reference", "group", "metric", "gap", "ci_low", "ci_high", "p_value", "q_value", "n_reference", "n_group"],
-    ).to_csv(gaps, index=False)
+    ), gaps)
     long = tmp_path / "md3_taboo_long.csv"
-    pd.DataFrame({"group": [f"g{i}" for i in range(40)], "value": np.arange(40) / 8}).to_csv(long, index=False)
+    write_csv_atomic(pd.DataFrame({"group": [f"g{i}" for i in range(40)], "value": np.arange(40) / 8}), long)
     md3 = write_tables(tmp_path, "md3_taboo")
     tasks = {
         "md3_taboo": TaskOutputs(
@@ -246,11 +249,15 @@ def test_pipeline_report_gives_each_task_its_own_extra_tables_and_figures(tmp_pa
         tables[task] = (outputs.table, outputs.deltas)
     extras = [tmp_path / f"{task}_{name}.csv" for task in tasks[:3] for name in stages.extra_table_names(task)]
     for path in extras:
-        pd.DataFrame({"marker": [path.stem]}).to_csv(path, index=False)
+        write_csv_atomic(pd.DataFrame({"marker": [path.stem]}), path)
     figure_dirs = {task: tmp_path / "figures" / task for task in tasks}
     for directory in figure_dirs.values():
         directory.mkdir(parents=True)
     plot_chain_groups(pd.DataFrame(columns=GROUP_COLUMNS), {}, "x", figure_dirs["md3_taboo"] / "chains", "x", {})
+    for task, directory in figure_dirs.items():
+        figure_manifest.write(directory, {"kind": "figures", "task": task}, [])
+    # A PNG the figure job did not draw is not the task's figure: the report leaves it out.
+    shutil.copy(figure_dirs["md3_taboo"] / "chains.png", figure_dirs["md3_taboo_transfer"] / "stray.png")
     out = tmp_path / "report.html"
     task_models = {"md3_taboo": ["demo-base"], "md3_taboo_transfer": ["demo-base"], "sft_langid": [], "rm_dialect_probe": []}
     notes = {"md3_taboo_transfer": "a note", "rm_dialect_probe": "No published outputs for demo-rm"}
@@ -266,6 +273,20 @@ def test_pipeline_report_gives_each_task_its_own_extra_tables_and_figures(tmp_pa
     assert "<p>Models evaluated: none.</p>" in probe and "No published outputs for demo-rm" in probe
     assert "dialect_pairs" not in probe
     assert "<td>globalrep</td>" in page and "<td>python</td>" in page
+
+
+def test_a_figure_missing_from_its_folder_is_named_and_the_folder_deleted(tmp_path):
+    folder = tmp_path / "figures" / "global_opinions"
+    plot_chain_groups(pd.DataFrame(columns=GROUP_COLUMNS), {}, "x", folder / "chains", "x", {})
+    figure_manifest.write(folder, {"kind": "figures", "task": "global_opinions"}, [])
+    assert figure_manifest.listed_pngs(folder) == [folder / "chains.png"]
+    (folder / "chains.png").unlink()
+    assert figure_manifest.damaged(folder) == f"{folder}: chains.png is missing (listed in figures.json)"
+    table = write_tables(tmp_path, "global_opinions")
+    with pytest.raises(GlobalrepError, match=r"chains\.png is missing \(listed in figures\.json\)\. The folder was deleted: run snakemake again"):
+        stages.report(tmp_path / "report.html", {"global_opinions": (table.table, table.deltas)}, {"global_opinions": folder},
+                      [], {"global_opinions": []}, {}, CONFIG)
+    assert not folder.exists() and not (tmp_path / "report.html").exists()
 
 
 def test_report_without_tasks_lists_models(tmp_path):

@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 from matplotlib import image
 
+from globalrep.atomic import write_csv_atomic
 from globalrep.figures.bars import plot_chain_bars
 from globalrep.figures.chains import plot_chain_groups
 from globalrep.figures.notice import plot_notice
@@ -103,8 +104,8 @@ def report(tmp_path) -> tuple[Path, int]:
         scores = pd.DataFrame(rows, columns=["model", "item_id", "group", "metric", "value"])
         table, deltas = group_table(scores), deltas_table(scores, CHAINS)
         table_csv, deltas_csv = tmp_path / f"{task}.csv", tmp_path / f"{task}_deltas.csv"
-        table.to_csv(table_csv, index=False)
-        deltas.to_csv(deltas_csv, index=False)
+        write_csv_atomic(table, table_csv)
+        write_csv_atomic(deltas, deltas_csv)
         out_prefix = tmp_path / "figures" / task / metric
         if task == "md3_taboo":
             figures = plot_chain_bars(table, CHAINS, metric, out_prefix, "MD3 Taboo", STAGES)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from globalrep import config_schema, dialect_pairs, dialect_rewrites, figures, stages, tables
+from globalrep.atomic import write_parquet_atomic
 from globalrep.engine import backends
 from globalrep.engine.answers import generate_answer, loglik_answer, prediction_frame, reward_answer
 from globalrep.engine.requests import GenerateRequest, LoglikRequest, RewardRequest, check_unique_keys
@@ -120,11 +121,11 @@ def prepared_items(task: Task, options: dict, out: Path) -> Path:
     items = items[items["group"].isin(items["group"].unique()[:GROUPS])].groupby("group").head(ITEMS_PER_GROUP)
     prepared = out / f"{task.name}.parquet"
     if not task.dialect_text:
-        items.to_parquet(prepared)
+        write_parquet_atomic(items, prepared)
         return prepared
     sae, tagged = out / f"{task.name}@sae.parquet", out / f"{task.name}@tagged.parquet"
-    items.to_parquet(sae)
-    dialect_rewrites.rewrite_items(items, Suffix(), task.dialect_text, task.dialect_protect).to_parquet(tagged)
+    write_parquet_atomic(items, sae)
+    write_parquet_atomic(dialect_rewrites.rewrite_items(items, Suffix(), task.dialect_text, task.dialect_protect), tagged)
     dialect_pairs.combine_task_items(sae, {Suffix.code: tagged}, prepared, out / "rewrites.csv")
     return prepared
 

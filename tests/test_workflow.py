@@ -357,7 +357,8 @@ def write_shards(root: Path, model: str, n: int) -> list[Path]:
     for shard in range(n):
         part = shard_items(ITEMS, n, shard)
         path = root / model / f"shard-{shard}-of-{n}.parquet"
-        write_parquet_atomic(part[["item_id"]].assign(x_logprob=[[-1.0, -2.0]] * len(part)), path)
+        made_by = stages.shard_made_by("global_opinions", model, "", shard, n, part["item_id"])
+        write_parquet_atomic(part[["item_id"]].assign(x_logprob=[[-1.0, -2.0]] * len(part)), path, made_by)
         paths.append(path)
     return paths
 
@@ -380,14 +381,15 @@ def test_corrupt_shard_is_deleted_and_named(tmp_path):
 
 def test_shard_with_wrong_items_is_deleted(tmp_path):
     paths = write_shards(tmp_path, "m", 3)
-    write_parquet_atomic(pd.DataFrame({"item_id": ["i0", "zzz"]}), paths[0])
-    with pytest.raises(GlobalrepError, match="does not match its items"):
-        stages.load_predictions(ITEMS, {"m": paths})
+    made_by = stages.shard_made_by("global_opinions", "m", "", 0, 3, ["i0", "zzz"])
+    write_parquet_atomic(pd.DataFrame({"item_id": ["i0", "zzz"]}), paths[0], made_by)
+    with pytest.raises(GlobalrepError, match="made for items"):
+        stages.load_predictions("global_opinions", ITEMS, {"m": paths}, {})
     assert not paths[0].exists() and paths[1].exists()
 
 
 def test_load_predictions_concatenates_models(tmp_path):
-    frame = stages.load_predictions(ITEMS, {"a": write_shards(tmp_path, "a", 2), "b": write_shards(tmp_path, "b", 3)})
+    frame = stages.load_predictions("global_opinions", ITEMS, {"a": write_shards(tmp_path, "a", 2), "b": write_shards(tmp_path, "b", 3)}, {})
     assert sorted(frame.groupby("model")["item_id"].count().items()) == [("a", 7), ("b", 7)]
 
 

@@ -80,6 +80,23 @@ def check_models(models: Mapping[str, Mapping], built_paths: Iterable[str] = ())
         )
 
 
+# Inference (or detection) jobs per task and model: a bound that keeps planning quick (Snakemake
+# plans every job before running one); more shards than items leave some shards empty.
+MAX_SHARDS = 1000
+
+
+def check_shards(tasks: Mapping[str, Mapping]) -> None:
+    """Every task's ``shards`` is a whole number from 1 to :data:`MAX_SHARDS` (JSON schema's
+    ``integer`` also lets ``2.0`` through)."""
+    for name, options in tasks.items():
+        shards = options.get("shards", 1)
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
+            raise GlobalrepError(
+                f"config key 'tasks.{name}.shards' is {shards!r}: give a whole number of jobs from 1 "
+                f"to {MAX_SHARDS} (e.g. {name}: {{shards: 4}}); see config/README.md"
+            )
+
+
 def check_task_sources(tasks: Mapping[str, Mapping]) -> None:
     """Every task's local source must exist (see :func:`resolve_source`)."""
     for name, options in tasks.items():

@@ -1,19 +1,23 @@
 """Reading the workflow's own outputs back (``results/...``) in a later job.
 
 Our outputs are written atomically, so one that cannot be read was damaged after it was written
-(a full disk, a copy cut short, an edit by hand). It is deleted and named in a
-:class:`~globalrep.errors.GlobalrepError`: the next ``snakemake`` then rebuilds exactly it. Only
-the file that failed is deleted, never the job's other inputs or outputs.
+(a full disk, a copy cut short, an edit by hand). So is one whose provenance record is missing,
+disagrees with its content or names another maker or other inputs than the reader expects (see
+:mod:`globalrep.provenance`): a shard copied from another model, a scores file that lost a row.
+It is deleted and named in a :class:`~globalrep.errors.GlobalrepError`: the next ``snakemake``
+then rebuilds exactly it. Only the file that failed is deleted (with its record), never the job's
+other inputs or outputs.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
 
+from globalrep import provenance
 from globalrep.errors import GlobalrepError
 from globalrep.tables import read_table as _parse_table
 
@@ -22,17 +26,21 @@ from globalrep.tables import read_table as _parse_table
 READ_ERRORS = (OSError, ValueError)
 
 
-def load_parquet(path: str | os.PathLike) -> pd.DataFrame:
-    """A Parquet output, or a GlobalrepError naming it and what is wrong (nothing deleted)."""
+def load_parquet(path: str | os.PathLike, expected: Mapping | None = None) -> pd.DataFrame:
+    """A Parquet output whose provenance checks out (made by ``expected``, if given), or a
+    GlobalrepError naming it and what is wrong (nothing deleted)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return _load(path, lambda p: pq.read_table(p).to_pandas(), (*READ_ERRORS, pa.ArrowException))
+    table = _load(path, pq.read_table, (*READ_ERRORS, pa.ArrowException))
+    provenance.check_parquet(path, table, expected)
+    return table.to_pandas()
 
 
-def load_table(path: str | os.PathLike) -> pd.DataFrame:
-    """A CSV table we wrote (see :func:`globalrep.tables.read_table`), or a GlobalrepError. pandas
-    ends every CSV with a newline: a file without one was cut short, even when it still parses."""
+def load_table(path: str | os.PathLike, expected: Mapping | None = None) -> pd.DataFrame:
+    """A CSV table we wrote (see :func:`globalrep.tables.read_table`) whose provenance checks out,
+    or a GlobalrepError. pandas ends every CSV with a newline: a file without one was cut short,
+    even when it still parses."""
 
     def parse(p: Path) -> pd.DataFrame:
         with p.open("rb") as file:
@@ -44,10 +52,12 @@ def load_table(path: str | os.PathLike) -> pd.DataFrame:
                 raise ValueError("the file is cut short (no final newline)")
         return _parse_table(p)
 
-    return _load(path, parse, READ_ERRORS)
+    table = _load(path, parse, READ_ERRORS)
+    provenance.check_csv(path, expected)
+    return table
 
 
-def _load(path: str | os.PathLike, parse: Callable[[Path], pd.DataFrame], errors: tuple) -> pd.DataFrame:
+def _load(path: str | os.PathLike, parse: Callable[[Path], object], errors: tuple):
     path = Path(path)
     if not path.exists():
         raise GlobalrepError(f"{path}: missing")
@@ -57,22 +67,29 @@ def _load(path: str | os.PathLike, parse: Callable[[Path], pd.DataFrame], errors
         raise GlobalrepError(f"{path}: cannot be read ({type(error).__name__}: {error})") from None
 
 
-def read_output(path: str | os.PathLike, load: Callable = load_parquet) -> pd.DataFrame:
-    """``load(path)``; when that fails, delete ``path`` and say that the next run rebuilds it."""
+def read_output(path: str | os.PathLike, load: Callable = load_parquet, expected: Mapping | None = None) -> pd.DataFrame:
+    """``load(path, expected)``; when that fails, delete ``path`` (and its provenance sidecar, if
+    any) and say that the next run rebuilds it."""
     try:
-        return load(path)
+        return load(path, expected)
     except GlobalrepError as error:
         if not Path(path).exists():
             raise GlobalrepError(f"{error}: run snakemake again to rebuild it") from None
-        Path(path).unlink(missing_ok=True)  # parallel jobs that read it may each delete it
+        delete_damaged(path)
         raise GlobalrepError(
             f"{error}. It was deleted: run snakemake again and it is rebuilt, with what depends on it"
         ) from None
 
 
-def read_parquet_output(path: str | os.PathLike) -> pd.DataFrame:
+def delete_damaged(path: str | os.PathLike) -> None:
+    """Delete one of our damaged outputs and its record; parallel jobs that read it may each try."""
+    Path(path).unlink(missing_ok=True)
+    provenance.sidecar(path).unlink(missing_ok=True)
+
+
+def read_parquet_output(path: str | os.PathLike, expected: Mapping | None = None) -> pd.DataFrame:
     """A Parquet output of an earlier job (prepared items, scores, shards); see :func:`read_output`."""
-    return read_output(path, load_parquet)
+    return read_output(path, load_parquet, expected)
 
 
 def read_table_output(path: str | os.PathLike) -> pd.DataFrame:

@@ -10,14 +10,15 @@ import os
 import sys
 from pathlib import Path
 
-from globalrep.errors import GlobalrepError
+from globalrep.errors import GlobalrepError, environment_fault
 
 
 def setup_logging(log_path: str | os.PathLike | None, level: int = logging.INFO) -> None:
     """Log to ``log_path``, warnings and errors also to stderr (parallel jobs share the
     terminal). An uncaught :class:`GlobalrepError` (bad input, explained) is logged as its
-    message alone, once, with the log's path; any other uncaught error is a bug and is logged
-    with its traceback. Either way it is written once to each place, not again by Python."""
+    message alone, once, with the log's path, and so is an error of the machine (a full disk, a
+    read-only or forbidden file: see :func:`~globalrep.errors.environment_fault`); any other
+    uncaught error is a bug and is logged with its traceback. Either way it is written once to each place, not again by Python."""
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setLevel(logging.WARNING)
     handlers: list[logging.Handler] = [stderr]
@@ -39,6 +40,8 @@ def setup_logging(log_path: str | os.PathLike | None, level: int = logging.INFO)
         logger = logging.getLogger("globalrep")
         if issubclass(kind, GlobalrepError):
             logger.error("%s%s", error, where)
+        elif environment_fault(error):
+            logger.error("%s%s", environment_fault(error), where)
         else:
             logger.error("uncaught error%s", where, exc_info=(kind, error, traceback))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -47,18 +48,36 @@ def read_records(source: str, split: str, what: str, default_source: str) -> pd.
 
 
 def read_text(path: str | os.PathLike) -> str:
-    """A text file's content; a UTF-8 byte-order mark (as Excel and Notepad write) is dropped."""
+    """A text file's content; a UTF-8 byte-order mark (as Excel and Notepad write) is dropped. A
+    NUL character (a binary file, or one damaged) is named by line and column: no text holds one."""
     try:
-        return Path(path).read_text(encoding="utf-8-sig")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise GlobalrepError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8") from None
+    nul = text.find("\0")
+    if nul >= 0:
+        line_start = text.rfind("\n", 0, nul) + 1
+        raise GlobalrepError(
+            f"{path}, line {text.count(chr(10), 0, nul) + 1}, column {nul - line_start + 1}: a NUL character; "
+            "the file is binary or damaged: save it again as UTF-8 text"
+        )
+    return text
 
 
 def read_csv_text(path: str | os.PathLike, sep: str = ",") -> pd.DataFrame:
     """A CSV (or, with ``sep``, TSV) file with every field as text (the task's parser decides
-    what a field means; "NA" stays "NA"). Malformed files raise a GlobalrepError naming the line."""
+    what a field means; "NA" stays "NA"). Malformed files, and a column name given twice, raise a
+    GlobalrepError naming the line or column."""
+    text = read_text(path)
+    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    for column, name in enumerate(header, start=1):
+        if name in header[: column - 1]:
+            raise GlobalrepError(
+                f"{path}, line 1: column {column} is named {name!r} like column {header.index(name) + 1}; "
+                "give each column its own name"
+            )
     try:
-        return pd.read_csv(io.StringIO(read_text(path)), sep=sep, dtype=str, keep_default_na=False)
+        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise GlobalrepError(f"{path}: the file is empty; it needs a header line and one row per item") from None
     except pd.errors.ParserError as error:  # pandas names the line: "Expected 5 fields in line 4, saw 7"

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from globalrep import figure_manifest
 from globalrep.atomic import atomic_path, write_csv_atomic, write_parquet_atomic
 from globalrep.config_checks import plain, resolve_source, task_chains
 from globalrep.errors import GlobalrepError
-from globalrep.intermediates import load_parquet, read_parquet_output, read_table_output
+from globalrep.intermediates import delete_damaged, load_parquet, read_parquet_output, read_table_output
 from globalrep.models import ModelSpec
+from globalrep.provenance import items_digest
 from globalrep.sharding import shard_items
 from globalrep.tasks import get_task
 
@@ -58,7 +60,7 @@ def prepare_task(task_name: str, task_options: Mapping, out_path: str | os.PathL
     log.info("preparing task %s from %s", task_name, source)
     items = task.prepare(dict(task_options), source)
     _check_items(task_name, items)
-    write_parquet_atomic(items, out_path)
+    write_parquet_atomic(items, out_path, {"kind": "prepared", "task": task_name})
     log.info("wrote %d items in %d groups to %s", len(items), items["group"].nunique(), out_path)
 
 
@@ -72,15 +74,23 @@ def infer_shard(
     engine_options: Mapping,
     out_path: str | os.PathLike,
     threads: int | None = None,
+    fingerprint: str = "",
 ) -> None:
-    """Answer one shard of a task's items with one model; one row per item."""
+    """Answer one shard of a task's items with one model; one row per item. The shard records
+    what made it (see :func:`shard_made_by`; ``fingerprint``: the model's inference fingerprint)."""
     from globalrep import engine
+    from globalrep.models import ENGINE_RESULTS_VERSION
 
     task = get_task(task_name)
     items = shard_items(read_parquet_output(prepared_path), n_shards, shard)
     log.info("%s / %s: shard %d of %d holds %d items", task_name, model.name, shard, n_shards, len(items))
+    made_by = {
+        **shard_made_by(task_name, model.name, fingerprint, shard, n_shards, items["item_id"]),
+        "prompt_version": task.prompt_version,
+        "engine_version": ENGINE_RESULTS_VERSION,
+    }
     if items.empty:
-        write_parquet_atomic(pd.DataFrame({"item_id": pd.Series([], dtype=str)}), out_path)
+        write_parquet_atomic(pd.DataFrame({"item_id": pd.Series([], dtype=str)}), out_path, made_by, [prepared_path])
         return
     requests = task.requests(items, dict(task_options), model.kind)
     options = {k: v for k, v in engine_options.items() if k not in JOB_RESOURCE_KEYS}
@@ -92,7 +102,7 @@ def infer_shard(
         answers = _with_item_id(backend.answer(requests, shard_of_task))
     elapsed = max(time.perf_counter() - start, 1e-9)
     _check_shard_ids(answers, items["item_id"], f"model {model.name}'s answers")
-    write_parquet_atomic(answers, out_path)
+    write_parquet_atomic(answers, out_path, made_by, [prepared_path])
     log.info(
         "answered %d items (%d requests) in %.1f s, model loading included: %.2f items/s",
         len(items), len(requests), elapsed, len(items) / elapsed,
@@ -109,26 +119,32 @@ def score_task(
     table_out: str | os.PathLike,
     deltas_out: str | os.PathLike,
     correction: str = "bh",
+    fingerprints: Mapping[str, str] | None = None,
 ) -> None:
     """Score every model's predictions; write per-item scores and the two standard tables (the
-    deltas' q-values by ``correction``, config key ``stats.correction``).
+    deltas' q-values by ``correction``, config key ``stats.correction``), each recording the
+    digests of what it was computed from.
 
-    ``predictions`` maps each model to its shard files in shard order. A shard that cannot be
-    read, or that does not hold exactly its items, is deleted and reported: rerunning Snakemake
-    recomputes exactly the missing shards.
+    ``predictions`` maps each model to its shard files in shard order, ``fingerprints`` each
+    model to its inference fingerprint (the workflow's; none outside it, as shards written without
+one record ""). A shard that cannot be read, that was made by another
+    model, config or shard layout, or that does not hold exactly its items, is deleted and
+    reported: rerunning Snakemake recomputes exactly the missing shards.
     """
     from globalrep import tables
 
     task = get_task(task_name)
     options = dict(task_options)
     items = read_parquet_output(prepared_path)
-    frame = load_predictions(items, predictions)
+    frame = load_predictions(task_name, items, predictions, fingerprints or {})
     scores = task.score(items, frame, options)
-    write_parquet_atomic(scores, scores_out)
+    shards = [path for paths in predictions.values() for path in paths]
+    write_parquet_atomic(scores, scores_out, {"kind": "scores", "task": task_name}, [prepared_path, *shards])
     rows = task.table_scores(scores, options)
     chains = task_chains(chains, list(predictions))
-    write_csv_atomic(tables.group_table(rows), table_out)
-    write_csv_atomic(tables.deltas_table(rows, chains, correction=correction), deltas_out)
+    made_by = {"kind": "table", "task": task_name}
+    write_csv_atomic(tables.group_table(rows), table_out, made_by, [scores_out])
+    write_csv_atomic(tables.deltas_table(rows, chains, correction=correction), deltas_out, made_by, [scores_out])
     log.info("scored %d models on %d items: %d score rows", len(predictions), len(items), len(scores))
 
 
@@ -161,12 +177,12 @@ def extra_table(
 
     task = get_task(task_name)
     options = dict(task_options)
-    rows = task.table_scores(read_parquet_output(scores_path), options)
+    rows = task.table_scores(read_parquet_output(scores_path, {"kind": "scores", "task": task_name}), options)
     chains = {name: list(members) for name, members in chains.items()}
     table = task.extra_tables[table_name](rows, chains, options)
     if "p_value" in table.columns:
         table = with_q_values(table, correction)
-    write_csv_atomic(table, out_path)
+    write_csv_atomic(table, out_path, {"kind": "table", "task": task_name}, [scores_path])
     log.info("wrote %s table of task %s: %d rows to %s", table_name, task_name, len(table), out_path)
 
 
@@ -181,7 +197,8 @@ def task_figures(
     unavailable: str = "",
     extra_tables: Sequence[str | os.PathLike] = (),
 ) -> list[Path]:
-    """Draw the task's figures (PDF + PNG) into ``out_dir``, which appears whole or not at all.
+    """Draw the task's figures (PDF + PNG) into ``out_dir``, which appears whole or not at all,
+listing them in its ``figures.json`` (see :mod:`globalrep.figure_manifest`).
 
     The task's ``figures()`` gets its options plus ``models_stage`` ({model: stage}) for colours
     and ``extra_tables`` ({name: table} read from ``extra_tables``, the task's
@@ -206,7 +223,9 @@ def task_figures(
             task.figures(read_table_output(table_path), read_table_output(deltas_path), chains, staging, options)
         else:
             log.warning("task %s draws no figures", task_name)
-    written = sorted(p for p in out_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+        inputs = [] if unavailable else [table_path, deltas_path, *extra_tables]
+        figure_manifest.write(staging, {"kind": "figures", "task": task_name}, inputs)
+    written = sorted(p for p in out_dir.rglob("*") if p.is_file() and not p.name.startswith(".") and p.name != figure_manifest.NAME)
     log.info("wrote %d figure files to %s: %s", len(written), out_dir, ", ".join(p.name for p in written))
     return written
 
@@ -221,7 +240,7 @@ def report(
     config: Mapping,
 ) -> None:
     """Write the single-file HTML report: per task its two tables (``tables[task] = (table_csv,
-    deltas_csv)``), the PNGs in ``figure_dirs[task]``, its extra tables (``extra_tables`` holds
+    deltas_csv)``), the PNGs that ``figure_dirs[task]`` lists, its extra tables (``extra_tables`` holds
     the ``{task}_{name}.csv`` of the tasks' ``EXTRA_TABLES`` that were written: none for a task no
     model could answer), the models it evaluated (``task_models[task]``, empty for a model-free
     task) and its note (``notes``, if any); with the config and package versions."""
@@ -232,7 +251,7 @@ def report(
         task: TaskOutputs(
             table=Path(table_csv),
             deltas=Path(deltas_csv),
-            figures=sorted(Path(figure_dirs[task]).rglob("*.png")),
+            figures=figure_manifest.listed_pngs(figure_dirs[task]),
             extra_tables={
                 name: extra_by_name[f"{task}_{name}.csv"]
                 for name in extra_table_names(task)
@@ -252,15 +271,30 @@ def report(
 # Helpers
 
 
-def load_predictions(items: pd.DataFrame, predictions: Mapping[str, Sequence[str | os.PathLike]]) -> pd.DataFrame:
-    """All models' shards, one frame with a ``model`` column. Unreadable or wrong shards are
-    deleted and named in the error, so that rerunning Snakemake recomputes just them."""
+def shard_made_by(task_name: str, model: str, fingerprint: str, shard: int, n_shards: int, item_ids) -> dict:
+    """What a prediction shard records, and its reader expects, about what made it."""
+    return {
+        "kind": "predictions", "task": task_name, "model": model, "fingerprint": fingerprint,
+        "shard": shard, "n_shards": n_shards, "items": items_digest(item_ids),
+    }  # fmt: skip
+
+
+def load_predictions(
+    task_name: str,
+    items: pd.DataFrame,
+    predictions: Mapping[str, Sequence[str | os.PathLike]],
+    fingerprints: Mapping[str, str],
+) -> pd.DataFrame:
+    """All models' shards, one frame with a ``model`` column. Unreadable or wrong shards (made by
+    another model or config, for other items) are deleted and named in the error, so that
+    rerunning Snakemake recomputes just them."""
     frames, bad = [], []
     for model, paths in predictions.items():
         for shard, path in enumerate(paths):
             expected = shard_items(items, len(paths), shard)["item_id"]
+            made_by = shard_made_by(task_name, model, fingerprints.get(model, ""), shard, len(paths), expected)
             try:
-                frame = load_parquet(path)
+                frame = load_parquet(path, made_by)
                 _check_shard_ids(frame, expected, f"shard {path}")
             except GlobalrepError as error:
                 bad.append((Path(path), error))
@@ -268,7 +302,7 @@ def load_predictions(items: pd.DataFrame, predictions: Mapping[str, Sequence[str
             frames.append(frame.assign(model=model))
     if bad:
         for path, _ in bad:
-            path.unlink(missing_ok=True)
+            delete_damaged(path)
         listing = "\n  ".join(str(error) for _, error in bad)
         raise GlobalrepError(
             f"{len(bad)} prediction shard(s) could not be used and were deleted:\n  {listing}\n"

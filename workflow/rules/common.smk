@@ -5,6 +5,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 from snakemake.io import contains_wildcard
@@ -19,13 +20,19 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
         PYTHONPATH=os.pathsep.join([str(_SRC)] + [p for p in _paths if p != str(_SRC)])
     )
 
-from globalrep import config_checks, config_schema, stages
+from globalrep import config_checks, config_files, config_schema, figure_manifest, stages
 from globalrep.codebase import code_fingerprint
 from globalrep.engine.backends import environment_file
 from globalrep.errors import GlobalrepError
 from globalrep.file_stamps import stamp
 from globalrep.models import ModelSpec, fingerprint, inference_fingerprint, inference_resources
 from globalrep.tasks import get_task
+
+try:
+    # The files as written: no key given twice, no alias bomb, no YTE (Snakemake reads them leniently).
+    config_files.check_config_files(workflow.configfiles)
+except GlobalrepError as error:
+    raise WorkflowError(str(error)) from None
 
 try:
     # The top-level schema with every task's options block (see globalrep.config_schema).
@@ -36,8 +43,10 @@ except WorkflowError as error:
         raise
     raise WorkflowError(config_checks.config_error_message(cause)) from None
 
-# Fill in the paper's repository (config key paper_repo) where the config refers to it.
+# Bounds the schema cannot state, then the paper's repository (config key paper_repo) filled in
+# where the config refers to it.
 try:
+    config_checks.check_shards(config["tasks"])
     config.update(config_checks.resolve_paper_repo(config))
 except GlobalrepError as error:
     raise WorkflowError(str(error)) from None
@@ -196,6 +205,8 @@ def infer_inputs(wildcards):
 def infer_fingerprint(wildcards):
     """Hash of what determines the shard's answers: model entry (minus batch size), the task
     options that shape its requests, the task's prompt version and the engine's results version.
+    The shard records it; scoring accepts only shards that carry their model's (see
+    inference_fingerprints).
     """
     task = get_task(wildcards.task)
     options = config_checks.inference_options(
@@ -204,6 +215,14 @@ def infer_fingerprint(wildcards):
     answers = inference_fingerprint(model_spec(wildcards.model), options, task.prompt_version)
     stamps = undeclarable_stamp(published_files(wildcards))
     return fingerprint(answers, *stamps) if stamps else answers
+
+
+def inference_fingerprints(task):
+    """{model: infer_fingerprint} of the models a task evaluates, for scoring to check shards."""
+    return {
+        model: infer_fingerprint(SimpleNamespace(task=task, model=model))
+        for model in TASK_MODELS[task]
+    }
 
 
 def score_inputs(wildcards):

@@ -1,5 +1,13 @@
 # Tables -> each task's figures (PDF + PNG), and the single-file HTML report of everything.
 
+# A figure folder lists its figures (figures.json); one that lost or changed a figure is deleted
+# before planning, so that this run redraws it (Snakemake sees only the folder).
+from snakemake.logging import logger
+
+if workflow.is_main_process:
+    for problem in figure_manifest.delete_damaged(f"results/figures/{task}" for task in TASKS):
+        logger.warning(f"{problem}: deleted, to be drawn again")
+
 
 rule plot_task_figures:
     input:

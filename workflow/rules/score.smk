@@ -29,6 +29,7 @@ rule score_task:
         runtime=30,
     params:
         predictions=lambda wildcards: prediction_files(wildcards.task),
+        inference=lambda wildcards: inference_fingerprints(wildcards.task),
         chains=lambda wildcards: chains_for(wildcards.task),
         correction=config["stats"]["correction"],
         fingerprint=score_fingerprint,

@@ -19,5 +19,6 @@ infer_shard(
     shard=int(wildcards.shard),
     engine_options=config["engine"],
     out_path=snakemake.output[0],
+    fingerprint=snakemake.params.fingerprint,
     threads=snakemake.threads,
 )

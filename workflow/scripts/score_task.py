@@ -10,6 +10,7 @@ score_task(
     task_options=snakemake.config["tasks"][task],
     prepared_path=snakemake.input.prepared,
     predictions=snakemake.params.predictions,
+    fingerprints=snakemake.params.inference,
     chains=snakemake.params.chains,
     correction=snakemake.params.correction,
     scores_out=snakemake.output.scores,

@@ -24,6 +24,9 @@ RC = {
     **sns.axes_style("whitegrid"),
     **sns.plotting_context("paper", font_scale=1.1),
     "pdf.fonttype": 42,  # TrueType in PDFs: text stays editable and searchable
+    # Labels, titles and legends carry text from the data (country names, model names): shown as
+    # written, never parsed as mathtext ("$x$"), which can fail on them.
+    "text.parse_math": False,
 }
 
 
