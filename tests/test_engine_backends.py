@@ -123,7 +123,7 @@ def test_fingerprint_and_resources_follow_the_backend_declarations():
     same = inference_fingerprint(replace(spec, batch_size=2, options={**spec.options, "gpu_memory_utilization": 0.5}), {}, "1")
     assert same == inference_fingerprint(spec, {}, "1")
     assert inference_fingerprint(replace(spec, options={"max_model_len": 1024}), {}, "1") != same
-    engine_resources = {"gpus": 1, "mem_mb": 8000, "runtime": 60}
+    engine_resources = {"threads": 2, "gpus": 1, "mem_mb": 8000, "runtime": 60}
     assert inference_resources({"path": "p", "backend": "vllm"}, engine_resources) == engine_resources
     assert environment_file("vllm").endswith("envs/vllm.yaml") and environment_file(None).endswith("envs/inference.yaml")
 
@@ -139,7 +139,7 @@ def test_a_backend_of_another_package_comes_through_its_entry_point(monkeypatch)
     try:
         assert backends.backend_info("echo") is ECHO_INFO
         assert "echo" in config_schema.assemble()["$defs"]["model"]["properties"]["backend"]["enum"]
-        assert inference_resources({"path": "p", "backend": "echo"}, {"gpus": 1, "mem_mb": 1, "runtime": 1})["gpus"] == 0
+        assert inference_resources({"path": "p", "backend": "echo"}, {"threads": 1, "gpus": 1, "mem_mb": 1, "runtime": 1})["gpus"] == 0
         with open_backend(ModelSpec(name="e", path="org/e", backend="echo")) as backend:
             assert backend.answer([GenerateRequest("a", "g", "hi", 3)]).loc[0, "g_text"] == "hi"
     finally:
