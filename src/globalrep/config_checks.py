@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from globalrep.errors import GlobalrepError
-from globalrep.models import is_local_path
+from globalrep.local_paths import is_local_path
 from globalrep.tasks import TASKS, get_task
 
 log = logging.getLogger(__name__)

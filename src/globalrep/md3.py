@@ -11,7 +11,6 @@ and keep the speakers; :func:`render` writes it as ``speaker: text`` lines.
 from __future__ import annotations
 
 import ast
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,9 +20,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from globalrep.digests import content_id
 from globalrep.errors import GlobalrepError
 from globalrep.sources import read_csv_text, require_columns
-from globalrep.tasks.base import digest
 
 DIALECTS = ("en_us", "en_in", "en_ng")
 DOWNLOAD_HINT = (
@@ -49,8 +48,7 @@ def render(transcript: Iterable[Sequence[str]]) -> str:
 
 def item_id(dialect: str, transcript: Iterable[Sequence[str]], answer: str, distractors: Sequence[str]) -> str:
     """Stable id from the game's content, the same whichever input it was read from."""
-    blob = json.dumps([dialect, render(transcript), answer, list(distractors)])
-    return f"md3-{digest(blob)}"
+    return content_id("md3", dialect, render(transcript), answer, list(distractors))
 
 
 # ----------------------------------------------------------------------------------- curation

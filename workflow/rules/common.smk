@@ -25,7 +25,8 @@ from globalrep.codebase import code_fingerprint
 from globalrep.engine.backends import environment_file
 from globalrep.errors import GlobalrepError
 from globalrep.file_stamps import stamp
-from globalrep.models import ModelSpec, fingerprint, inference_fingerprint, inference_resources
+from globalrep.digests import fingerprint
+from globalrep.models import ModelSpec, inference_fingerprint, inference_resources
 from globalrep.tasks import get_task
 
 try:

@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 
 from globalrep import md3, tables
+from globalrep.choices import best_choice
 from globalrep import published_files as pf
 from globalrep.engine.answers import Answers, generate_answer, loglik_answer, prediction_frame
 from globalrep.engine.requests import GenerateRequest, LoglikRequest
 from globalrep.errors import GlobalrepError
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import require_columns
-from globalrep.tasks.base import best_choice, check_known_items, load_options_schema, option_defaults
+from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
 
 NAME = "md3_taboo"
 # Bump with any change to the default prompt template (prompt_templates/md3_taboo.jinja), to the
