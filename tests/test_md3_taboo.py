@@ -22,6 +22,7 @@ from globalrep.models import ModelSpec
 from globalrep.sharding import shard_items
 from globalrep.stats import unpaired_difference
 from globalrep.tasks import md3_taboo as task
+from conftest import TOP_LEVEL_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "data" / "demo" / "md3"
@@ -476,7 +477,7 @@ def test_figure_2_layout(tmp_path):
 
 
 def test_schema_block_covers_the_options():
-    schema = config_schema.assemble()
+    schema = config_schema.assemble(TOP_LEVEL_SCHEMA)
     keys = set(schema["$defs"]["md3_taboo"]["properties"])
     assert keys == {"md3_dir", "items_csv", "dialects", "max_new_tokens", "seed", "shards", "prompt_template"}
     demo = yaml.safe_load((REPO / "config.yaml").read_text())
