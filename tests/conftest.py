@@ -9,6 +9,9 @@ import pytest
 
 from globalrep import demo
 
+# The workflow's top-level config schema: globalrep.config_schema assembles the config schema from it.
+TOP_LEVEL_SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
 # A small vocabulary keeps the embedding matrices, and so every test model, tiny.
 TINY_VOCAB = 1024
 TINY_STAGE_SEEDS = {"base": 0, "sft": 1, "pt": 2}

@@ -6,17 +6,18 @@ import pytest
 
 from globalrep import config_docs, config_schema
 from globalrep.errors import GlobalrepError
+from conftest import TOP_LEVEL_SCHEMA
 
 
 def test_config_readme_is_what_the_schema_gives():
     current = config_docs.CONFIG_README.read_text(encoding="utf-8")
-    assert config_docs.render(current, config_schema.assemble()) == current, (
+    assert config_docs.render(current, config_schema.assemble(TOP_LEVEL_SCHEMA)) == current, (
         f"config/README.md's tables differ from the schema's descriptions; run {config_docs.WRITE_COMMAND}"
     )
 
 
 def test_tables_render_types_defaults_and_required_keys():
-    schema = config_schema.assemble()
+    schema = config_schema.assemble(TOP_LEVEL_SCHEMA)
     table = config_docs.options_table(schema, "tasks.sft_langid").splitlines()
     assert table[0] == "| key | type | default | meaning |"
     rows = {row.split(" | ")[0].removeprefix("| "): row.split(" | ")[1:3] for row in table[2:]}
@@ -32,7 +33,7 @@ def test_tables_render_types_defaults_and_required_keys():
 
 
 def test_every_task_needs_a_table_and_markers_name_real_keys():
-    schema = config_schema.assemble()
+    schema = config_schema.assemble(TOP_LEVEL_SCHEMA)
     text = config_docs.CONFIG_README.read_text(encoding="utf-8")
     without = text.replace("<!-- options:tasks.belebele -->", "<!-- gone -->")
     with pytest.raises(GlobalrepError, match="no options table for task.*belebele.*--write"):

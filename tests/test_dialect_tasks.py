@@ -17,6 +17,7 @@ from globalrep.engine.requests import GenerateRequest, LoglikRequest, RewardRequ
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 from globalrep.tasks import md3_taboo, md3_taboo_transfer, rm_dialect_probe
+from conftest import TOP_LEVEL_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_MD3 = REPO / "data" / "demo" / "md3"
@@ -214,7 +215,7 @@ def test_infer_score_tables_and_figures_with_tiny_models(
 
 
 def test_schema_and_demo_config_cover_the_dialect_tasks():
-    schema = config_schema.assemble()
+    schema = config_schema.assemble(TOP_LEVEL_SCHEMA)
     assert {"md3_taboo_transfer", "rm_dialect_probe"} <= set(schema["properties"]["tasks"]["properties"])
     demo = yaml.safe_load((REPO / "config.yaml").read_text())
     assert demo["dialects"] == ["indian", "nigerian"]

@@ -22,6 +22,7 @@ from globalrep.atomic import write_parquet_atomic
 from globalrep.errors import GlobalrepError
 from globalrep.stats import mcnemar_exact
 from globalrep.tasks import md3_taboo_transfer, rm_dialect_probe
+from conftest import TOP_LEVEL_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_MULTIVALUE = importlib.util.find_spec("multivalue") is not None
@@ -210,7 +211,7 @@ def test_protected_spans_and_dropped_rules():
 
 
 def test_dialect_codes_cover_multivalue_and_the_schema():
-    schema = config_schema.assemble()
+    schema = config_schema.assemble(TOP_LEVEL_SCHEMA)
     assert schema["properties"]["dialects"]["items"]["enum"] == list(multivalue_adapter.DIALECTS)
     assert len(multivalue_adapter.DIALECTS) == 50 and len(set(multivalue_adapter.DIALECTS.values())) == 50
     if HAVE_MULTIVALUE:  # every code names one of Multi-VALUE's dialect classes

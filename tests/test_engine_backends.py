@@ -16,6 +16,7 @@ from globalrep.engine.backends import BACKENDS, environment_file
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec, inference_fingerprint, inference_resources
 from globalrep.tasks import md3_taboo
+from conftest import TOP_LEVEL_SCHEMA
 
 
 class EchoBackend:
@@ -92,7 +93,7 @@ def test_importing_the_engine_leaves_transformers_progress_bars_alone(tiny_lm_di
 def _valid(config: dict) -> bool:
     import jsonschema
 
-    return jsonschema.Draft202012Validator(config_schema.assemble()).is_valid(config)
+    return jsonschema.Draft202012Validator(config_schema.assemble(TOP_LEVEL_SCHEMA)).is_valid(config)
 
 
 def _config(**model) -> dict:
@@ -100,7 +101,7 @@ def _config(**model) -> dict:
 
 
 def test_the_schema_takes_its_backends_and_their_options_from_the_declarations():
-    schema = config_schema.assemble()
+    schema = config_schema.assemble(TOP_LEVEL_SCHEMA)
     assert schema["$defs"]["model"]["properties"]["backend"]["enum"] == ["hf", "published", "vllm"]
     assert _valid(_config(options={"attn_implementation": "eager"}))  # hf, the default
     assert _valid(_config(backend="vllm", options={"gpu_memory_utilization": 0.8, "enforce_eager": True}))
@@ -138,7 +139,7 @@ def test_a_backend_of_another_package_comes_through_its_entry_point(monkeypatch)
     backends._entry_point_backends.cache_clear()
     try:
         assert backends.backend_info("echo") is ECHO_INFO
-        assert "echo" in config_schema.assemble()["$defs"]["model"]["properties"]["backend"]["enum"]
+        assert "echo" in config_schema.assemble(TOP_LEVEL_SCHEMA)["$defs"]["model"]["properties"]["backend"]["enum"]
         assert inference_resources({"path": "p", "backend": "echo"}, {"threads": 1, "gpus": 1, "mem_mb": 1, "runtime": 1})["gpus"] == 0
         with open_backend(ModelSpec(name="e", path="org/e", backend="echo")) as backend:
             assert backend.answer([GenerateRequest("a", "g", "hi", 3)]).loc[0, "g_text"] == "hi"

@@ -22,6 +22,7 @@ from globalrep.models import ModelSpec
 from globalrep.sharding import shard_items
 from globalrep.stats import unpaired_difference
 from globalrep.tasks import md3_taboo as task
+from conftest import TOP_LEVEL_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "data" / "demo" / "md3"
@@ -230,7 +231,7 @@ def test_items_csv_loads_the_papers_894_games(shared_data):
 
 def test_prompt_is_a_versioned_template():
     assert task.PROMPT_VERSION == "3"
-    assert task.build_prompt([("Speaker0", "It is hot."), ("Speaker1", "The sun?")]) == (
+    assert md3.build_prompt([("Speaker0", "It is hot."), ("Speaker1", "The sun?")]) == (
         "Taboo is a word-guessing game for two players. One player knows a secret word and describes "
         "it without saying it; the other player tries to guess the word. Below is the transcript of "
         "a game, stopped before the secret word was said. What is the secret word?\n\n"
@@ -251,8 +252,8 @@ def test_requests_generate_and_rank_the_answer_at_a_seeded_position():
     assert task.requests(items, {"max_new_tokens": 3})[0].max_new_tokens == 3
     positions = []
     for request, item in zip(choice, items.itertuples()):
-        assert request.context == task.build_prompt(item.transcript)
-        position = task.answer_position(item.item_id, 5, 7)
+        assert request.context == md3.build_prompt(item.transcript)
+        position = md3.answer_position(item.item_id, 5, 7)
         # The words right after "Secret Word:", as the paper scored them.
         assert request.continuations[position] == item.answer
         assert [c for i, c in enumerate(request.continuations) if i != position] == list(item.distractors)
@@ -280,25 +281,25 @@ def test_requests_generate_and_rank_the_answer_at_a_seeded_position():
     ],
 )
 def test_generated_correct(text, correct):
-    assert task.generated_correct(text, "Electron", ["Atom", "Proton", "Molecule"]) is correct
+    assert md3.generated_correct(text, "Electron", ["Atom", "Proton", "Molecule"]) is correct
 
 
 def test_chose_correct_uses_the_per_token_mean():
     # The answer's sum (-3 over 3 tokens) is below the distractor's (-2 over 1), its mean above.
-    assert task.chose_correct([-2.0, -3.0], [1, 3], answer_index=1)
-    assert not task.chose_correct([-2.0, -3.0], [1, 1], answer_index=1)
-    assert task.chose_correct([-1.0, -1.0], [1, 1], answer_index=0)  # a tie goes to the earlier choice
+    assert md3.chose_correct([-2.0, -3.0], [1, 3], answer_index=1)
+    assert not md3.chose_correct([-2.0, -3.0], [1, 1], answer_index=1)
+    assert md3.chose_correct([-1.0, -1.0], [1, 1], answer_index=0)  # a tie goes to the earlier choice
 
 
 def test_chose_correct_in_the_papers_order_takes_ties_and_nan_as_its_argmax_did():
     nan = float("nan")
     order = [1, 2, 0]  # choice 2 was scored first, then choice 0, then choice 1
-    assert task.chose_correct([-1.0, -2.0, -1.0], [1, 1, 1], answer_index=2, tiebreak=order)  # tie: first scored
+    assert md3.chose_correct([-1.0, -2.0, -1.0], [1, 1, 1], answer_index=2, tiebreak=order)  # tie: first scored
     # No scores: torch.argmax took the first NaN, the choice scored first; without the order, not correct.
-    assert task.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=2, tiebreak=order)
-    assert not task.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=0, tiebreak=order)
-    assert not task.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=0)
-    assert task.chose_correct([-5.0, nan, -1.0], [1, 1, 1], answer_index=1, tiebreak=order)  # a NaN beats any score
+    assert md3.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=2, tiebreak=order)
+    assert not md3.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=0, tiebreak=order)
+    assert not md3.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=0)
+    assert md3.chose_correct([-5.0, nan, -1.0], [1, 1, 1], answer_index=1, tiebreak=order)  # a NaN beats any score
 
 
 def published_predictions(shared_data: Path, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -464,19 +465,19 @@ def test_figure_2_layout(tmp_path):
     for model, stage_value in (("base", 0.1), ("sft", 0.3), ("pt", 0.4)):
         for group, drop in (("en_us", 0.0), ("en_in", 0.1), ("en_ng", 0.05)):
             value = stage_value - drop
-            rows += [(model, group, metric, value, value - 0.05, value + 0.05, 10) for metric in task.METRICS]
+            rows += [(model, group, metric, value, value - 0.05, value + 0.05, 10) for metric in md3.METRICS]
     table = pd.DataFrame(rows, columns=tables.GROUP_COLUMNS)
     chains = {"one": ["base", "sft", "pt"], "two": ["base", "pt"]}
     options = {"models_stage": {"base": "base", "sft": "sft", "pt": "pt"}}
     written = task.figures(table, pd.DataFrame(), chains, tmp_path, options)
     assert sorted(p.name for p in written) == sorted(
-        f"md3_taboo_{metric}.{suffix}" for metric in task.METRICS for suffix in ("pdf", "png")
+        f"md3_taboo_{metric}.{suffix}" for metric in md3.METRICS for suffix in ("pdf", "png")
     )
     assert all(p.stat().st_size > 1000 for p in written)
 
 
 def test_schema_block_covers_the_options():
-    schema = config_schema.assemble()
+    schema = config_schema.assemble(TOP_LEVEL_SCHEMA)
     keys = set(schema["$defs"]["md3_taboo"]["properties"])
     assert keys == {"md3_dir", "items_csv", "dialects", "max_new_tokens", "seed", "shards", "prompt_template"}
     demo = yaml.safe_load((REPO / "config.yaml").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from globalrep import md3
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec, inference_fingerprint
 from globalrep.tasks import belebele, global_opinions, md3_taboo, tydiqa_goldp
@@ -37,7 +38,7 @@ def test_a_template_file_reproduces_a_given_prompt_exactly(tmp_path):
 def test_every_instruction_task_renders_its_prompt_from_the_option(tmp_path):
     path = tmp_path / "plain.jinja"
     cases = [
-        (md3_taboo, "T: {{ transcript }} =", lambda options: md3_taboo.build_prompt([("A", "hi")], options), "T: A: hi ="),
+        (md3_taboo, "T: {{ transcript }} =", lambda options: md3.build_prompt([("A", "hi")], options), "T: A: hi ="),
         (tydiqa_goldp, "{% for s in shots %}{{ s.answer }};{% endfor %}{{ question }}",
          lambda options: tydiqa_goldp.build_prompt("C", "Q?", (["c"], ["q"], ["a"]), options), "a;Q?"),
         (global_opinions, "{{ question }} {{ options | join('/') }} (",

@@ -10,7 +10,7 @@ from globalrep import figure_manifest, stages
 from globalrep.atomic import write_csv_atomic
 from globalrep.errors import GlobalrepError
 from globalrep.figures.chains import plot_chain_groups
-from globalrep.models import fingerprint
+from globalrep.digests import fingerprint
 from globalrep.report import TaskOutputs, build_report
 from globalrep.tables import DELTA_COLUMNS, GROUP_COLUMNS, deltas_table, group_table
 

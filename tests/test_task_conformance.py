@@ -24,6 +24,7 @@ from globalrep.models import ModelSpec
 from globalrep.multivalue_adapter import Rewrite
 from globalrep.tasks import TASKS, sft_langid
 from globalrep.tasks.base import AXES, Task
+from conftest import TOP_LEVEL_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TASKS = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))["tasks"]
@@ -133,7 +134,7 @@ def prepared_items(task: Task, options: dict, out: Path) -> Path:
 def documented_options(task: Task) -> set[str]:
     """The option keys the config schema documents for the task (its block in the assembled
     schema, which is the task's own options block)."""
-    return set(config_schema.assemble()["$defs"][task.name]["properties"])
+    return set(config_schema.assemble(TOP_LEVEL_SCHEMA)["$defs"][task.name]["properties"])
 
 
 # ------------------------------------------------------------------------------ protocol facts

@@ -26,11 +26,12 @@ from globalrep.atomic import write_parquet_atomic
 from globalrep.sharding import shard_items
 from globalrep.tasks import get_task
 from globalrep.tasks.base import Task
+from conftest import TOP_LEVEL_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "workflow", "config", "data", "profiles", "envs")
 # The config schema as the workflow validates with it: the top level plus every task's block.
-SCHEMA = config_schema.assembled_file()
+SCHEMA = config_schema.assembled_file(TOP_LEVEL_SCHEMA)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -182,7 +183,7 @@ def test_schema_fills_defaults_that_match_model_spec():
 
 
 def test_every_schema_key_is_described_and_closed():
-    schema = config_schema.assemble()
+    schema = config_schema.assemble(TOP_LEVEL_SCHEMA)
 
     def walk(node, where):
         if isinstance(node, dict):

@@ -1,5 +1,9 @@
 """The package's own source code: what a file imports, which globalrep modules a module pulls in,
-and a fingerprint of that code (so that a change to a task's metrics reruns its scoring)."""
+and a fingerprint of that code (so that a change to a task's metrics reruns its scoring).
+
+A task's scoring fingerprint covers what its scoring runs: the task's module and the modules it
+imports, which are never another task's (``tests/test_codebase.py`` keeps it so), plus the shared
+statistics and table shapes; not the figure modules. Editing one task reruns no other's scoring."""
 
 from __future__ import annotations
 
@@ -11,6 +15,11 @@ from pathlib import Path
 
 PACKAGE = "globalrep"
 PACKAGE_DIR = Path(__file__).resolve().parent
+# Besides a task's module, scoring runs the shared statistics and table shapes, never the figure
+# modules; figures run the task's module, its figure modules and the notice a task without answers gets.
+SCORING_MODULES = ("globalrep.stats", "globalrep.tables")
+FIGURE_PACKAGE = "globalrep.figures"
+FIGURE_MODULES = ("globalrep.figures.notice",)
 # Calls that import a module named by a string: importlib.import_module("x"), find_spec("x").
 IMPORTING_CALLS = ("import_module", "find_spec")
 
@@ -97,6 +106,18 @@ def code_fingerprint(names: Iterable[str], skip: Collection[str] = ()) -> str:
     for path in package_files(names, skip):
         digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def scoring_fingerprint(task_module: str) -> str:
+    """The code fingerprint of the scoring of the task module ``task_module``: editing it reruns
+    the task's scoring, figures and report."""
+    return code_fingerprint([task_module, *SCORING_MODULES], skip=(FIGURE_PACKAGE,))
+
+
+def figure_fingerprint(task_module: str) -> str:
+    """The code fingerprint of the figures of the task module ``task_module``: editing it reruns
+    the task's figures and the report."""
+    return code_fingerprint([task_module, *FIGURE_MODULES])
 
 
 def third_party_imports(paths: Iterable[str | Path], skip: Collection[str] = ()) -> set[str]:

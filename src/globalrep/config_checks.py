@@ -9,7 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from globalrep.errors import GlobalrepError
-from globalrep.models import is_local_path
+from globalrep.local_paths import is_local_path
+from globalrep.published_files import outputs_dir
 from globalrep.tasks import TASKS, get_task
 
 log = logging.getLogger(__name__)
@@ -152,8 +153,6 @@ def resolve_paper_repo(config: Mapping) -> dict:
     """The config with the paper's repository filled in (config key ``paper_repo``): every
     ``{paper_repo}`` (the clone) and ``{paper_outputs}`` (its ``outputs/`` folder) in a task
     option replaced, and ``published`` files made relative to the working directory."""
-    from globalrep.engine.published import outputs_dir
-
     config = plain(config)
     repo = config.get("paper_repo")
     replacements = {"{paper_repo}": str(repo), "{paper_outputs}": str(outputs_dir(repo))} if repo else {}

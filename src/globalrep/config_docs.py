@@ -24,7 +24,10 @@ from pathlib import Path
 from globalrep import config_schema
 from globalrep.errors import GlobalrepError
 
-CONFIG_README = Path(__file__).resolve().parents[2] / "config" / "README.md"
+# This checkout's files: the page it writes and the workflow's top-level schema.
+CHECKOUT = Path(__file__).resolve().parents[2]
+CONFIG_README = CHECKOUT / "config" / "README.md"
+TOP_LEVEL_SCHEMA = CHECKOUT / "workflow" / "schemas" / "config.schema.yaml"
 WRITE_COMMAND = "python -m globalrep.config_docs --write"
 
 BLOCK = re.compile(r"<!-- (options|values):([\w.]+) -->\n.*?<!-- /\1 -->", re.S)
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--check", action="store_true", help="exit 1 when config/README.md is not up to date")
     args = parser.parse_args(argv)
     current = CONFIG_README.read_text(encoding="utf-8")
-    rendered = render(current, config_schema.assemble())
+    rendered = render(current, config_schema.assemble(TOP_LEVEL_SCHEMA))
     if args.write:
         if rendered != current:
             CONFIG_README.write_text(rendered, encoding="utf-8")

@@ -1,6 +1,7 @@
 """The config's JSON schema, assembled from the workflow's top-level schema and every task's block.
 
-``workflow/schemas/config.schema.yaml`` holds the top level (models, chains, engine, ...); each
+The workflow's ``workflow/schemas/config.schema.yaml``, whose path the caller gives (the package
+reads no file of the workflow's on its own), holds the top level (models, chains, engine, ...); each
 task's options are described next to the task, in ``globalrep/tasks/{task}.schema.yaml``
 (see :func:`globalrep.tasks.base.load_options_schema`), and each backend's model options with the
 backend (:class:`globalrep.engine.backends.BackendInfo`). The workflow validates the config
@@ -20,11 +21,9 @@ import yaml
 
 from globalrep.errors import GlobalrepError
 
-TOP_LEVEL_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
-
-def assemble(top_level: str | os.PathLike = TOP_LEVEL_SCHEMA) -> dict:
-    """The whole config schema: the top level, with ``tasks.<name>`` of every registered task
+def assemble(top_level: str | os.PathLike) -> dict:
+    """The whole config schema: the top level (the file ``top_level``), with ``tasks.<name>`` of every registered task
     referring to that task's block under ``$defs``, and a model's ``backend`` one of the known
     backends, whose ``options`` follow that backend's block."""
     from globalrep.engine.backends import DEFAULT_BACKEND, backend_infos
@@ -50,7 +49,7 @@ def assemble(top_level: str | os.PathLike = TOP_LEVEL_SCHEMA) -> dict:
     return schema
 
 
-def assembled_file(top_level: str | os.PathLike = TOP_LEVEL_SCHEMA) -> str:
+def assembled_file(top_level: str | os.PathLike) -> str:
     """The assembled schema written to a file (named by its content, in the temporary folder),
     for ``snakemake.utils.validate``, which reads schemas from files."""
     text = json.dumps(assemble(top_level), indent=1, sort_keys=True)

@@ -6,24 +6,37 @@ distractors``), the form in which the paper published its 894 games.
 
 A transcript is a list of ``(speaker, text)`` lines, so that a dialect rewrite can change the text
 and keep the speakers; :func:`render` writes it as ``speaker: text`` lines.
+
+The game itself (its prompt, requests and scores) is here too, shared by the tasks ``md3_taboo``
+(MD3's own dialects) and ``md3_taboo_transfer`` (SAE games rewritten into other dialects).
 """
 
 from __future__ import annotations
 
 import ast
-import json
 import logging
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
+from globalrep.choices import best_choice
+from globalrep.digests import content_id
+from globalrep.engine.requests import GenerateRequest, LoglikRequest
 from globalrep.errors import GlobalrepError
+from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_csv_text, require_columns
-from globalrep.tasks.base import digest
+
+# Bump with any change to the default prompt template (prompt_templates/md3_taboo.jinja), to the
+# requests, or to the preparation (including data/md3_curation.yaml): it reruns inference.
+PROMPT_VERSION = "3"  # 2: words scored right after "Secret Word:", as the paper did; 3: legend and "---" line
+PROMPT_TEMPLATE = "md3_taboo"  # the default prompt: prompt_templates/md3_taboo.jinja
+METRICS = ("generated_correct", "chose_correct")
 
 DIALECTS = ("en_us", "en_in", "en_ng")
 DOWNLOAD_HINT = (
@@ -49,8 +62,7 @@ def render(transcript: Iterable[Sequence[str]]) -> str:
 
 def item_id(dialect: str, transcript: Iterable[Sequence[str]], answer: str, distractors: Sequence[str]) -> str:
     """Stable id from the game's content, the same whichever input it was read from."""
-    blob = json.dumps([dialect, render(transcript), answer, list(distractors)])
-    return f"md3-{digest(blob)}"
+    return content_id("md3", dialect, render(transcript), answer, list(distractors))
 
 
 # ----------------------------------------------------------------------------------- curation
@@ -206,7 +218,129 @@ def parse_transcript(text: str, where: str) -> list[Line]:
     return lines
 
 
+def resolve_source(options: dict, task: str, dialects: Sequence[str]) -> str:
+    """The folder (``md3_dir``) or file (``items_csv``) the games come from; exactly one is set,
+    and it must exist (a missing MD3 folder, or one without the files of ``dialects``, says where
+    to get MD3). ``task`` names the config block in errors."""
+    given = [key for key in ("md3_dir", "items_csv") if options.get(key)]
+    if len(given) != 1:
+        raise GlobalrepError(
+            f"config key 'tasks.{task}' needs exactly one of 'md3_dir' (the raw MD3 folder) or "
+            f"'items_csv' (cleaned games), got {' and '.join(given) or 'neither'}. {DOWNLOAD_HINT}"
+        )
+    source = str(options[given[0]])
+    if given[0] == "md3_dir":
+        check_md3_dir(source, dialects)
+    elif not Path(source).expanduser().is_file():
+        raise GlobalrepError(f"MD3 items file '{source}' (config key 'tasks.{task}.items_csv') does not exist")
+    return source
+
+
+def read_games(source: str | Path, dialects: Sequence[str]) -> pd.DataFrame:
+    """One row per game of ``dialects``: ``item_id, group (dialect), clip_identifier, transcript
+    (list of [speaker, text]), answer, distractors``, from a raw MD3 folder or a cleaned items CSV."""
+    if Path(source).is_dir():
+        return read_md3_dir(source, dialects)
+    return read_items_csv(source, dialects)
+
+
+# -------------------------------------------------------------------------------- the game
+
+
+def build_prompt(transcript: Iterable[Sequence[str]], task_options: dict | None = None) -> str:
+    """The prompt for a transcript given as ``(speaker, text)`` lines, from the task's template
+    (option ``prompt_template``; default globalrep/prompt_templates/md3_taboo.jinja)."""
+    return prompt_renderer(PROMPT_TEMPLATE, task_options or {})(transcript=render(transcript))
+
+
+def answer_position(item_id: str, n_distractors: int, seed: int) -> int:
+    """Where the answer goes among the distractors: random, but fixed by (seed, item) alone, so it
+    does not depend on which items share a shard."""
+    return random.Random(f"{seed}:{item_id}").randint(0, n_distractors)
+
+
+def choices(item_id: str, answer: str, distractors: Sequence[str], seed: int) -> list[str]:
+    """The answer and the distractors, the answer at its seeded position."""
+    words = list(distractors)
+    words.insert(answer_position(item_id, len(words), seed), answer)
+    return words
+
+
+def requests(items: pd.DataFrame, options: dict) -> list[GenerateRequest | LoglikRequest]:
+    """Per game a greedy guess (key ``generated``) and the log-likelihood of each choice after
+    the prompt (key ``choice``); ``options`` are the task's, ``max_new_tokens`` and ``seed``
+    included."""
+    max_new_tokens = int(options["max_new_tokens"])
+    seed = int(options["seed"])
+    built = []
+    for item in items.itertuples(index=False):
+        prompt = build_prompt(item.transcript, options)
+        words = choices(item.item_id, item.answer, item.distractors, seed)
+        built += [
+            GenerateRequest(item_id=item.item_id, key="generated", prompt=prompt, max_new_tokens=max_new_tokens),
+            # Each word right after the prompt, as the paper scored it ("Secret Word:Atom").
+            LoglikRequest(item_id=item.item_id, key="choice", context=prompt, continuations=tuple(words)),
+        ]
+    return built
+
+
+def generated_correct(text: str, answer: str, distractors: Sequence[str]) -> bool:
+    """The guess names the answer (case-insensitive substring) and no distractor."""
+    guess = text.lower()
+    return answer.lower() in guess and not any(word.lower() in guess for word in distractors)
+
+
+def chose_correct(
+    logprobs: Sequence[float], ntokens: Sequence[int], answer_index: int, tiebreak: Sequence[int] | None = None
+) -> bool:
+    """The answer has the highest per-token mean log-likelihood. A tie goes to the choice first in
+    ``tiebreak`` order (the published backend: the order the paper scored the choices in), else to
+    the earlier choice; the answer's position is random, so ties favour no one. A missing (NaN)
+    score is a missing answer: not correct; except in the paper's order, where it is the paper's
+    own choice (its ``torch.argmax`` took the first NaN as the maximum)."""
+    if tiebreak is None and np.isnan(np.asarray(logprobs, dtype=float)).any():
+        return False
+    return best_choice(logprobs, ntokens, tiebreak) == answer_index
+
+
+def score(items: pd.DataFrame, predictions: pd.DataFrame, seed: int, task: str) -> pd.DataFrame:
+    """``model, item_id, group, metric, value`` with :data:`METRICS` (1.0 or 0.0) per game and
+    model; ``seed`` placed the answers, ``task`` names the task in errors. Predictions must name
+    only games of ``items`` (the task checks that first)."""
+    needed = ["generated_text", "choice_logprob", "choice_ntokens"]
+    missing = [column for column in needed if column not in predictions.columns]
+    if missing:
+        raise GlobalrepError(f"{task}: predictions lack column(s) {', '.join(missing)}; rerun inference")
+    if "choice_tiebreak" not in predictions.columns:
+        predictions = predictions.assign(choice_tiebreak=None)
+    merged = predictions[["model", "item_id", "choice_tiebreak", *needed]].merge(
+        items[["item_id", "group", "answer", "distractors"]], on="item_id", validate="many_to_one"
+    )
+    rows = []
+    for pred in merged.itertuples(index=False):
+        distractors = list(pred.distractors)
+        if len(pred.choice_logprob) != len(distractors) + 1 or len(pred.choice_ntokens) != len(distractors) + 1:
+            raise GlobalrepError(
+                f"{task}: model {pred.model!r}, item {pred.item_id}: {len(pred.choice_logprob)} choice scores "
+                f"for {len(distractors) + 1} choices; rerun inference for this model"
+            )
+        position = answer_position(pred.item_id, len(distractors), seed)
+        rows += [
+            (pred.model, pred.item_id, pred.group, "generated_correct",
+             float(generated_correct(pred.generated_text, pred.answer, distractors))),
+            (pred.model, pred.item_id, pred.group, "chose_correct",
+             float(chose_correct(pred.choice_logprob, pred.choice_ntokens, position, _tiebreak(pred.choice_tiebreak)))),
+        ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["model", "item_id", "group", "metric", "value"])
+
+
 # ------------------------------------------------------------------------------------ helpers
+
+
+def _tiebreak(order) -> Sequence[int] | None:
+    """A prediction's tie order; None where its backend gave none (NaN after concatenating)."""
+    return None if order is None or (isinstance(order, float) and np.isnan(order)) else order
+
 
 
 def _game(dialect: str, transcript: list[Line], answer: str, distractors: list[str], clip: str | None = None) -> dict:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from globalrep.chat_formats import template_source
+from globalrep.digests import fingerprint
+from globalrep.local_paths import is_local_path
 from globalrep.prompt_templates import user_template_text
 
 # Keys of every model entry that do not change results: they stay out of the fingerprint, with
@@ -69,30 +68,6 @@ class ModelSpec:
     def is_local(self) -> bool:
         """Whether ``path`` names a local directory or file rather than a hub id."""
         return is_local_path(self.path)
-
-
-# Data and weights file endings that no hub id has.
-LOCAL_FILE_SUFFIXES = (
-    ".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt", ".zip", ".gz",
-    ".pt", ".pth", ".bin", ".ckpt", ".gguf", ".safetensors",
-)  # fmt: skip
-
-
-def is_local_path(path: str) -> bool:
-    """Hub ids look like ``name`` or ``org/name``; a path that exists, starts with ``/``, ``./``,
-    ``../`` or ``~``, goes deeper, ends like a data or weights file, or whose first folder exists
-    here (``checkpoints/run-1`` beside a ``checkpoints/`` folder) is local."""
-    if path.startswith(("/", "./", "../", "~")) or Path(path).exists():
-        return True
-    if "/" in path and Path(path.split("/", 1)[0]).is_dir():
-        return True
-    return path.count("/") >= 2 or path.lower().endswith(LOCAL_FILE_SUFFIXES)
-
-
-def fingerprint(*parts: object) -> str:
-    """A short stable hash of JSON-serialisable parts (dict keys sorted)."""
-    blob = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def inference_fingerprint(model: ModelSpec, request_options: dict, prompt_version: str) -> str:

@@ -30,6 +30,18 @@ OLD_NATURAL_EARTH_NAMES = {
 MISSING_SPELLINGS = frozenset(("", "nan", "NaN", "-nan", "None", "null", "NULL", "NA", "N/A", "<NA>"))
 
 
+def outputs_dir(paper_repo: str | Path) -> Path:
+    """The folder of the published outputs: ``outputs/`` of a clone of the paper's repository,
+    or ``paper_repo`` itself when it is that folder."""
+    repo = Path(paper_repo).expanduser()
+    if not repo.is_dir():
+        raise GlobalrepError(
+            f"paper_repo '{paper_repo}' is not a directory: clone SALT-NLP/unintended-impacts-of-alignment "
+            "and give its path as config key 'paper_repo' (snakemake --config paper_repo=PATH)"
+        )
+    return repo / "outputs" if (repo / "outputs").is_dir() else repo
+
+
 def country_columns(values: pd.DataFrame, countries: Sequence[str], path: Path) -> pd.DataFrame:
     """``values``' columns for ``countries``, in that order, under their names in our list
     (a country the paper's Natural Earth release named differently is found under that name)."""

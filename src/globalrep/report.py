@@ -21,7 +21,8 @@ import yaml
 
 from globalrep.atomic import write_text_atomic
 from globalrep.errors import GlobalrepError
-from globalrep.models import ModelSpec, fingerprint
+from globalrep.digests import fingerprint
+from globalrep.models import ModelSpec
 from globalrep.intermediates import read_table_output
 from globalrep.tasks import get_task
 from globalrep.tasks.base import AXES

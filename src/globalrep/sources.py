@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from globalrep.errors import GlobalrepError
-from globalrep.models import is_local_path
+from globalrep.local_paths import is_local_path
 
 
 def require_columns(frame: pd.DataFrame, columns, where: object, hint: str) -> None:

@@ -21,11 +21,12 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
     )
 
 from globalrep import config_checks, config_files, config_schema, figure_manifest, stages
-from globalrep.codebase import code_fingerprint
+from globalrep.codebase import figure_fingerprint, scoring_fingerprint
 from globalrep.engine.backends import environment_file
 from globalrep.errors import GlobalrepError
 from globalrep.file_stamps import stamp
-from globalrep.models import ModelSpec, fingerprint, inference_fingerprint, inference_resources
+from globalrep.digests import fingerprint
+from globalrep.models import ModelSpec, inference_fingerprint, inference_resources
 from globalrep.tasks import get_task
 
 try:
@@ -233,22 +234,11 @@ def score_inputs(wildcards):
     }
 
 
-# Per task, hashes of its code, never of inference: editing the task's module (a metric) reruns
-# scoring, figures and the report; editing a figure module (globalrep.figures) reruns figures and
-# the report. Scoring is the task's module and what it imports, less the figure modules, plus the
-# shared statistics; figures are the task's module with its figure modules, plus the notice a
-# task without models gets.
-SCORING_MODULES = ("globalrep.stats", "globalrep.tables")
-SCORING_CODE = {
-    task: code_fingerprint(
-        [get_task(task).module.__name__, *SCORING_MODULES], skip=("globalrep.figures",)
-    )
-    for task in TASKS
-}
-FIGURE_CODE = {
-    task: code_fingerprint([get_task(task).module.__name__, "globalrep.figures.notice"])
-    for task in TASKS
-}
+# Per task, hashes of its code, never of inference: editing what the task's scoring runs (its
+# module, a metric, the statistics) reruns scoring, figures and the report; editing a figure module
+# (globalrep.figures) reruns figures and the report (see globalrep.codebase).
+SCORING_CODE = {task: scoring_fingerprint(get_task(task).module.__name__) for task in TASKS}
+FIGURE_CODE = {task: figure_fingerprint(get_task(task).module.__name__) for task in TASKS}
 
 
 def task_options_fingerprint(wildcards, code):

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from globalrep.errors import GlobalrepError
-from globalrep.models import ModelSpec, is_local_path
+from globalrep.local_paths import is_local_path
+from globalrep.models import ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -46,18 +46,6 @@ ReadPublished = Callable[[Path, pd.DataFrame, Sequence[Request], ModelSpec], pd.
 log = logging.getLogger(__name__)
 
 
-def outputs_dir(paper_repo: str | Path) -> Path:
-    """The folder of the published outputs: ``outputs/`` of a clone of the paper's repository,
-    or ``paper_repo`` itself when it is that folder."""
-    repo = Path(paper_repo).expanduser()
-    if not repo.is_dir():
-        raise GlobalrepError(
-            f"paper_repo '{paper_repo}' is not a directory: clone SALT-NLP/unintended-impacts-of-alignment "
-            "and give its path as config key 'paper_repo' (snakemake --config paper_repo=PATH)"
-        )
-    return repo / "outputs" if (repo / "outputs").is_dir() else repo
-
-
 class PublishedBackend:
     """The ``published`` backend: answers a shard's requests from the model's published file for
     the shard's task; nothing to load."""

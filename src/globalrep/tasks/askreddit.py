@@ -52,11 +52,12 @@ from globalrep.countries import (
     starts_sentence,
 )
 from globalrep import published_files as pf
+from globalrep.digests import content_id
 from globalrep.engine.answers import Answers, loglik_answer, prediction_frame, reward_answer
 from globalrep.engine.requests import Chat, LoglikRequest, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import read_records, require_columns
-from globalrep.tasks.base import check_known_items, content_id, load_options_schema, option_defaults
+from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
 
 NAME = "askreddit"
 PROMPT_VERSION = "3"  # 2: a reply starting with {country} scores the space before it; 3: the paper's "Republic" article rule

@@ -50,15 +50,12 @@ Optional (default in brackets):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -174,17 +171,6 @@ def with_defaults(schema: Mapping, options: Mapping) -> dict:
 # ------------------------------------------------------------------------------ shared helpers
 
 
-def content_id(prefix: str, *parts: object, length: int = 12) -> str:
-    """A stable item id from the item's content: ``{prefix}-{sha1 of the JSON of parts}``, so the
-    same item gets the same id in every file it is read from (prepared items, published outputs)."""
-    return f"{prefix}-{digest(json.dumps(list(parts)), length)}"
-
-
-def digest(text: str, length: int = 12) -> str:
-    """The first ``length`` hex digits of the SHA-1 of ``text``."""
-    return hashlib.sha1(text.encode()).hexdigest()[:length]
-
-
 def check_known_items(task_name: str, items: pd.DataFrame, predictions: pd.DataFrame, what: str = "items") -> None:
     """Predictions may only name prepared items (``what`` names them in the message): others come
     from an older prepare step."""
@@ -195,18 +181,3 @@ def check_known_items(task_name: str, items: pd.DataFrame, predictions: pd.DataF
             f"(e.g. {sorted(unknown)[0]}); rerun inference on the current prepared data"
         )
 
-
-def best_choice(
-    logprobs: Sequence[float] | np.ndarray, ntokens: Sequence[int] | np.ndarray, order: Sequence[int] | None = None
-) -> np.ndarray | int:
-    """The choice with the highest per-token mean log-likelihood (the paper's rule). Of equal
-    maxima the first wins, or the first in ``order`` (one item's choices in the order they were
-    scored: ``order[i]`` is choice i's place there); like the paper's ``torch.argmax``, a NaN
-    then counts as the maximum. Works on one item's lists or, without ``order``, on an
-    (items × choices) matrix."""
-    means = np.asarray(logprobs, dtype=float) / np.asarray(ntokens, dtype=float)
-    if order is not None:
-        in_order = np.argsort(np.asarray(order), kind="stable")
-        return int(in_order[np.argmax(means[in_order])])
-    chosen = np.argmax(means, axis=-1)
-    return int(chosen) if np.ndim(chosen) == 0 else chosen

@@ -14,15 +14,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from globalrep.choices import best_choice
 from globalrep.datafiles import local_files
+from globalrep.digests import digest
 from globalrep.engine.requests import LoglikRequest
 from globalrep.errors import GlobalrepError
 from globalrep.languages import language_name
-from globalrep.models import is_local_path
+from globalrep.local_paths import is_local_path
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_records, require_columns
 from globalrep.tables import deltas_table
-from globalrep.tasks.base import best_choice, check_known_items, digest, load_options_schema, option_defaults
+from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
 
 NAME = "belebele"
 PROMPT_VERSION = "3"  # 2: the paper's layout, "(A)" after "the answer is: "; 3: legend and "---" line

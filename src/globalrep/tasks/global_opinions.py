@@ -17,13 +17,14 @@ import numpy as np
 import pandas as pd
 
 from globalrep import published_files as pf
+from globalrep.digests import content_id
 from globalrep.engine.answers import Answers, loglik_answer, prediction_frame
 from globalrep.engine.requests import LoglikRequest
 from globalrep.errors import GlobalrepError
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_records, require_columns
 from globalrep.tables import reference_differences_table
-from globalrep.tasks.base import check_known_items, content_id, load_options_schema, option_defaults
+from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
 
 NAME = "global_opinions"
 PROMPT_VERSION = "1"

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from globalrep import dialect_pairs
-from globalrep.tasks import md3_taboo
+from globalrep import dialect_pairs, md3
 from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
 
 NAME = "md3_taboo_transfer"
-PROMPT_VERSION = f"{md3_taboo.PROMPT_VERSION}.1"  # md3_taboo's prompt and requests, our pairing
+PROMPT_VERSION = f"{md3.PROMPT_VERSION}.1"  # the MD3 game's prompt and requests (as md3_taboo), our pairing
 MODEL_KINDS = ("lm",)
 AXIS = "dialects"  # the report's section: dialects | languages | opinions
 # The options and their defaults: md3_taboo_transfer.schema.yaml beside this module.
@@ -34,42 +33,40 @@ SOURCE_DIALECT = "en_us"
 
 def resolve_source(options: dict) -> str:
     """The MD3 folder (``md3_dir``, its en_us files) or cleaned games file (``items_csv``)."""
-    return md3_taboo.resolve_source(_us_games(options), NAME)
+    return md3.resolve_source(options, NAME, [SOURCE_DIALECT])
 
 
 def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     """The US English games (group ``sae``): the text the dialect stage rewrites."""
-    items = md3_taboo.prepare(_us_games(options), source or resolve_source(options))
+    items = md3.read_games(source or resolve_source(options), [SOURCE_DIALECT])
     return items.assign(group=dialect_pairs.SAE)
-
-
-def _us_games(options: dict) -> dict:
-    return {**options, "dialects": [SOURCE_DIALECT]}
 
 
 def _by_game(items: pd.DataFrame):
     """Per group: ``(items with item_id = the game's SAE id, {game id: item_id})``, so that
-    md3_taboo's seeded answer position is the same in every version of a game."""
+    the game's seeded answer position is the same in every version of a game."""
     for _, part in items.groupby("group", sort=True):
         yield part.assign(item_id=part["pair_id"]), dict(zip(part["pair_id"], part["item_id"]))
 
 
 def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list:
     """md3_taboo's requests (a greedy guess, the choices' log-likelihoods) for every version."""
+    options = {**DEFAULTS, **options}
     built = []
     for games, item_ids in _by_game(items):
-        built += [dataclasses.replace(r, item_id=item_ids[r.item_id]) for r in md3_taboo.requests_for(games, options)]
+        built += [dataclasses.replace(r, item_id=item_ids[r.item_id]) for r in md3.requests(games, options)]
     return built
 
 
 def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
     """md3_taboo's ``generated_correct`` and ``chose_correct`` per item, with ``pair_id``."""
     check_known_items(NAME, items, predictions)
+    seed = int(options.get("seed", DEFAULTS["seed"]))
     frames = []
     for games, item_ids in _by_game(items):
         pair_ids = {item_id: pair_id for pair_id, item_id in item_ids.items()}
         mine = predictions[predictions["item_id"].isin(pair_ids)]
-        scores = md3_taboo.score_items(games, mine.assign(item_id=mine["item_id"].map(pair_ids)), options)
+        scores = md3.score(games, mine.assign(item_id=mine["item_id"].map(pair_ids)), seed, NAME)
         frames.append(scores.assign(pair_id=scores["item_id"], item_id=scores["item_id"].map(item_ids)))
     return pd.concat(frames, ignore_index=True)
 
@@ -91,7 +88,7 @@ def figures(table: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, op
     )
 
     written = []
-    for metric in md3_taboo.METRICS:
+    for metric in md3.METRICS:
         for shown, title in (
             (metric, "MD3 Taboo: SAE vs dialect rewrites"),  # the y axis names the metric
             (metric + dialect_pairs.VS_SAE, "MD3 Taboo: dialect − SAE (same games)"),

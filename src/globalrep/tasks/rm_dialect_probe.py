@@ -16,10 +16,11 @@ from pathlib import Path
 import pandas as pd
 
 from globalrep import dialect_pairs
+from globalrep.digests import content_id
 from globalrep.engine.requests import Chat, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import read_records
-from globalrep.tasks.base import check_known_items, content_id, load_options_schema, option_defaults
+from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
 
 NAME = "rm_dialect_probe"
 PROMPT_VERSION = "1"

@@ -33,7 +33,8 @@ from globalrep.errors import GlobalrepError
 from globalrep.intermediates import read_parquet_output
 from globalrep.langid import Detectors, check_detectors, detector_versions
 from globalrep.languages import UNKNOWN, language_name
-from globalrep.models import fingerprint, is_local_path
+from globalrep.digests import fingerprint
+from globalrep.local_paths import is_local_path
 from globalrep.tables import DELTA_COLUMNS
 from globalrep.tasks.base import load_options_schema, option_defaults
 

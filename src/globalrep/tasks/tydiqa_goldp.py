@@ -26,7 +26,7 @@ from globalrep.engine.answers import Answers, generate_answer, prediction_frame
 from globalrep.engine.requests import GenerateRequest
 from globalrep.errors import GlobalrepError
 from globalrep.languages import named_language
-from globalrep.models import is_local_path
+from globalrep.local_paths import is_local_path
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_text
 from globalrep.tables import deltas_table
