@@ -99,7 +99,7 @@ def infer_shard(
     start = time.perf_counter()
     with engine.open_backend(model, options, progress=True) as backend:
         shard_of_task = engine.Shard(task_name, items, task.read_published)
-        answers = _with_item_id(backend.answer(requests, shard_of_task))
+        answers = backend.answer(requests, shard_of_task)
     elapsed = max(time.perf_counter() - start, 1e-9)
     _check_shard_ids(answers, items["item_id"], f"model {model.name}'s answers")
     write_parquet_atomic(answers, out_path, made_by, [prepared_path])
@@ -336,13 +336,6 @@ def _check_items(task_name: str, items: pd.DataFrame) -> None:
     duplicated = items["item_id"][items["item_id"].duplicated()]
     if len(duplicated):
         raise GlobalrepError(f"task {task_name}'s item_ids repeat: {sorted(set(duplicated))[:5]}")
-
-
-def _with_item_id(answers: pd.DataFrame) -> pd.DataFrame:
-    """Answers with ``item_id`` as a column, whether the engine put it in a column or the index."""
-    if "item_id" not in answers.columns and answers.index.name == "item_id":
-        answers = answers.reset_index()
-    return answers.reset_index(drop=True)
 
 
 def versions() -> dict[str, str]:
