@@ -21,6 +21,7 @@ from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 from globalrep.sharding import shard_items
 from globalrep.stats import unpaired_difference
+from globalrep.tasks.base import FigureContext
 from globalrep.tasks import md3_taboo as task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -467,8 +468,8 @@ def test_figure_2_layout(tmp_path):
             rows += [(model, group, metric, value, value - 0.05, value + 0.05, 10) for metric in task.METRICS]
     table = pd.DataFrame(rows, columns=tables.GROUP_COLUMNS)
     chains = {"one": ["base", "sft", "pt"], "two": ["base", "pt"]}
-    options = {"models_stage": {"base": "base", "sft": "sft", "pt": "pt"}}
-    written = task.figures(table, pd.DataFrame(), chains, tmp_path, options)
+    context = FigureContext(tmp_path, chains, {"base": "base", "sft": "sft", "pt": "pt"})
+    written = task.figures(table, pd.DataFrame(), context, {})
     assert sorted(p.name for p in written) == sorted(
         f"md3_taboo_{metric}.{suffix}" for metric in task.METRICS for suffix in ("pdf", "png")
     )

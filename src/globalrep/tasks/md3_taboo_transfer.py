@@ -17,7 +17,7 @@ import pandas as pd
 
 from globalrep import dialect_pairs
 from globalrep.tasks import md3_taboo
-from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
+from globalrep.tasks.base import FigureContext, check_known_items, load_options_schema, option_defaults
 
 NAME = "md3_taboo_transfer"
 PROMPT_VERSION = f"{md3_taboo.PROMPT_VERSION}.1"  # md3_taboo's prompt and requests, our pairing
@@ -83,7 +83,7 @@ def table_scores(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
 EXTRA_TABLES = {"dialect_pairs": lambda scores, chains, options: dialect_pairs.comparison_table(scores)}
 
 
-def figures(table: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+def figures(table: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, options: dict) -> list[Path]:
     """Per metric, md3_taboo's layout (a panel per chain, bars per stage) with SAE and the
     dialects on the x axis; and per metric the paired difference from SAE."""
     from globalrep.figures.bars import (
@@ -98,11 +98,11 @@ def figures(table: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, op
         ):
             written += plot_chain_bars(
                 table,
-                chains,
+                context.chains,
                 metric=shown,
-                out_prefix=Path(out_dir) / f"{NAME}_{shown}",
+                out_prefix=context.out_dir / f"{NAME}_{shown}",
                 title=title,
-                models_stage=options.get("models_stage", {}),
+                models_stage=context.models_stage,
                 group_labels={dialect_pairs.SAE: "SAE"},
             )
     return written
