@@ -14,8 +14,8 @@ from globalrep.countries import FAVORABILITY, FAVORABILITY_2017, UNITED_STATES, 
 from globalrep.engine.requests import Chat, LoglikRequest, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
-from globalrep.tasks.base import FigureContext
 from globalrep.tasks import askreddit
+from globalrep.tasks.base import FigureContext
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 DEMO_QUESTIONS = DEMO / "askreddit_countries.csv"

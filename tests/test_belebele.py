@@ -8,8 +8,8 @@ import pytest
 from globalrep.errors import GlobalrepError
 from globalrep.sharding import shard_items
 from globalrep.tables import group_table
-from globalrep.tasks.base import FigureContext
 from globalrep.tasks import belebele
+from globalrep.tasks.base import FigureContext
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "belebele.jsonl"
 

@@ -10,8 +10,8 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 
 from globalrep.errors import GlobalrepError
-from globalrep.tasks.base import FigureContext
 from globalrep.tasks import global_opinions as goqa
+from globalrep.tasks.base import FigureContext
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "global_opinions.csv"
 COLUMNS = ["question", "selections", "options", "source"]

@@ -21,8 +21,8 @@ from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 from globalrep.sharding import shard_items
 from globalrep.stats import unpaired_difference
-from globalrep.tasks.base import FigureContext
 from globalrep.tasks import md3_taboo as task
+from globalrep.tasks.base import FigureContext
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "data" / "demo" / "md3"

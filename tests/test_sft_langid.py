@@ -9,8 +9,8 @@ from globalrep.errors import GlobalrepError
 from globalrep.langid import Detection, Detectors
 from globalrep.languages import base_language, language_name
 from globalrep.tables import DELTA_COLUMNS
-from globalrep.tasks.base import FigureContext
 from globalrep.tasks import sft_langid
+from globalrep.tasks.base import FigureContext
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 DEMO_OPTIONS = {

@@ -11,8 +11,8 @@ from globalrep.engine.prompts import encode
 from globalrep.engine.truncation import fit_prompt
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
-from globalrep.tasks.base import FigureContext
 from globalrep.tasks import tydiqa_goldp as tydiqa
+from globalrep.tasks.base import FigureContext
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 DEMO_OPTIONS = {"train_source": str(DEMO / "tydiqa_goldp_train.json")}

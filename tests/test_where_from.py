@@ -10,8 +10,8 @@ from globalrep.countries import BUNDLED_FILE, load_countries
 from globalrep.engine.requests import Chat
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
-from globalrep.tasks.base import FigureContext
 from globalrep.tasks import get_task, where_from
+from globalrep.tasks.base import FigureContext
 
 
 def test_items_are_the_countries():
