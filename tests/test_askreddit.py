@@ -15,6 +15,7 @@ from globalrep.engine.requests import Chat, LoglikRequest, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 from globalrep.tasks import askreddit
+from globalrep.tasks.base import FigureContext
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 DEMO_QUESTIONS = DEMO / "askreddit_countries.csv"
@@ -305,7 +306,7 @@ def test_tiny_models_answer_every_country_and_maps_are_drawn(tiny_lm_dir, tiny_r
     correlations = correlations[correlations["method"] != "list_order"]
     assert list(zip(correlations["a"], correlations["b"])) == [("lm", "rm"), ("lm", FAVORABILITY), ("rm", FAVORABILITY)]
     assert correlations["n"].tolist() == [173, 12, 12]
-    written = askreddit.figures(table, None, {}, tmp_path, options)
+    written = askreddit.figures(table, None, FigureContext(tmp_path), options)
     assert sorted(path.name for path in written) == sorted(
         f"askreddit_{stem}.{suffix}"
         for stem in ("rank_map_lm", "rank_map_rm", "correlations")

@@ -9,6 +9,7 @@ from globalrep.errors import GlobalrepError
 from globalrep.sharding import shard_items
 from globalrep.tables import group_table
 from globalrep.tasks import belebele
+from globalrep.tasks.base import FigureContext
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "belebele.jsonl"
 
@@ -118,14 +119,14 @@ def test_from_base_figures_and_the_nine_tydiqa_languages(tmp_path):
     pairs = from_base.set_index(["to_model", "group"])["delta"]
     assert set(from_base["from_model"]) == {"base"}
     assert pairs[("pt", "eng_Latn")] == pytest.approx(25.0) and pairs[("sft", "acm_Arab")] == pytest.approx(-25.0)
-    options = {"models_stage": {"base": "base", "sft": "sft", "pt": "pt"}, "extra_tables": {"from_base": from_base}}
-    paths = belebele.figures(group_table(scores), deltas_table(scores, chains), chains, tmp_path, options)
+    context = FigureContext(tmp_path, chains, {"base": "base", "sft": "sft", "pt": "pt"}, {"from_base": from_base})
+    paths = belebele.figures(group_table(scores), deltas_table(scores, chains), context, {})
     names = {p.name for p in paths if p.suffix == ".png"}
     assert {"belebele_from_base_chain-c.png", "belebele_tydiqa_languages_from_base_chain-c.png",
             "belebele_tydiqa_languages_models.png", "belebele_models.png"} <= names  # fmt: skip
 
     german = group_table(scores[scores["group"] == "deu_Latn"])
-    paths = belebele.figures(german, deltas_table(scores.iloc[:0], {}), {}, tmp_path / "de", {})
+    paths = belebele.figures(german, deltas_table(scores.iloc[:0], {}), FigureContext(tmp_path / "de"), {})
     assert "belebele_tydiqa_languages.png" in {p.name for p in paths}  # the notice: none of the nine
 
 

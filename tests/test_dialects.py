@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from globalrep import config_schema
+from globalrep import config_checks, config_schema
 from globalrep import dialect_pairs, dialect_rewrites, multivalue_adapter, nltk_corpora
 from globalrep.atomic import write_parquet_atomic
 from globalrep.errors import GlobalrepError
@@ -210,9 +210,17 @@ def test_protected_spans_and_dropped_rules():
     assert rules == {"a": {(0, 2): "x"}, "b": {(15, 19): "v"}}
 
 
-def test_dialect_codes_cover_multivalue_and_the_schema():
+def test_the_schema_takes_its_dialects_from_the_code_and_refuses_others():
+    import jsonschema
+
     schema = config_schema.assemble(TOP_LEVEL_SCHEMA)
     assert schema["properties"]["dialects"]["items"]["enum"] == list(multivalue_adapter.DIALECTS)
+    config = {"models": {"m": {"path": "org/m"}}, "tasks": {"md3_taboo_transfer": {}}, "dialects": ["indian", "klingon"]}
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    assert config_checks.config_error_message(error).startswith("invalid value for config key 'dialects.1': 'klingon' is not one of ['aboriginal', ")
+
+
+def test_dialect_codes_name_multivalue_dialects():
     assert len(multivalue_adapter.DIALECTS) == 50 and len(set(multivalue_adapter.DIALECTS.values())) == 50
     if HAVE_MULTIVALUE:  # every code names one of Multi-VALUE's dialect classes
         vectors = pd.read_csv(

@@ -11,6 +11,7 @@ from scipy.spatial.distance import jensenshannon
 
 from globalrep.errors import GlobalrepError
 from globalrep.tasks import global_opinions as goqa
+from globalrep.tasks.base import FigureContext
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "global_opinions.csv"
 COLUMNS = ["question", "selections", "options", "source"]
@@ -212,7 +213,7 @@ def test_figures_draw_the_chain_figure(tmp_path):
         [(m, c, "similarity", v, v - 0.05, v + 0.05, 10) for m, v in (("b", 0.6), ("p", 0.7)) for c in ("China", "Jordan")],
         columns=["model", "group", "metric", "value", "ci_low", "ci_high", "n"],
     )
-    paths = goqa.figures(table, None, {"chain": ["b", "p"]}, tmp_path, {"models_stage": {"b": "base", "p": "pt"}})
+    paths = goqa.figures(table, None, FigureContext(tmp_path, {"chain": ["b", "p"]}, {"b": "base", "p": "pt"}), {})
     assert paths == [tmp_path / "global_opinions_chains.pdf", tmp_path / "global_opinions_chains.png"]
     assert all(path.stat().st_size > 0 for path in paths)
 

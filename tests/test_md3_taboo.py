@@ -24,6 +24,8 @@ from globalrep.stats import unpaired_difference
 from globalrep.tasks import md3_taboo as task
 from conftest import TOP_LEVEL_SCHEMA
 
+from globalrep.tasks.base import FigureContext
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "data" / "demo" / "md3"
 PAPER_CHAIN = {  # our name -> published file
@@ -468,8 +470,8 @@ def test_figure_2_layout(tmp_path):
             rows += [(model, group, metric, value, value - 0.05, value + 0.05, 10) for metric in md3.METRICS]
     table = pd.DataFrame(rows, columns=tables.GROUP_COLUMNS)
     chains = {"one": ["base", "sft", "pt"], "two": ["base", "pt"]}
-    options = {"models_stage": {"base": "base", "sft": "sft", "pt": "pt"}}
-    written = task.figures(table, pd.DataFrame(), chains, tmp_path, options)
+    context = FigureContext(tmp_path, chains, {"base": "base", "sft": "sft", "pt": "pt"})
+    written = task.figures(table, pd.DataFrame(), context, {})
     assert sorted(p.name for p in written) == sorted(
         f"md3_taboo_{metric}.{suffix}" for metric in md3.METRICS for suffix in ("pdf", "png")
     )

@@ -10,12 +10,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from globalrep import config_checks
+from conftest import TOP_LEVEL_SCHEMA
+
+from globalrep import config_checks, config_schema
 from globalrep.engine import published
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 from globalrep.tables import group_table
-from globalrep.tasks import askreddit, global_opinions, tydiqa_goldp, where_from
+from globalrep.tasks import TASKS, askreddit, global_opinions, tydiqa_goldp, where_from
 
 REPO = Path(__file__).resolve().parents[1]
 MISTRAL_CHAIN_TYDIQA = {
@@ -279,3 +281,17 @@ def test_models_without_published_files_leave_the_task_with_a_note(tmp_path):
     none, note = config_checks.task_models("belebele", {k: v for k, v in models.items() if k in ("absent", "unlisted")})
     assert none == [] and "run the models" in note
     assert config_checks.task_models("md3_taboo", {"runs": models["runs"]}) == (["runs"], "")
+
+
+def test_the_schema_keys_published_by_the_tasks_that_read_published_outputs():
+    import jsonschema
+
+    schema = config_schema.assemble(TOP_LEVEL_SCHEMA)
+    readers = [name for name, task in TASKS.items() if task.read_published]
+    assert schema["$defs"]["model"]["properties"]["published"]["propertyNames"]["enum"] == readers
+    assert set(readers) == {"md3_taboo", "tydiqa_goldp", "global_opinions", "askreddit", "where_from"}
+    model = {"path": "org/m", "backend": "published", "published": {"belebele": "x.csv"}}
+    config = {"models": {"m": model}, "tasks": {"belebele": {}}}
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    message = config_checks.config_error_message(error)
+    assert "config key 'models.m.published'" in message and "'belebele' is not one of" in message

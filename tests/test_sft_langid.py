@@ -10,6 +10,7 @@ from globalrep.langid import Detection, Detectors
 from globalrep.languages import base_language, language_name
 from globalrep.tables import DELTA_COLUMNS
 from globalrep.tasks import sft_langid
+from globalrep.tasks.base import FigureContext
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 DEMO_OPTIONS = {
@@ -157,5 +158,5 @@ def test_demo_shards_to_tables_and_figure(tmp_path):
     tulu = messages[messages["dataset"] == "tulu-demo"]
     assert set(agreed["n"]) == {int((tulu["language"] != "unknown").sum())} and set(tulu["detectors"]) == {"langdetect+fasttext"}
     assert list(pd.read_csv(tmp_path / "d.csv").columns) == DELTA_COLUMNS
-    paths = sft_langid.figures(table, pd.read_csv(tmp_path / "d.csv"), {}, tmp_path / "fig", {})
+    paths = sft_langid.figures(table, pd.read_csv(tmp_path / "d.csv"), FigureContext(tmp_path / "fig"), {})
     assert sorted(p.suffix for p in paths) == [".pdf", ".png"] and all(p.stat().st_size > 0 for p in paths)

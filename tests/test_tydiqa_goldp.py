@@ -12,6 +12,7 @@ from globalrep.engine.truncation import fit_prompt
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 from globalrep.tasks import tydiqa_goldp as tydiqa
+from globalrep.tasks.base import FigureContext
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 DEMO_OPTIONS = {"train_source": str(DEMO / "tydiqa_goldp_train.json")}
@@ -171,6 +172,6 @@ def test_figure_3_per_chain_from_the_standard_tables(tmp_path):
     assert list(by_score(table, "base")["group"]) == ["english", "swahili", "telugu"]
     assert group_label("deu_Latn", "German") == "German (deu_Latn)" and group_label("english", "English") == "English"
     chains = {"c": ["base", "sft"], "lonely": ["base", "other"]}
-    paths = tydiqa.figures(table, deltas, chains, tmp_path, {"models_stage": {"base": "base", "sft": "sft"}})
+    paths = tydiqa.figures(table, deltas, FigureContext(tmp_path, chains, {"base": "base", "sft": "sft"}), {})
     names = sorted(p.name for p in paths)
     assert names == ["tydiqa_goldp_chain-c.pdf", "tydiqa_goldp_chain-c.png", "tydiqa_goldp_models.pdf", "tydiqa_goldp_models.png"]

@@ -11,6 +11,7 @@ from globalrep.engine.requests import Chat
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 from globalrep.tasks import get_task, where_from
+from globalrep.tasks.base import FigureContext
 
 
 def test_items_are_the_countries():
@@ -62,7 +63,7 @@ def test_tiny_reward_model_scores_every_country_and_the_map_is_drawn(tiny_rm_dir
     scores = where_from.score(items, answers, {})
     assert len(scores) == 177 and scores["value"].notna().all() and scores["value"].nunique() > 100
     table = scores.assign(ci_low=scores["value"], ci_high=scores["value"], n=1).drop(columns="item_id")
-    written = where_from.figures(table, None, {}, tmp_path, {})
+    written = where_from.figures(table, None, FigureContext(tmp_path), {})
     assert sorted(path.name for path in written) == ["where_from_map_rm.pdf", "where_from_map_rm.png"]
 
 
@@ -77,5 +78,5 @@ def test_the_papers_starling_rewards_favour_english_speaking_countries(shared_da
     western = reward[["United States of America", "United Kingdom", "Canada", "Australia", "New Zealand"]]
     middle_east_africa = reward[["Saudi Arabia", "Iraq", "Syria", "Yemen", "Somalia", "Libya"]]
     assert western.min() > middle_east_africa.max()
-    written = where_from.figures(table, None, {}, tmp_path, {})
+    written = where_from.figures(table, None, FigureContext(tmp_path), {})
     assert [path.suffix for path in written] == [".pdf", ".png"]

@@ -410,7 +410,7 @@ def test_infer_shard_writes_one_row_per_item(tmp_path, monkeypatch):
             seen["options"] = options
 
         def answer(self, requests, shard=None):
-            return pd.DataFrame({"item_id": requests, "x_logprob": [[-1.0]] * len(requests)}).set_index("item_id")
+            return pd.DataFrame({"item_id": requests, "x_logprob": [[-1.0]] * len(requests)})
 
         def close(self):
             pass

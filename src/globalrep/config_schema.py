@@ -6,6 +6,8 @@ task's options are described next to the task, in ``globalrep/tasks/{task}.schem
 (see :func:`globalrep.tasks.base.load_options_schema`), and each backend's model options with the
 backend (:class:`globalrep.engine.backends.BackendInfo`). The workflow validates the config
 against the assembled schema, so adding a task or a backend needs no edit of the top-level file.
+The enums that name what the code knows (backends, the tasks that read published outputs,
+Multi-VALUE's dialects) are empty in the top-level file and filled in here from the code's lists.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from globalrep.errors import GlobalrepError
 
 
 def assemble(top_level: str | os.PathLike) -> dict:
-    """The whole config schema: the top level (the file ``top_level``), with ``tasks.<name>`` of every registered task
-    referring to that task's block under ``$defs``, and a model's ``backend`` one of the known
-    backends, whose ``options`` follow that backend's block."""
+    """The whole config schema: the top level (the file ``top_level``), with ``tasks.<name>`` of
+    every registered task referring to that task's block under ``$defs``, a model's ``backend``
+    one of the known backends, whose ``options`` follow that backend's block, ``published`` keyed
+    by the tasks that can read published outputs, and ``dialects`` Multi-VALUE's dialect codes.
+    Each of these lists is the code's own, so the schema cannot drift from it."""
     from globalrep.engine.backends import DEFAULT_BACKEND, backend_infos
+    from globalrep.multivalue_adapter import DIALECTS
     from globalrep.tasks import TASKS
 
     schema = copy.deepcopy(yaml.safe_load(Path(top_level).read_text(encoding="utf-8")))
@@ -36,7 +41,9 @@ def assemble(top_level: str | os.PathLike) -> dict:
         if name in schema["$defs"]:
             raise GlobalrepError(f"{top_level}: $defs.{name} clashes with the options block of task {name!r}")
         schema["$defs"][name] = copy.deepcopy(dict(task.options_schema))
+    schema["properties"]["dialects"]["items"]["enum"] = list(DIALECTS)
     model = schema["$defs"]["model"]
+    model["properties"]["published"]["propertyNames"]["enum"] = [name for name, task in TASKS.items() if task.read_published]
     infos = backend_infos()
     model["properties"]["backend"]["enum"] = sorted(infos)
     model["allOf"] = []

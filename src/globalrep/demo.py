@@ -15,16 +15,13 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import (
-    LlamaConfig,
-    LlamaForCausalLM,
-    LlamaForSequenceClassification,
-    PreTrainedTokenizerFast,
-)
+# torch, tokenizers and transformers are imported where models are built, so that the workflow
+# reads DEMO_MODELS when it parses the config without loading them.
+if TYPE_CHECKING:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
 ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
@@ -47,6 +44,8 @@ CHAT_TEMPLATE = (
 DEMO_STAGES = {"demo-base": 0, "demo-sft": 1, "demo-pt": 2}  # model name -> seed
 DEMO_REWARD_MODEL = "demo-rm"
 DEMO_REWARD_SEED = 3
+# Every model build_demo_models writes, by name: the workflow's rule build_demo_models makes them.
+DEMO_MODELS = (*DEMO_STAGES, DEMO_REWARD_MODEL)
 
 # Small shapes: the three LMs plus the reward model build and run in seconds on 2 CPU cores.
 TINY_SHAPE = dict(
@@ -186,6 +185,9 @@ def demo_corpus(extra_texts: Iterable[str] = (), n_words: int = 3000, seed: int 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer (any text round-trips) with BOS prepended and a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
     tok = Tokenizer(models.BPE(unk_token=UNK))
     # add_prefix_space=False keeps decode(encode(x)) == x exactly.
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -219,6 +221,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096) -> PreTrainedT
 
 def _llama_config(tokenizer: PreTrainedTokenizerFast, **shape) -> LlamaConfig:
     """``shape`` overrides TINY_SHAPE; other LlamaConfig fields (e.g. num_labels) pass through."""
+    from transformers import LlamaConfig
+
     shape = {**TINY_SHAPE, **shape}
     return LlamaConfig(
         vocab_size=len(tokenizer),  # includes the added special tokens
@@ -245,6 +249,9 @@ def _save(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, out_dir: P
 
 
 def _random_causal_lm(tokenizer: PreTrainedTokenizerFast, seed: int, **shape) -> LlamaForCausalLM:
+    import torch
+    from transformers import LlamaForCausalLM
+
     torch.manual_seed(seed)
     return LlamaForCausalLM(_llama_config(tokenizer, **shape)).float().eval()
 
@@ -257,6 +264,9 @@ def build_causal_lm(tokenizer: PreTrainedTokenizerFast, out_dir: Path | str, see
 
 def build_reward_model(tokenizer: PreTrainedTokenizerFast, out_dir: Path | str, seed: int, **shape) -> Path:
     """A tiny random ``LlamaForSequenceClassification`` (one label) saved with its tokenizer."""
+    import torch
+    from transformers import LlamaForSequenceClassification
+
     torch.manual_seed(seed)
     model = LlamaForSequenceClassification(_llama_config(tokenizer, num_labels=1, **shape)).float().eval()
     return _save(model, tokenizer, out_dir)
@@ -271,6 +281,8 @@ def build_value_head_reward_model(
     seeded noise, so a loader that skips them gives different rewards) and ``v_head.weight``
     of shape (1, hidden). Returns ``(base_dir, state_dict_path)``.
     """
+    import torch
+
     out_dir = Path(out_dir)
     base = _random_causal_lm(tokenizer, seed, **shape)
     base_dir = _save(base, tokenizer, out_dir / "base")

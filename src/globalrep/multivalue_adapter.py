@@ -18,8 +18,9 @@ some care to run here:
   texts of a job), and the global ``random`` is left alone.
 
 Multi-VALUE objects cannot be pickled: build one per process (one per workflow job).
-:data:`DIALECTS` is the one list of dialect codes: the config schema's enum is tested against it,
-and config/README.md's list is generated from the schema (:mod:`globalrep.config_docs`).
+:data:`DIALECTS` is the one list of dialect codes: the config schema's enum is filled in from it
+(:mod:`globalrep.config_schema`), and config/README.md's list is generated from the schema
+(:mod:`globalrep.config_docs`).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from globalrep.models import ModelSpec
 from globalrep.provenance import items_digest
 from globalrep.sharding import shard_items
 from globalrep.tasks import get_task
+from globalrep.tasks.base import FigureContext
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def infer_shard(
     start = time.perf_counter()
     with engine.open_backend(model, options, progress=True) as backend:
         shard_of_task = engine.Shard(task_name, items, task.read_published)
-        answers = _with_item_id(backend.answer(requests, shard_of_task))
+        answers = backend.answer(requests, shard_of_task)
     elapsed = max(time.perf_counter() - start, 1e-9)
     _check_shard_ids(answers, items["item_id"], f"model {model.name}'s answers")
     write_parquet_atomic(answers, out_path, made_by, [prepared_path])
@@ -200,9 +201,9 @@ def task_figures(
     """Draw the task's figures (PDF + PNG) into ``out_dir``, which appears whole or not at all,
 listing them in its ``figures.json`` (see :mod:`globalrep.figure_manifest`).
 
-    The task's ``figures()`` gets its options plus ``models_stage`` ({model: stage}) for colours
-    and ``extra_tables`` ({name: table} read from ``extra_tables``, the task's
-    ``{task}_{name}.csv`` files). A task with no model to show (``unavailable`` says why) gets one
+    The task's ``figures()`` gets its options and a :class:`~globalrep.tasks.base.FigureContext`
+    with ``chains``, ``models_stage`` ({model: stage}) for colours and the extra tables read from
+    ``extra_tables`` (the task's ``{task}_{name}.csv`` files). A task with no model to show (``unavailable`` says why) gets one
     figure saying so, and those of its ``unavailable_figures()``, if it has one.
     """
     task = get_task(task_name)
@@ -218,9 +219,10 @@ listing them in its ``figures.json`` (see :mod:`globalrep.figure_manifest`).
         elif task.figures:
             names = {f"{task_name}_{name}.csv": name for name in extra_table_names(task_name)}
             extra = {names[Path(path).name]: read_table_output(path) for path in extra_tables}
-            options = {**task_options, "models_stage": dict(models_stage), "extra_tables": extra}
-            chains = {name: list(members) for name, members in chains.items()}
-            task.figures(read_table_output(table_path), read_table_output(deltas_path), chains, staging, options)
+            context = FigureContext(
+                staging, {name: list(members) for name, members in chains.items()}, dict(models_stage), extra
+            )
+            task.figures(read_table_output(table_path), read_table_output(deltas_path), context, task_options)
         else:
             log.warning("task %s draws no figures", task_name)
         inputs = [] if unavailable else [table_path, deltas_path, *extra_tables]
@@ -336,13 +338,6 @@ def _check_items(task_name: str, items: pd.DataFrame) -> None:
     duplicated = items["item_id"][items["item_id"].duplicated()]
     if len(duplicated):
         raise GlobalrepError(f"task {task_name}'s item_ids repeat: {sorted(set(duplicated))[:5]}")
-
-
-def _with_item_id(answers: pd.DataFrame) -> pd.DataFrame:
-    """Answers with ``item_id`` as a column, whether the engine put it in a column or the index."""
-    if "item_id" not in answers.columns and answers.index.name == "item_id":
-        answers = answers.reset_index()
-    return answers.reset_index(drop=True)
 
 
 def versions() -> dict[str, str]:

@@ -22,6 +22,7 @@ if _SRC.is_dir() and str(_SRC) not in sys.path:
 
 from globalrep import config_checks, config_files, config_schema, figure_manifest, stages
 from globalrep.codebase import figure_fingerprint, scoring_fingerprint
+from globalrep.demo import DEMO_MODELS
 from globalrep.engine.backends import environment_file
 from globalrep.errors import GlobalrepError
 from globalrep.file_stamps import stamp
@@ -62,7 +63,6 @@ MODEL_TASKS = [task for task in TASKS if get_task(task).runs_models]
 
 # The demo's models are built by rule build_demo_models; they need not exist before the run.
 DEMO_MODEL_DIR = "results/demo/models"
-DEMO_MODELS = ["demo-base", "demo-sft", "demo-pt", "demo-rm"]
 BUILT_MODEL_DIRS = [f"{DEMO_MODEL_DIR}/{name}" for name in DEMO_MODELS]
 DEMO_TEXTS = sorted(str(p) for p in Path("data/demo").glob("*") if p.is_file())
 

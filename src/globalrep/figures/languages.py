@@ -4,6 +4,7 @@ each alignment stage brings), and the language make-up of SFT datasets."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,9 @@ from matplotlib.patches import Patch
 from globalrep.figures import STAGE_COLORS, save_figure, set_title, style
 from globalrep.figures.chains import plot_chain_groups
 
+if TYPE_CHECKING:
+    from globalrep.tasks.base import FigureContext
+
 BASE_COLOR = "0.82"
 # Gains and drops differ in fill, hatch and end marker, so they read apart without colour.
 GAIN = {"hatch": "////", "marker": ">"}
@@ -23,15 +27,15 @@ NO_CHANGE_MARKER = "|"
 
 
 def language_figures(
-    table: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_prefix: Path, metric: str, title: str, options: dict
+    table: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, out_prefix: Path, metric: str, title: str
 ) -> list[Path]:
     """Every model's ``metric`` per language, per chain the stacked consecutive changes, and, given
-    the ``from_base`` extra table (``options["extra_tables"]``), the paper's Figure 3: each aligned
+    the ``from_base`` extra table (``context.extra_tables``), the paper's Figure 3: each aligned
     model's change from its chain's base model."""
-    models_stage = options.get("models_stage", {})
+    chains, models_stage = context.chains, context.models_stage
     paths = plot_chain_groups(table, chains, metric, f"{out_prefix}_models", title, models_stage)
     paths += plot_chain_changes(table, deltas, chains, metric, out_prefix, title, models_stage)
-    from_base = options.get("extra_tables", {}).get("from_base")
+    from_base = context.extra_tables.get("from_base")
     if from_base is not None:
         paths += plot_changes_from_base(table, from_base, metric, f"{out_prefix}_from_base", title, models_stage)
     return paths

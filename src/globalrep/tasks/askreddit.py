@@ -57,7 +57,7 @@ from globalrep.engine.answers import Answers, loglik_answer, prediction_frame, r
 from globalrep.engine.requests import Chat, LoglikRequest, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import read_records, require_columns
-from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
+from globalrep.tasks.base import FigureContext, check_known_items, load_options_schema, option_defaults
 
 NAME = "askreddit"
 PROMPT_VERSION = "3"  # 2: a reply starting with {country} scores the space before it; 3: the paper's "Republic" article rule
@@ -429,7 +429,7 @@ EXTRA_TABLES = {
 # ---------------------------------------------------------------------------------- figures
 
 
-def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+def figures(tables: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, options: dict) -> list[Path]:
     """Per model a world map of the mean rank; one heatmap of the correlations."""
     from globalrep.figures.correlations import plot_correlation_heatmap
     from globalrep.figures.maps import plot_model_maps
@@ -438,7 +438,7 @@ def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, o
         tables,
         "rank",
         load_countries(options.get("countries")),
-        Path(out_dir) / f"{NAME}_rank_map",
+        context.out_dir / f"{NAME}_rank_map",
         title="AskRedditCountries: {model}'s mean rank of each country",
         label="mean rank over questions (1 = most favoured)",
         cmap="RdYlGn_r",
@@ -448,7 +448,7 @@ def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, o
     if len(correlations):
         written += plot_correlation_heatmap(
             correlations,
-            Path(out_dir) / f"{NAME}_correlations",
+            context.out_dir / f"{NAME}_correlations",
             title="Spearman correlation of country mean ranks",
         )
     return written

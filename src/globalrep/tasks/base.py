@@ -30,10 +30,12 @@ Optional (default in brackets):
   inference;
 - ``table_scores(scores, options) -> DataFrame`` [all scores]: the rows the ``{task}.csv`` and
   ``{task}_deltas.csv`` tables are computed from (e.g. only focus countries);
-- ``figures(tables, deltas, chains, out_dir, options) -> list[Path]`` [none]: the task's figures;
+- ``figures(table, deltas, context, options) -> list[Path]`` [none]: the task's figures, drawn
+  into ``context.out_dir`` (a :class:`FigureContext`: where, the chains, each model's stage and
+  the extra tables read back);
 - ``EXTRA_TABLES`` [none]: ``{name: function(rows, chains, options) -> DataFrame}``, written as
   ``results/tables/{task}_{name}.csv`` from the same rows as the standard tables; ``figures()``
-  finds them read back in ``options["extra_tables"]`` (``{name: DataFrame}``);
+  finds them read back in ``context.extra_tables`` (``{name: DataFrame}``);
 - ``resolve_source(options) -> str`` [``options['source']``]: the local path or hub id
   ``prepare`` reads, for a task whose data is not given as ``source``;
 - ``read_published(path, items, requests, model) -> DataFrame`` [none]: the paper's published
@@ -72,6 +74,18 @@ MODEL_HOOKS = ("prepare", "requests", "score")
 
 def _all_scores(scores: pd.DataFrame, options: Mapping) -> pd.DataFrame:
     return scores
+
+
+@dataclass(frozen=True)
+class FigureContext:
+    """What a task's ``figures()`` knows besides its tables and options: the folder to draw into,
+    the chains (restricted to the task's models), each model's alignment stage (for colours) and
+    the task's extra tables read back (``{name: DataFrame}``)."""
+
+    out_dir: Path
+    chains: Mapping[str, list[str]] = field(default_factory=dict)
+    models_stage: Mapping[str, str] = field(default_factory=dict)
+    extra_tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ whose letter continuation has the highest per-token mean log-likelihood is its a
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from globalrep.local_paths import is_local_path
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_records, require_columns
 from globalrep.tables import deltas_table
-from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
+from globalrep.tasks.base import FigureContext, check_known_items, load_options_schema, option_defaults
 
 NAME = "belebele"
 PROMPT_VERSION = "3"  # 2: the paper's layout, "(A)" after "the answer is: "; 3: legend and "---" line
@@ -180,25 +181,24 @@ EXTRA_TABLES = {"from_base": lambda scores, chains, options: deltas_table(scores
 TITLE = "Belebele accuracy (%)"
 
 
-def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+def figures(tables: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, options: dict) -> list[Path]:
     """The paper's Figure 3 per chain (change from the base model), the consecutive changes and
     every model's accuracy per language: over all evaluated variants, and again over the paper's
     9 TyDiQA languages only (a notice when none of them was evaluated)."""
     from globalrep.figures.languages import language_figures
 
-    written = language_figures(tables, deltas, chains, Path(out_dir) / NAME, "accuracy", TITLE, options)
+    written = language_figures(tables, deltas, context, context.out_dir / NAME, "accuracy", TITLE)
     nine = list(TYDIQA_LANGUAGES.values())
     if not tables["group"].isin(nine).any():
-        return written + unavailable_figures(out_dir, f"None of them was evaluated ({', '.join(nine)}).")
-    extra = {name: frame[frame["group"].isin(nine)] for name, frame in options.get("extra_tables", {}).items()}
+        return written + unavailable_figures(context.out_dir, f"None of them was evaluated ({', '.join(nine)}).")
+    extra = {name: frame[frame["group"].isin(nine)] for name, frame in context.extra_tables.items()}
     return written + language_figures(
         tables[tables["group"].isin(nine)],
         deltas[deltas["group"].isin(nine)],
-        chains,
-        Path(out_dir) / TYDIQA_FIGURE,
+        replace(context, extra_tables=extra),
+        context.out_dir / TYDIQA_FIGURE,
         "accuracy",
         f"{TITLE}, the paper's 9 TyDiQA languages",
-        {**options, "extra_tables": extra},
     )
 
 

@@ -24,7 +24,7 @@ from globalrep.errors import GlobalrepError
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_records, require_columns
 from globalrep.tables import reference_differences_table
-from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
+from globalrep.tasks.base import FigureContext, check_known_items, load_options_schema, option_defaults
 
 NAME = "global_opinions"
 PROMPT_VERSION = "1"
@@ -349,31 +349,30 @@ def us_lead_summary(table: pd.DataFrame) -> str:
 EXTRA_TABLE_SUMMARIES = {"vs_us": us_lead_summary}
 
 
-def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+def figures(tables: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, options: dict) -> list[Path]:
     """Per chain, similarity per focus country for each model, with 95% CIs; and the paper's
     Figure 4: per chain, each country's similarity minus the United States', stages side by side."""
     from globalrep.figures.bars import plot_chain_bars  # plotting stack only where figures are drawn
     from globalrep.figures.chains import plot_chain_groups
 
-    models_stage = options.get("models_stage", {})
     written = plot_chain_groups(
         tables,
-        chains,
+        context.chains,
         metric="similarity",
-        out_prefix=Path(out_dir) / f"{NAME}_chains",
+        out_prefix=context.out_dir / f"{NAME}_chains",
         title="GlobalOpinionQA: similarity to each country's survey answers (1 − JS distance)",
-        models_stage=models_stage,
+        models_stage=context.models_stage,
     )
-    vs_us = options.get("extra_tables", {}).get("vs_us")
+    vs_us = context.extra_tables.get("vs_us")
     if vs_us is not None:
         written += plot_chain_bars(
             vs_us,
-            chains,
+            context.chains,
             metric="similarity_minus_us",
-            out_prefix=Path(out_dir) / f"{NAME}_vs_us",
+            out_prefix=context.out_dir / f"{NAME}_vs_us",
             title="GlobalOpinionQA: similarity to each country minus to the United States "
             "(paired per question; below 0: closer to the US)",
-            models_stage=models_stage,
+            models_stage=context.models_stage,
         )
     return written
 

@@ -24,7 +24,7 @@ from globalrep.engine.answers import Answers, generate_answer, loglik_answer, pr
 from globalrep.engine.requests import GenerateRequest, LoglikRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import require_columns
-from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
+from globalrep.tasks.base import FigureContext, check_known_items, load_options_schema, option_defaults
 
 NAME = "md3_taboo"
 PROMPT_VERSION = md3.PROMPT_VERSION  # the game's prompt, requests and preparation (globalrep.md3)
@@ -144,7 +144,7 @@ EXTRA_TABLES = {
 }
 
 
-def figures(table: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+def figures(table: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, options: dict) -> list[Path]:
     """The paper's Figure 2 per metric: one panel per chain, dialects on the x axis, one bar per
     stage with its 95% CI."""
     from globalrep.figures.bars import plot_chain_bars  # plotting stack only where figures are drawn
@@ -157,11 +157,11 @@ def figures(table: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, op
     for metric in md3.METRICS:
         written += plot_chain_bars(
             table,
-            chains,
+            context.chains,
             metric=metric,
-            out_prefix=Path(out_dir) / f"{NAME}_{metric}",
+            out_prefix=context.out_dir / f"{NAME}_{metric}",
             title=titles[metric],
-            models_stage=options.get("models_stage", {}),
+            models_stage=context.models_stage,
             group_labels=DIALECT_LABELS,
         )
     return written

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from globalrep import dialect_pairs, md3
-from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
+from globalrep.tasks.base import FigureContext, check_known_items, load_options_schema, option_defaults
 
 NAME = "md3_taboo_transfer"
 PROMPT_VERSION = f"{md3.PROMPT_VERSION}.1"  # the MD3 game's prompt and requests (as md3_taboo), our pairing
@@ -80,7 +80,7 @@ def table_scores(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
 EXTRA_TABLES = {"dialect_pairs": lambda scores, chains, options: dialect_pairs.comparison_table(scores)}
 
 
-def figures(table: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+def figures(table: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, options: dict) -> list[Path]:
     """Per metric, md3_taboo's layout (a panel per chain, bars per stage) with SAE and the
     dialects on the x axis; and per metric the paired difference from SAE."""
     from globalrep.figures.bars import (
@@ -95,11 +95,11 @@ def figures(table: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, op
         ):
             written += plot_chain_bars(
                 table,
-                chains,
+                context.chains,
                 metric=shown,
-                out_prefix=Path(out_dir) / f"{NAME}_{shown}",
+                out_prefix=context.out_dir / f"{NAME}_{shown}",
                 title=title,
-                models_stage=options.get("models_stage", {}),
+                models_stage=context.models_stage,
                 group_labels={dialect_pairs.SAE: "SAE"},
             )
     return written

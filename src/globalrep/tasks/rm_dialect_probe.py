@@ -20,7 +20,7 @@ from globalrep.digests import content_id
 from globalrep.engine.requests import Chat, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import read_records
-from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
+from globalrep.tasks.base import FigureContext, check_known_items, load_options_schema, option_defaults
 
 NAME = "rm_dialect_probe"
 PROMPT_VERSION = "1"
@@ -115,7 +115,7 @@ def table_scores(scores: pd.DataFrame, options: dict) -> pd.DataFrame:
 EXTRA_TABLES = {"dialect_pairs": lambda scores, chains, options: dialect_pairs.comparison_table(scores)}
 
 
-def figures(table: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+def figures(table: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, options: dict) -> list[Path]:
     """Per dialect and reward model: the mean reward difference from SAE, and the share of
     conversations whose dialect version is preferred, with 95% CIs."""
     from globalrep.figures.chains import (
@@ -129,10 +129,10 @@ def figures(table: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, op
     ):
         written += plot_chain_groups(
             table,
-            chains,
+            context.chains,
             metric=metric,
-            out_prefix=Path(out_dir) / f"{NAME}_{metric}",
+            out_prefix=context.out_dir / f"{NAME}_{metric}",
             title=title,
-            models_stage=options.get("models_stage", {}),
+            models_stage=context.models_stage,
         )
     return written

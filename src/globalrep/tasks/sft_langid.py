@@ -36,7 +36,7 @@ from globalrep.languages import UNKNOWN, language_name
 from globalrep.digests import fingerprint
 from globalrep.local_paths import is_local_path
 from globalrep.tables import DELTA_COLUMNS
-from globalrep.tasks.base import load_options_schema, option_defaults
+from globalrep.tasks.base import FigureContext, load_options_schema, option_defaults
 
 NAME = "sft_langid"
 PROMPT_VERSION = "1"  # bump when detection or counting changes (reruns the detection jobs)
@@ -234,8 +234,8 @@ def write_tables(shards: Mapping[str, list], scores_out, table_out, deltas_out) 
                  "find nothing) %.1f%%", dataset, len(frame), 100 * english, 100 * (1 - english - unknown), 100 * unknown)
 
 
-def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+def figures(tables: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, options: dict) -> list[Path]:
     """The language make-up of each SFT dataset, its non-English share first."""
     from globalrep.figures.languages import plot_language_shares
 
-    return plot_language_shares(tables, Path(out_dir) / NAME, "SFT data: languages of messages (counted where both detectors agree)")
+    return plot_language_shares(tables, context.out_dir / NAME, "SFT data: languages of messages (counted where both detectors agree)")

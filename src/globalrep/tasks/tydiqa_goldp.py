@@ -30,7 +30,7 @@ from globalrep.local_paths import is_local_path
 from globalrep.prompt_templates import prompt_renderer
 from globalrep.sources import read_text
 from globalrep.tables import deltas_table
-from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
+from globalrep.tasks.base import FigureContext, check_known_items, load_options_schema, option_defaults
 
 NAME = "tydiqa_goldp"
 PROMPT_VERSION = "2"  # 2: a legend of the fields, as the paper's layout
@@ -269,12 +269,12 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
 EXTRA_TABLES = {"from_base": lambda scores, chains, options: deltas_table(scores, chains, from_base=True)}
 
 
-def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+def figures(tables: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, options: dict) -> list[Path]:
     """The paper's Figure 3 per chain (F1, change from the base model), the consecutive changes,
     and every model's F1 per language."""
     from globalrep.figures.languages import language_figures
 
-    return language_figures(tables, deltas, chains, Path(out_dir) / NAME, "f1", "TyDiQA-GoldP F1 (%)", options)
+    return language_figures(tables, deltas, context, context.out_dir / NAME, "f1", "TyDiQA-GoldP F1 (%)")
 
 
 # ------------------------------------------------------------------------------- published

@@ -20,7 +20,7 @@ from globalrep.engine.answers import Answers, prediction_frame, reward_answer
 from globalrep.engine.requests import Chat, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.sources import require_columns
-from globalrep.tasks.base import check_known_items, load_options_schema, option_defaults
+from globalrep.tasks.base import FigureContext, check_known_items, load_options_schema, option_defaults
 
 NAME = "where_from"
 PROMPT_VERSION = "2"  # 2: the paper's articles put "the" before every name containing "Republic"
@@ -87,7 +87,7 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
     )
 
 
-def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, options: dict) -> list[Path]:
+def figures(tables: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, options: dict) -> list[Path]:
     """Per reward model, a world map of the reward of "I am from {country}."."""
     from globalrep.figures.maps import plot_model_maps
 
@@ -95,7 +95,7 @@ def figures(tables: pd.DataFrame, deltas: pd.DataFrame, chains: dict, out_dir, o
         tables,
         "reward",
         load_countries(options.get("countries")),
-        Path(out_dir) / f"{NAME}_map",
+        context.out_dir / f"{NAME}_map",
         title="{model}: reward of “" + options.get("reply", DEFAULT_REPLY) + "”",
         label="reward",
         cmap="RdYlGn",
