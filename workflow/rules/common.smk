@@ -56,7 +56,8 @@ MODELS = config["models"]
 CHAINS = config["chains"]
 TASKS = list(config["tasks"])
 # Tasks that run models go prepare -> infer -> score; a model-free task (empty MODEL_KINDS, e.g.
-# sft_langid) has its own rules up to its two tables, then the generic figures and report.
+# sft_langid) runs its own stage (its OWN_STAGE, workflow/rules/langid.smk) up to its two tables,
+# then the generic figures and report.
 MODEL_TASKS = [task for task in TASKS if get_task(task).runs_models]
 
 # The demo's models are built by rule build_demo_models; they need not exist before the run.
