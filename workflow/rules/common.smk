@@ -104,6 +104,13 @@ def shard_files(task, model):
     ]
 
 
+def langid_shards():
+    """{dataset: its detection shards, in shard order} of sft_langid's own stage (langid.smk)."""
+    n = n_shards("sft_langid")
+    datasets = get_task("sft_langid").own_stage.units(config["tasks"]["sft_langid"])
+    return {d: [f"results/langid/{d}/shard-{i}-of-{n}.parquet" for i in range(n)] for d in datasets}
+
+
 def prediction_files(task):
     """{model: shard files} for every model the task evaluates."""
     return {model: shard_files(task, model) for model in TASK_MODELS[task]}

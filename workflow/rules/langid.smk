@@ -14,17 +14,6 @@ if LANGID_OPTIONS is not None:
         raise WorkflowError(str(error)) from None
 
 
-def langid_shard_files(dataset):
-    """The detection shards of one dataset, in shard order."""
-    n = n_shards(LANGID)
-    return [f"results/langid/{dataset}/shard-{i}-of-{n}.parquet" for i in range(n)]
-
-
-def langid_shards():
-    """{dataset: its detection shards} of every configured dataset."""
-    return {d: langid_shard_files(d) for d in LANGID_STAGE.units(LANGID_OPTIONS)}
-
-
 rule detect_sft_languages:
     input:
         source=lambda wildcards: LANGID_STAGE.source_files(LANGID_OPTIONS, wildcards.dataset),
