@@ -8,7 +8,7 @@ ways are timed:
           tokenization, the shard's prefix trie, tree-packed rows, batched forwards with the 4D
           ancestor mask, log-softmax, gather.
   (a)     the paper's method: tokenization, then one forward per continuation at batch 1
-          (``loglik_one_forward_per_continuation``).
+          (``loglik_one_forward_per_continuation``, the tests' reference in tests/oracles.py).
   (b)     the floor: the trie's tokens, each once (the engine's rows without the ancestor paths
           they repeat), in the engine's batches, through one plain forward each (no grad,
           standard causal + padding mask, as many tail logits as the engine keeps), with no
@@ -62,7 +62,6 @@ from globalrep.engine.loading import load_causal_lm, load_tokenizer
 from globalrep.engine.loglik import (
     _tree_mask,
     build_trie,
-    loglik_one_forward_per_continuation,
     pack_tree_rows,
     score_requests,
     tokenize_request,
@@ -72,6 +71,10 @@ from globalrep.engine.requests import LoglikRequest
 from globalrep.engine.runner import ModelRunner
 from globalrep.models import ModelSpec
 from globalrep.tasks import belebele
+
+# Way (a) is the tests' reference implementation (tests/oracles.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from oracles import loglik_one_forward_per_continuation  # noqa: E402
 
 MODEL_SIZES = {
     "tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},

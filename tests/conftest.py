@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from globalrep import demo
+from workflow_runs import copy_workflow
 
 # The workflow's top-level config schema: globalrep.config_schema assembles the config schema from it.
 TOP_LEVEL_SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
@@ -65,6 +66,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    """A temporary copy of the workflow to run Snakemake in (see workflow_runs)."""
+    return copy_workflow(tmp_path)
 
 
 # The project's own small samples (synthetic, in the real formats) for core behaviour.

@@ -4,7 +4,7 @@ aliases, no YTE templating; each refused with the file or key named."""
 from __future__ import annotations
 
 import pytest
-from test_workflow import output_of, snakemake, workdir  # noqa: F401 (workdir: a fixture)
+from workflow_runs import output_of, snakemake
 
 from globalrep import config_checks
 from globalrep.config_files import MAX_CONFIG_NODES, check_config_files

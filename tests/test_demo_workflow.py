@@ -13,22 +13,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_workflow import copy_workflow, edit_config, job_stats, output_of, snakemake
+from workflow_runs import copy_workflow, edit_config, job_stats, output_of, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
 TASK = "global_opinions"
-
-
-def planned_jobs(output: str) -> list[tuple[str, list[str]]]:
-    """(rule, outputs) of every job a Snakemake (dry) run lists."""
-    jobs = []
-    for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?rule )", output):
-        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
-        if rule:
-            outputs = re.search(r"^\s+output: (.*)$", block, re.M)
-            jobs.append((rule.group(1), outputs.group(1).split(", ") if outputs else []))
-    return jobs
 
 
 @pytest.fixture(scope="module")

@@ -226,7 +226,7 @@ def test_schema_and_demo_config_cover_the_dialect_tasks():
 def test_workflow_plans_the_dialect_stage(tmp_path):
     """Per dialect task: its SAE items, then one job for its rewrites and their pairing (not
     prepare_task); the NLTK data once. An unknown dialect stops the run before any job."""
-    from test_workflow import (
+    from workflow_runs import (
         copy_workflow,
         edit_config,
         job_stats,

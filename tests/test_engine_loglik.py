@@ -12,7 +12,6 @@ from globalrep.engine.loglik import (
     build_trie,
     common_prefix_len,
     item_level_tokens,
-    loglik_one_forward_per_continuation,
     pack_tree_rows,
     score_requests,
     tokenize_request,
@@ -20,6 +19,7 @@ from globalrep.engine.loglik import (
 from globalrep.engine.prompts import encode, encode_many, render
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
+from oracles import loglik_one_forward_per_continuation
 
 CPU = torch.device("cpu")
 WORDS = "the a of country people language answer question think would most and from world news city".split()

@@ -10,13 +10,13 @@ from globalrep.engine.hf import HFBackend, generate_batch
 from globalrep.engine.loading import load_causal_lm, load_tokenizer
 from globalrep.engine.loglik import (
     common_prefix_len,
-    loglik_one_forward_per_continuation,
     score_requests,
     tokenize_request,
 )
 from globalrep.engine.prompts import encode, encode_many, render
 from globalrep.engine.runner import ModelRunner
 from globalrep.models import ModelSpec
+from oracles import loglik_one_forward_per_continuation
 
 CPU = torch.device("cpu")
 

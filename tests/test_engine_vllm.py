@@ -24,7 +24,7 @@ from globalrep.engine.prompts import encode, render
 from globalrep.engine.runner import ModelRunner
 from globalrep.models import ModelSpec
 from globalrep.tasks import get_task
-from test_workflow import copy_workflow, output_of, snakemake
+from workflow_runs import copy_workflow, output_of, snakemake
 
 pytestmark = pytest.mark.vllm
 

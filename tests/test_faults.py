@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from test_workflow import REPO, copy_workflow, edit_config, job_stats, output_of, snakemake
+from workflow_runs import REPO, copy_workflow, edit_config, job_stats, output_of, snakemake
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,6 @@ of the paper's published outputs in ../shared/data."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,9 +12,8 @@ import yaml
 
 from globalrep import config_checks
 from globalrep.tasks import get_task
-from test_workflow import copy_workflow, job_stats, output_of, snakemake
+from workflow_runs import REPO, copy_workflow, job_stats, output_of, snakemake, write_yaml
 
-REPO = Path(__file__).resolve().parents[1]
 PAPER_MODELS = [
     "llama-2-7b", "llama-2-7b-chat", "tulu-2-7b", "tulu-2-dpo-7b", "mistral-7b", "mistral-7b-sft-beta",
     "zephyr-7b-beta", "openchat-3.5", "starling-lm-7b-alpha", "qwen1.5-7b", "qwen1.5-7b-chat", "yi-6b",
@@ -29,11 +27,6 @@ PAPER_CHAINS = [
     ["qwen1.5-7b", "qwen1.5-7b-chat"],
     ["yi-6b", "yi-6b-chat"],
 ]
-
-
-def write_yaml(path: Path, data: dict) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 @pytest.mark.parametrize("name", ["paper.yaml", "paper-published.yaml"])

@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 
 from globalrep.tasks import global_opinions
-from test_paper_configs import write_yaml
-from test_workflow import copy_workflow, output_of, snakemake
+from workflow_runs import copy_workflow, output_of, snakemake, write_yaml
 
 # our name: (md3-game/, tydiqa-goldp/, globalopinionsqa/, ask-reddit-perplexity-testing/)
 PAPER_FILES = {

@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 from globalrep.countries import load_countries
-from test_demo_workflow import planned_jobs
-from test_workflow import REPO, copy_workflow, output_of, snakemake
+from workflow_runs import REPO, copy_workflow, output_of, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 

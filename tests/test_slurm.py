@@ -20,7 +20,7 @@ import time
 import pytest
 import yaml
 
-from test_workflow import REPO, copy_workflow, output_of, snakemake
+from workflow_runs import REPO, copy_workflow, output_of, snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 

@@ -208,19 +208,29 @@ def test_a_task_runs_the_whole_protocol(tmp_path, fake_backend_and_fast_pdfs, na
 
 
 def test_sft_langid_runs_its_own_stages_and_the_generic_figures(tmp_path, fake_backend_and_fast_pdfs):
-    """sft_langid runs no models: its detection shards and tables (workflow/rules/langid.smk),
-    then the generic figure stage."""
+    """sft_langid runs no models: its own stage's detection shards and tables (as
+    workflow/rules/langid.smk runs them), then the generic figure stage."""
     task = TASKS[sft_langid.NAME]
-    assert not task.runs_models
+    assert not task.runs_models and task.own_stage is sft_langid.OWN_STAGE
     options = demo_options(DEMO_TASKS[sft_langid.NAME])
+    task.own_stage.check_sources(options)
     shards = {}
-    for dataset in options["datasets"]:
+    for dataset in task.own_stage.units(options):
+        assert task.own_stage.source_files(options, dataset) and task.own_stage.fingerprint(options, dataset)
         shards[dataset] = [tmp_path / f"{dataset}.parquet"]
-        sft_langid.detect_shard(dataset, options, 3, 0, shards[dataset][0])  # a third of the conversations
+        task.own_stage.run_shard(dataset, options, 3, 0, shards[dataset][0])  # a third of the conversations
     paths = [tmp_path / name for name in ("messages.parquet", "table.csv", "deltas.csv")]
-    sft_langid.write_tables(shards, *paths)
+    task.own_stage.write_tables(shards, *paths)
     table = tables.read_table(paths[1])
     assert set(tables.GROUP_COLUMNS) <= set(table.columns) and set(table["model"]) == set(options["datasets"])
     assert list(tables.read_table(paths[2]).columns) == tables.DELTA_COLUMNS
     written = stages.task_figures(sft_langid.NAME, options, paths[1], paths[2], {}, {}, tmp_path / "figures")
     assert any(path.suffix == ".png" for path in written)
+
+
+def test_a_task_without_models_needs_its_own_stage():
+    module = types.SimpleNamespace(__name__="modelfree", NAME="modelfree", PROMPT_VERSION="1", MODEL_KINDS=(),
+                                   AXIS="languages", OPTIONS_SCHEMA={})
+    with pytest.raises(GlobalrepError, match="modelfree lacks OWN_STAGE"):
+        Task.from_module(module)
+    assert Task.from_module(types.SimpleNamespace(**vars(module), OWN_STAGE=sft_langid.OWN_STAGE)).own_stage

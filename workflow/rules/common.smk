@@ -58,7 +58,8 @@ MODELS = config["models"]
 CHAINS = config["chains"]
 TASKS = list(config["tasks"])
 # Tasks that run models go prepare -> infer -> score; a model-free task (empty MODEL_KINDS, e.g.
-# sft_langid) has its own rules up to its two tables, then the generic figures and report.
+# sft_langid) runs its own stage (its OWN_STAGE, workflow/rules/langid.smk) up to its two tables,
+# then the generic figures and report.
 MODEL_TASKS = [task for task in TASKS if get_task(task).runs_models]
 
 # The demo's models are built by rule build_demo_models; they need not exist before the run.
@@ -102,6 +103,13 @@ def shard_files(task, model):
     return [
         f"results/predictions/{task}/{model}/shard-{i}-of-{n}.parquet" for i in range(n)
     ]
+
+
+def langid_shards():
+    """{dataset: its detection shards, in shard order} of sft_langid's own stage (langid.smk)."""
+    n = n_shards("sft_langid")
+    datasets = get_task("sft_langid").own_stage.units(config["tasks"]["sft_langid"])
+    return {d: [f"results/langid/{d}/shard-{i}-of-{n}.parquet" for i in range(n)] for d in datasets}
 
 
 def prediction_files(task):

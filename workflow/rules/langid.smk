@@ -1,25 +1,26 @@
-# Language ID of SFT data (task sft_langid): no models. One job per (dataset, shard) streams its
-# conversations through both detectors and keeps one row per message (no text); one job turns all
-# shards into the task's two tables. Figures and report are the generic rules'.
+# Language ID of SFT data (task sft_langid): no models. The task's own stage (its OWN_STAGE, see
+# globalrep.tasks.base.OwnStage): one job per (dataset, shard) streams its conversations through
+# both detectors and keeps one row per message (no text); one job turns all shards into the
+# task's two tables. Figures and report are the generic rules'.
 
-from globalrep.tasks import sft_langid
+LANGID = "sft_langid"
+LANGID_STAGE = get_task(LANGID).own_stage
+LANGID_OPTIONS = config["tasks"].get(LANGID)
 
-LANGID = config["tasks"].get(sft_langid.NAME)
-
-if LANGID is not None:
+if LANGID_OPTIONS is not None:
     try:
-        sft_langid.check_sources(LANGID)
+        LANGID_STAGE.check_sources(LANGID_OPTIONS)
     except GlobalrepError as error:
         raise WorkflowError(str(error)) from None
 
 
 rule detect_sft_languages:
     input:
-        source=lambda wildcards: sft_langid.source_files(LANGID, wildcards.dataset),
+        source=lambda wildcards: LANGID_STAGE.source_files(LANGID_OPTIONS, wildcards.dataset),
     output:
         "results/langid/{dataset}/shard-{shard}-of-{nshards}.parquet",
     wildcard_constraints:
-        dataset="|".join(map(re.escape, (LANGID or {}).get("datasets", {}))) or "(?!)",
+        dataset="|".join(map(re.escape, LANGID_STAGE.units(LANGID_OPTIONS) if LANGID_OPTIONS else [])) or "(?!)",
     log:
         "results/logs/detect_sft_languages/{dataset}/shard-{shard}-of-{nshards}.log",
     conda:
@@ -30,14 +31,14 @@ rule detect_sft_languages:
         runtime=240,
     params:
         # The dataset entry, detection options, task version and detector versions.
-        fingerprint=lambda wildcards: sft_langid.job_fingerprint(LANGID, wildcards.dataset),
+        fingerprint=lambda wildcards: LANGID_STAGE.fingerprint(LANGID_OPTIONS, wildcards.dataset),
     script:
         "../scripts/detect_sft_languages.py"
 
 
 rule score_sft_langid:
     input:
-        lambda wildcards: [f for d in LANGID["datasets"] for f in sft_langid.shard_files(LANGID, d)],
+        lambda wildcards: [path for paths in langid_shards().values() for path in paths],
     output:
         scores="results/scores/sft_langid.parquet",
         table=report(
@@ -55,7 +56,7 @@ rule score_sft_langid:
         mem_mb=4000,
         runtime=30,
     params:
-        shards=lambda wildcards: {d: sft_langid.shard_files(LANGID, d) for d in LANGID["datasets"]},
-        fingerprint=SCORING_CODE.get(sft_langid.NAME),
+        shards=lambda wildcards: langid_shards(),
+        fingerprint=SCORING_CODE.get(LANGID),
     script:
         "../scripts/score_sft_langid.py"

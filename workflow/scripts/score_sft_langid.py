@@ -1,11 +1,11 @@
 """Snakemake adapter: the sft_langid tables from all detection shards
-(globalrep.tasks.sft_langid.write_tables)."""
+(task sft_langid's own stage: globalrep.tasks.sft_langid.write_tables)."""
 
 from globalrep.logs import setup_logging
-from globalrep.tasks import sft_langid
+from globalrep.tasks import get_task
 
 setup_logging(snakemake.log[0])
-sft_langid.write_tables(
+get_task("sft_langid").own_stage.write_tables(
     shards=snakemake.params.shards,
     scores_out=snakemake.output.scores,
     table_out=snakemake.output.table,

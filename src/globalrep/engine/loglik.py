@@ -318,17 +318,3 @@ def score_requests(model, requests: Sequence[TokenizedRequest], max_row_tokens: 
                 for per_continuation in trie.continuation_nodes]
     counts = TokenCounts(sum(len(row.tokens) for row in rows), len(trie.tokens), item_level_tokens(requests), len(rows))
     return logprobs, counts
-
-
-@torch.no_grad()
-def loglik_one_forward_per_continuation(model, request: TokenizedRequest, device: torch.device) -> list[float]:
-    """The reference (and the paper's method): one unbatched forward per continuation."""
-    sums = []
-    for continuation in request.continuations:
-        ids = list(request.context[: continuation.prefix_len]) + list(continuation.tokens)
-        logits = model(input_ids=torch.tensor([ids], device=device)).logits[0]
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
-        start = continuation.prefix_len
-        picked = log_probs[torch.arange(start - 1, len(ids) - 1), torch.tensor(ids[start:], device=device)]
-        sums.append(picked.double().sum().item())
-    return sums

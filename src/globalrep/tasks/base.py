@@ -9,7 +9,7 @@ Required, every task:
 - ``NAME``: its config key, e.g. ``"global_opinions"``;
 - ``PROMPT_VERSION``: bump when its prompt or request construction changes (reruns inference);
 - ``MODEL_KINDS``: the model kinds it evaluates, e.g. ``("lm",)`` or ``("reward",)``; empty for a
-  task that runs no models (``sft_langid``: its own rules write its two tables);
+  task that runs no models, which then declares ``OWN_STAGE`` (below);
 - ``AXIS``: the report section it belongs to: ``dialects``, ``languages`` or ``opinions``;
 - ``OPTIONS_SCHEMA``: the JSON-schema block of ``tasks.<NAME>`` (with the options' defaults); the
   config schema is assembled from these (:mod:`globalrep.config_schema`).
@@ -23,6 +23,11 @@ Required, tasks that run models:
 - ``score(items, predictions, options) -> DataFrame``: long per-item scores ``model, item_id,
   group, metric, value`` (extra columns allowed); ``predictions`` holds every model's rows with a
   ``model`` column.
+
+Required, tasks that run no models (empty ``MODEL_KINDS``):
+
+- ``OWN_STAGE``: an :class:`OwnStage`, what runs in place of prepare → infer → score (for
+  ``sft_langid``, language detection: ``workflow/rules/langid.smk``).
 
 Optional (default in brackets):
 
@@ -72,6 +77,20 @@ AXES = {
 MODEL_HOOKS = ("prepare", "requests", "score")
 
 
+@dataclass(frozen=True)
+class OwnStage:
+    """The stage of a task that runs no models: one job per (unit, shard) runs ``run_shard``, then
+    one job turns all shards into the task's scores and its two tables (sft_langid: a unit is a
+    dataset, a shard job detects the languages of its messages)."""
+
+    units: Callable[[Mapping], list[str]]  # options -> the units' names
+    check_sources: Callable[[Mapping], None]  # options -> GlobalrepError naming a missing local source
+    source_files: Callable[[Mapping, str], list[str]]  # (options, unit) -> its local files (editing one reruns it)
+    fingerprint: Callable[[Mapping, str], str]  # (options, unit) -> what determines its shards
+    run_shard: Callable[..., None]  # (unit, options, n_shards, shard, out_path)
+    write_tables: Callable[..., None]  # ({unit: shard paths}, scores_out, table_out, deltas_out)
+
+
 def _all_scores(scores: pd.DataFrame, options: Mapping) -> pd.DataFrame:
     return scores
 
@@ -108,6 +127,7 @@ class Task:
     unavailable_figures: Callable | None = None
     dialect_text: Mapping[str, str] = field(default_factory=dict)
     dialect_protect: str | None = None
+    own_stage: OwnStage | None = None
 
     @classmethod
     def from_module(cls, module: ModuleType) -> Task:
@@ -115,6 +135,8 @@ class Task:
         missing = [part for part in ("NAME", "PROMPT_VERSION", "MODEL_KINDS", "AXIS", "OPTIONS_SCHEMA") if not hasattr(module, part)]
         if getattr(module, "MODEL_KINDS", ()):
             missing += [hook for hook in MODEL_HOOKS if not callable(getattr(module, hook, None))]
+        elif not isinstance(getattr(module, "OWN_STAGE", None), OwnStage):
+            missing.append("OWN_STAGE (an OwnStage: a task that runs no models needs one)")
         if missing:
             raise GlobalrepError(f"{where} lacks {', '.join(missing)} (see globalrep.tasks.base)")
         if module.AXIS not in AXES:
@@ -130,6 +152,7 @@ class Task:
             "unavailable_figures": getattr(module, "unavailable_figures", None),
             "dialect_text": dict(getattr(module, "DIALECT_TEXT", {})),
             "dialect_protect": getattr(module, "DIALECT_PROTECT", None),
+            "own_stage": getattr(module, "OWN_STAGE", None),
         }
         return cls(
             module=module,

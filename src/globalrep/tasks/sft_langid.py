@@ -1,7 +1,8 @@
 """Language identification of SFT data: how much of each supervised fine-tuning dataset is not English.
 
-A model-free task (empty ``MODEL_KINDS``): ``workflow/rules/langid.smk`` runs one job per
-(dataset, shard) and then one job for its two tables; figures and report are the generic ones.
+A model-free task (empty ``MODEL_KINDS``): its ``OWN_STAGE`` (run by ``workflow/rules/langid.smk``)
+is one detection job per (dataset, shard), then one job for its two tables; figures and report
+are the generic ones.
 Every message of every conversation gets a language from two independent detectors
 (:mod:`globalrep.langid`), by default the paper's pair (langdetect and fastText's lid.176), and
 counts for it only when they agree, else ``unknown``.
@@ -36,11 +37,11 @@ from globalrep.languages import UNKNOWN, language_name
 from globalrep.digests import fingerprint
 from globalrep.local_paths import is_local_path
 from globalrep.tables import DELTA_COLUMNS
-from globalrep.tasks.base import FigureContext, load_options_schema, option_defaults
+from globalrep.tasks.base import FigureContext, OwnStage, load_options_schema, option_defaults
 
 NAME = "sft_langid"
 PROMPT_VERSION = "1"  # bump when detection or counting changes (reruns the detection jobs)
-MODEL_KINDS = ()  # no models: see workflow/rules/langid.smk
+MODEL_KINDS = ()  # no models: OWN_STAGE below detects languages
 AXIS = "languages"  # the report's section: dialects | languages | opinions
 # The options and their defaults: sft_langid.schema.yaml beside this module.
 OPTIONS_SCHEMA = load_options_schema(__file__)
@@ -74,10 +75,9 @@ def check_sources(options: Mapping) -> None:
             )
 
 
-def shard_files(options: Mapping, name: str) -> list[str]:
-    """The detection shards of dataset ``name``, in shard order (outputs of workflow/rules/langid.smk)."""
-    n = int(options.get("shards", DEFAULTS["shards"]))
-    return [f"results/langid/{name}/shard-{i}-of-{n}.parquet" for i in range(n)]
+def dataset_names(options: Mapping) -> list[str]:
+    """The configured datasets' names, in config order."""
+    return list(options["datasets"])
 
 
 def detector_names(options: Mapping) -> tuple[str, str]:
@@ -239,3 +239,13 @@ def figures(tables: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, 
     from globalrep.figures.languages import plot_language_shares
 
     return plot_language_shares(tables, context.out_dir / NAME, "SFT data: languages of messages (counted where both detectors agree)")
+
+
+OWN_STAGE = OwnStage(
+    units=dataset_names,
+    check_sources=check_sources,
+    source_files=source_files,
+    fingerprint=job_fingerprint,
+    run_shard=detect_shard,
+    write_tables=write_tables,
+)
