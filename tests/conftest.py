@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from workflow_runs import copy_workflow
 
 from globalrep import demo
-from workflow_runs import copy_workflow
 
 # The workflow's top-level config schema: globalrep.config_schema assembles the config schema from it.
 TOP_LEVEL_SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"

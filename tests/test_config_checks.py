@@ -4,11 +4,11 @@ chain models stop the workflow before any job; the checks themselves; models' jo
 from __future__ import annotations
 
 import pytest
+from workflow_runs import edit_config, output_of, snakemake
 
 from globalrep import config_checks
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec, inference_resources
-from workflow_runs import edit_config, output_of, snakemake
 
 
 def test_missing_model_path_fails_before_any_job(workdir):

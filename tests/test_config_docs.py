@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import TOP_LEVEL_SCHEMA
 
 from globalrep import config_docs, config_schema
 from globalrep.errors import GlobalrepError
-from conftest import TOP_LEVEL_SCHEMA
 
 
 def test_config_readme_is_what_the_schema_gives():

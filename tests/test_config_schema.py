@@ -4,11 +4,11 @@ defaults, and every key described and closed."""
 from __future__ import annotations
 
 import pytest
+from conftest import TOP_LEVEL_SCHEMA
+from workflow_runs import edit_config, output_of, snakemake
 
 from globalrep import config_checks, config_schema
 from globalrep.models import ModelSpec
-from conftest import TOP_LEVEL_SCHEMA
-from workflow_runs import edit_config, output_of, snakemake
 
 # The config schema as the workflow validates with it: the top level plus every task's block.
 SCHEMA = config_schema.assembled_file(TOP_LEVEL_SCHEMA)

@@ -12,7 +12,6 @@ import re
 import pandas as pd
 import pytest
 import yaml
-
 from workflow_runs import copy_workflow, edit_config, job_stats, output_of, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow

@@ -9,15 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import TOP_LEVEL_SCHEMA
 
-from globalrep import config_schema
-from globalrep import dialect_pairs, stages, tables
+from globalrep import config_schema, dialect_pairs, stages, tables
 from globalrep.atomic import write_parquet_atomic
 from globalrep.engine.requests import GenerateRequest, LoglikRequest, RewardRequest
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 from globalrep.tasks import md3_taboo, md3_taboo_transfer, rm_dialect_probe
-from conftest import TOP_LEVEL_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_MD3 = REPO / "data" / "demo" / "md3"

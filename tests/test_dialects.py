@@ -14,15 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TOP_LEVEL_SCHEMA
 from scipy import stats as scipy_stats
 
-from globalrep import config_checks, config_schema
-from globalrep import dialect_pairs, dialect_rewrites, multivalue_adapter, nltk_corpora
+from globalrep import config_checks, config_schema, dialect_pairs, dialect_rewrites, multivalue_adapter, nltk_corpora
 from globalrep.atomic import write_parquet_atomic
 from globalrep.errors import GlobalrepError
 from globalrep.stats import mcnemar_exact
 from globalrep.tasks import md3_taboo_transfer, rm_dialect_probe
-from conftest import TOP_LEVEL_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_MULTIVALUE = importlib.util.find_spec("multivalue") is not None

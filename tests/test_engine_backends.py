@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
+from conftest import TOP_LEVEL_SCHEMA
 
 from globalrep import config_schema, engine
 from globalrep.config_checks import check_models
@@ -16,7 +17,6 @@ from globalrep.engine.backends import BACKENDS, environment_file
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec, inference_fingerprint, inference_resources
 from globalrep.tasks import md3_taboo
-from conftest import TOP_LEVEL_SCHEMA
 
 
 class EchoBackend:

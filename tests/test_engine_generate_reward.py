@@ -8,9 +8,9 @@ import torch
 
 from globalrep.engine import Chat, GenerateRequest, RewardRequest, answer
 from globalrep.engine.hf import _pad, generate_batch
-from globalrep.engine.runner import cut_at_stop
 from globalrep.engine.loading import end_token_ids, load_causal_lm, load_reward_model, load_tokenizer
 from globalrep.engine.prompts import encode, render
+from globalrep.engine.runner import cut_at_stop
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 

@@ -4,6 +4,7 @@ import random
 
 import pytest
 import torch
+from oracles import loglik_one_forward_per_continuation
 
 from globalrep.engine import Chat, LoglikRequest, answer
 from globalrep.engine.loading import load_causal_lm, load_tokenizer
@@ -19,7 +20,6 @@ from globalrep.engine.loglik import (
 from globalrep.engine.prompts import encode, encode_many, render
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
-from oracles import loglik_one_forward_per_continuation
 
 CPU = torch.device("cpu")
 WORDS = "the a of country people language answer question think would most and from world news city".split()
@@ -126,9 +126,9 @@ def _shared_prefix_requests(tokenizer, rng, passages=4, per_passage=2):
     """Belebele's shape: one instruction, passages asked about twice, 4 choices (scored labels)."""
     instruction = "Read the context, then answer the question. " + _sentence(rng, 12)
     requests = []
-    for p in range(passages):
+    for _ in range(passages):
         passage = _sentence(rng, rng.randint(20, 40))
-        for q in range(per_passage):
+        for _ in range(per_passage):
             context = f"{instruction}\nContext: {passage}\nQuestion: {_sentence(rng, 6)}?\nAnswer: ("
             requests.append(tokenize_request(lambda texts: encode_many(texts, tokenizer), context,
                                              ("A)", "B)", "C)", "D) " + _sentence(rng, 3))))

@@ -4,6 +4,7 @@ template exercise boundary merges and template handling that random tiny models 
 
 import pytest
 import torch
+from oracles import loglik_one_forward_per_continuation
 
 from globalrep.engine import Chat, LoglikRequest
 from globalrep.engine.hf import HFBackend, generate_batch
@@ -16,7 +17,6 @@ from globalrep.engine.loglik import (
 from globalrep.engine.prompts import encode, encode_many, render
 from globalrep.engine.runner import ModelRunner
 from globalrep.models import ModelSpec
-from oracles import loglik_one_forward_per_continuation
 
 CPU = torch.device("cpu")
 

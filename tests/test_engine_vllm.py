@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from workflow_runs import copy_workflow, output_of, snakemake
 
 from globalrep.engine import Chat, GenerateRequest, LoglikRequest, open_backend
 from globalrep.engine.hf import HFBackend
@@ -24,7 +25,6 @@ from globalrep.engine.prompts import encode, render
 from globalrep.engine.runner import ModelRunner
 from globalrep.models import ModelSpec
 from globalrep.tasks import get_task
-from workflow_runs import copy_workflow, output_of, snakemake
 
 pytestmark = pytest.mark.vllm
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from workflow_runs import REPO, copy_workflow, edit_config, job_stats, output_of, snakemake
 
 pytestmark = pytest.mark.slow

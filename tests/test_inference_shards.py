@@ -17,7 +17,6 @@ from globalrep.models import ModelSpec
 from globalrep.sharding import shard_items
 from globalrep.tasks.base import Task
 
-
 ITEMS = pd.DataFrame({"item_id": [f"i{k}" for k in range(7)], "group": list("aabbbcc")})
 
 

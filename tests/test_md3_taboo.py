@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import TOP_LEVEL_SCHEMA
 
-from globalrep import config_schema
-from globalrep import config_checks, md3, stages, tables
+from globalrep import config_checks, config_schema, md3, stages, tables
 from globalrep.atomic import write_parquet_atomic
 from globalrep.engine.requests import GenerateRequest, LoglikRequest
 from globalrep.errors import GlobalrepError
@@ -22,8 +22,6 @@ from globalrep.models import ModelSpec
 from globalrep.sharding import shard_items
 from globalrep.stats import unpaired_difference
 from globalrep.tasks import md3_taboo as task
-from conftest import TOP_LEVEL_SCHEMA
-
 from globalrep.tasks.base import FigureContext
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,10 +9,10 @@ import re
 import pandas as pd
 import pytest
 import yaml
+from workflow_runs import REPO, copy_workflow, job_stats, output_of, snakemake, write_yaml
 
 from globalrep import config_checks
 from globalrep.tasks import get_task
-from workflow_runs import REPO, copy_workflow, job_stats, output_of, snakemake, write_yaml
 
 PAPER_MODELS = [
     "llama-2-7b", "llama-2-7b-chat", "tulu-2-7b", "tulu-2-dpo-7b", "mistral-7b", "mistral-7b-sft-beta",

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
-
 from conftest import TOP_LEVEL_SCHEMA
+from scipy import stats
 
 from globalrep import config_checks, config_schema
 from globalrep.engine import published

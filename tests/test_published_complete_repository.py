@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from workflow_runs import copy_workflow, output_of, snakemake, write_yaml
 
 from globalrep.tasks import global_opinions
-from workflow_runs import copy_workflow, output_of, snakemake, write_yaml
 
 # our name: (md3-game/, tydiqa-goldp/, globalopinionsqa/, ask-reddit-perplexity-testing/)
 PAPER_FILES = {

@@ -8,9 +8,9 @@ import pytest
 
 from globalrep import figure_manifest, stages
 from globalrep.atomic import write_csv_atomic
+from globalrep.digests import fingerprint
 from globalrep.errors import GlobalrepError
 from globalrep.figures.chains import plot_chain_groups
-from globalrep.digests import fingerprint
 from globalrep.report import TaskOutputs, build_report
 from globalrep.tables import DELTA_COLUMNS, GROUP_COLUMNS, deltas_table, group_table
 

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 import yaml
+from workflow_runs import REPO, copy_workflow, output_of, planned_jobs, snakemake
 
 from globalrep.countries import load_countries
-from workflow_runs import REPO, copy_workflow, output_of, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,6 @@ import time
 
 import pytest
 import yaml
-
 from workflow_runs import REPO, copy_workflow, output_of, snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]

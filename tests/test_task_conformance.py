@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import TOP_LEVEL_SCHEMA
 
 from globalrep import config_schema, dialect_pairs, dialect_rewrites, figures, stages, tables
 from globalrep.atomic import write_parquet_atomic
@@ -24,7 +25,6 @@ from globalrep.models import ModelSpec
 from globalrep.multivalue_adapter import Rewrite
 from globalrep.tasks import TASKS, sft_langid
 from globalrep.tasks.base import AXES, Task
-from conftest import TOP_LEVEL_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TASKS = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))["tasks"]

@@ -61,7 +61,7 @@ def test_prepare_reads_squad_files_and_draws_one_shot_per_language():
     items = tydiqa.prepare(DEMO_OPTIONS, str(DEMO / "tydiqa_goldp_dev.json"))
     assert items.groupby("group").size().to_dict() == {"english": 6, "finnish": 6, "indonesian": 6}
     assert dict(zip(items["group"], items["group_name"]))["finnish"] == "Finnish"
-    for language, frame in items.groupby("group"):
+    for _, frame in items.groupby("group"):
         shots = {tuple(s) for s in frame["shot_questions"]}
         assert len(shots) == 1 and len(next(iter(shots))) == 1  # the same one example for the whole language
     english = items[items["group"] == "english"].iloc[0]
@@ -85,7 +85,7 @@ def test_shots_can_be_drawn_afresh_for_each_question_as_the_paper_did(shared_dat
     dev, train = str(shared_data / "tydiqa-goldp-v1.1-dev"), str(shared_data / "tydiqa-goldp-train-subset")
     options = {"languages": ["english", "swahili"], "train_source": train, "num_shots": 1}
     fresh = tydiqa.prepare({**options, "shot_sampling": "per_question"}, dev)
-    for language, frame in fresh.groupby("group"):
+    for _, frame in fresh.groupby("group"):
         assert frame["shot_questions"].map(tuple).nunique() > len(frame) / 2  # not one example per language
     assert all(len(shots) == 1 for shots in fresh["shot_questions"])
     again = tydiqa.prepare({**options, "shot_sampling": "per_question", "languages": ["english"]}, dev)

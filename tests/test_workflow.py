@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import yaml
+from workflow_runs import REPO, edit_config, job_stats, output_of, snakemake
 
 from globalrep import config_checks
 from globalrep.tasks import get_task
-from workflow_runs import REPO, edit_config, job_stats, output_of, snakemake
 
 
 def test_demo_dry_run_plans_every_stage(workdir):

@@ -14,8 +14,9 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 # torch, tokenizers and transformers are imported where models are built, so that the workflow
 # reads DEMO_MODELS when it parses the config without loading them.

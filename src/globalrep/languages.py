@@ -6,14 +6,14 @@ TyDiQA, ISO 639-1 ``en`` from the language detectors); figures and tables add th
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import langcodes
 
 UNKNOWN = "unknown"
 
 
-@lru_cache(maxsize=None)
+@cache
 def language_name(code: str) -> str:
     """English name of a language code (BCP-47, ISO 639, or FLORES-200 ``xxx_Scrp``).
 
@@ -33,7 +33,7 @@ def language_name(code: str) -> str:
     return name if not tag.script or tag.script == usual_script else f"{name} ({tag.script_name()})"
 
 
-@lru_cache(maxsize=None)
+@cache
 def name_to_code(name: str) -> str | None:
     """The language code of an English language name such as TyDiQA's ``swahili``; None if unknown."""
     try:

@@ -52,7 +52,7 @@ class ModelSpec:
     options: dict = field(default_factory=dict)  # the backend's options
 
     @classmethod
-    def from_config(cls, name: str, entry: dict) -> "ModelSpec":
+    def from_config(cls, name: str, entry: dict) -> ModelSpec:
         """The entry without its job resources (:func:`inference_resources`); a chat format name
         or template file that does not exist fails here, not in a job."""
         spec = cls(name=name, **{key: value for key, value in entry.items() if key not in RESOURCE_KEYS})

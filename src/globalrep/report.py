@@ -20,10 +20,10 @@ import pandas as pd
 import yaml
 
 from globalrep.atomic import write_text_atomic
-from globalrep.errors import GlobalrepError
 from globalrep.digests import fingerprint
-from globalrep.models import ModelSpec
+from globalrep.errors import GlobalrepError
 from globalrep.intermediates import read_table_output
+from globalrep.models import ModelSpec
 from globalrep.tasks import get_task
 from globalrep.tasks.base import AXES
 

@@ -4,8 +4,8 @@ The model entry and engine options are read from the config, not from params, so
 that do not change results (batch size, device) do not trigger reruns; params.fingerprint does.
 """
 
-from globalrep.models import ModelSpec
 from globalrep.logs import setup_logging
+from globalrep.models import ModelSpec
 from globalrep.stages import infer_shard
 
 # vLLM on CPU starts its engine in a spawned process, which re-runs this file as __mp_main__:

@@ -33,7 +33,7 @@ class HFBackend:
         self._loaded = None
 
     @classmethod
-    def loaded(cls, spec: ModelSpec, model, tokenizer, options: dict | None = None, progress: bool = False) -> "HFBackend":
+    def loaded(cls, spec: ModelSpec, model, tokenizer, options: dict | None = None, progress: bool = False) -> HFBackend:
         """The primitives of a model and tokenizer already loaded (a notebook's, a benchmark's)."""
         backend = cls(spec, dict(options or {}), progress)
         backend._loaded = (model, tokenizer)

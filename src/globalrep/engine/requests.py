@@ -9,7 +9,6 @@ item become one row of the predictions table, with columns prefixed by the key
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from globalrep.errors import GlobalrepError
 
@@ -30,7 +29,7 @@ class Chat:
 
 
 # A prompt is either raw text, used as is, or a chat formatted by the model's template.
-Prompt = Union[str, Chat]
+Prompt = str | Chat
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class RewardRequest:
     conversations: tuple[Chat, ...]
 
 
-Request = Union[LoglikRequest, GenerateRequest, RewardRequest]
+Request = LoglikRequest | GenerateRequest | RewardRequest
 
 
 def check_unique_keys(requests) -> None:

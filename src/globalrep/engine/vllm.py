@@ -27,7 +27,6 @@ from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
 
 
-
 class VLLMBackend:
     """Loads ``spec`` into a ``vllm.LLM`` once, on first use, with the model's transformers
     tokenizer beside it. Language models only (no ``reward``: its declaration refuses reward

@@ -8,8 +8,17 @@ What a task module provides (required and optional hooks) is documented in
 from __future__ import annotations
 
 from globalrep.errors import GlobalrepError
-from globalrep.tasks import askreddit, belebele, global_opinions, md3_taboo, sft_langid, tydiqa_goldp, where_from
-from globalrep.tasks import md3_taboo_transfer, rm_dialect_probe
+from globalrep.tasks import (
+    askreddit,
+    belebele,
+    global_opinions,
+    md3_taboo,
+    md3_taboo_transfer,
+    rm_dialect_probe,
+    sft_langid,
+    tydiqa_goldp,
+    where_from,
+)
 from globalrep.tasks.base import Task
 
 MODULES = (global_opinions, md3_taboo, where_from, askreddit, belebele, tydiqa_goldp, sft_langid,

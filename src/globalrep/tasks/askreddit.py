@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from globalrep import published_files as pf
 from globalrep.countries import (
     DEFAULT_ARTICLES,
     FAVORABILITY,
@@ -51,7 +52,6 @@ from globalrep.countries import (
     read_us_favorability,
     starts_sentence,
 )
-from globalrep import published_files as pf
 from globalrep.digests import content_id
 from globalrep.engine.answers import Answers, loglik_answer, prediction_frame, reward_answer
 from globalrep.engine.requests import Chat, LoglikRequest, RewardRequest

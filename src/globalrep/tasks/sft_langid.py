@@ -30,11 +30,11 @@ import pandas as pd
 
 from globalrep.atomic import write_csv_atomic, write_parquet_atomic
 from globalrep.datafiles import local_files
+from globalrep.digests import fingerprint
 from globalrep.errors import GlobalrepError
 from globalrep.intermediates import read_parquet_output
 from globalrep.langid import Detectors, check_detectors, detector_versions
 from globalrep.languages import UNKNOWN, language_name
-from globalrep.digests import fingerprint
 from globalrep.local_paths import is_local_path
 from globalrep.tables import DELTA_COLUMNS
 from globalrep.tasks.base import FigureContext, OwnStage, load_options_schema, option_defaults
