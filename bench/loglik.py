@@ -93,14 +93,16 @@ PROMPT = (
 
 # --- items -------------------------------------------------------------------------------------
 
+
 def choice_items(n_items: int, context_tokens: int, tokenizer, rng: random.Random) -> list[LoglikRequest]:
     """Shape 1: GlobalOpinionQA-style 4-choice questions whose prompt is ~``context_tokens``
     tokens (sentences of the demo corpus), continuations ``A)`` .. ``D)``."""
     sentences = demo_corpus(seed=SEED + 1)[:-3]  # other sentences than the tokenizer's corpus
     items = []
     for i in range(n_items):
-        options = "\n".join(f"({letter}) " + " ".join(rng.sample(CONTENT_WORDS, rng.randint(1, 3)))
-                            for letter in "ABCD")
+        options = "\n".join(
+            f"({letter}) " + " ".join(rng.sample(CONTENT_WORDS, rng.randint(1, 3))) for letter in "ABCD"
+        )
         question: list[str] = []
         while True:
             question.append(rng.choice(sentences))
@@ -113,8 +115,10 @@ def choice_items(n_items: int, context_tokens: int, tokenizer, rng: random.Rando
 
 def many_continuation_item(n_continuations: int, rng: random.Random) -> list[LoglikRequest]:
     """Shape 2: one ~30-token context and ``n_continuations`` distinct 1-4 word continuations."""
-    context = ("Human: In which language do most people in your country talk to their neighbors "
-               "at home?\n\nAssistant: Most people here speak")
+    context = (
+        "Human: In which language do most people in your country talk to their neighbors "
+        "at home?\n\nAssistant: Most people here speak"
+    )
     words = CONTENT_WORDS + FUNCTION_WORDS
     continuations: dict[str, None] = {}
     while len(continuations) < n_continuations:
@@ -135,12 +139,19 @@ def belebele_items(n_passages: int, passage_tokens: int, tokenizer, rng: random.
         for q in range(2):
             question = " ".join(rng.sample(CONTENT_WORDS, rng.randint(3, 8))) + "?"
             choices = [" ".join(rng.sample(CONTENT_WORDS, rng.randint(1, 3))) for _ in range(4)]
-            items.append(LoglikRequest(f"p{p}q{q}", "choice", belebele.build_prompt(" ".join(passage), question, choices),
-                                       belebele.CONTINUATIONS))
+            items.append(
+                LoglikRequest(
+                    f"p{p}q{q}",
+                    "choice",
+                    belebele.build_prompt(" ".join(passage), question, choices),
+                    belebele.CONTINUATIONS,
+                )
+            )
     return items
 
 
 # --- the ways ----------------------------------------------------------------------------
+
 
 def run_engine(model, tokenizer, spec, requests, max_row_tokens):
     backend = HFBackend.loaded(spec, model, tokenizer, {"device": "cpu", "max_packed_tokens": max_row_tokens})
@@ -149,9 +160,14 @@ def run_engine(model, tokenizer, spec, requests, max_row_tokens):
 
 
 def tokenize_all(tokenizer, spec, requests):
-    return [tokenize_request(lambda texts: encode_many(texts, tokenizer),
-                             render(r.context, tokenizer, spec.chat_template), r.continuations)
-            for r in requests]
+    return [
+        tokenize_request(
+            lambda texts: encode_many(texts, tokenizer),
+            render(r.context, tokenizer, spec.chat_template),
+            r.continuations,
+        )
+        for r in requests
+    ]
 
 
 def run_one_forward_per_continuation(model, tokenizer, spec, requests):
@@ -159,8 +175,17 @@ def run_one_forward_per_continuation(model, tokenizer, spec, requests):
 
 
 def run_item_level(model, tokenizer, spec, requests, max_row_tokens):
-    return score_requests(model, tokenize_all(tokenizer, spec, requests), max_row_tokens, spec.batch_size,
-                          tokenizer.pad_token_id, CPU, "item-level", False, share_across_requests=False)
+    return score_requests(
+        model,
+        tokenize_all(tokenizer, spec, requests),
+        max_row_tokens,
+        spec.batch_size,
+        tokenizer.pad_token_id,
+        CPU,
+        "item-level",
+        False,
+        share_across_requests=False,
+    )
 
 
 def packed_batches(tokenized, batch_size, max_row_tokens):
@@ -174,8 +199,8 @@ def left_padded(sequences, pad_id):
     ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), length), dtype=torch.long)
     for i, sequence in enumerate(sequences):
-        ids[i, length - len(sequence):] = torch.tensor(sequence)
-        mask[i, length - len(sequence):] = 1
+        ids[i, length - len(sequence) :] = torch.tensor(sequence)
+        mask[i, length - len(sequence) :] = 1
     return ids, mask
 
 
@@ -190,8 +215,10 @@ def floor_inputs(batch, pad_id):
     """The batch's rows without the ancestors they repeat (each trie token once), in depth-first
     order: ids, padding mask (None when there is no padding, so SDPA may take its is_causal
     path), tail logits kept (as the engine)."""
-    owned = [[token for token, rank in sorted(zip(row.tokens, row.ranks), key=lambda pair: pair[1])][row.carried:]
-             for row in batch]
+    owned = [
+        [token for token, rank in sorted(zip(row.tokens, row.ranks), key=lambda pair: pair[1])][row.carried :]
+        for row in batch
+    ]
     ids, mask = left_padded(owned, pad_id)
     return ids, None if bool(mask.all()) else mask, max(row.n_predictors for row in batch)
 
@@ -303,8 +330,9 @@ def bench_shape(name, model, tokenizer, spec, requests, max_row_tokens, repeats,
     batches = packed_batches(tokenized, spec.batch_size, max_row_tokens)
     engine_args = [engine_inputs(batch, tokenizer.pad_token_id) for batch in batches]
     floor_args = [floor_inputs(batch, tokenizer.pad_token_id) for batch in batches]
-    _, counts = score_requests(model, tokenized, max_row_tokens, spec.batch_size, tokenizer.pad_token_id, CPU,
-                               "engine", False)
+    _, counts = score_requests(
+        model, tokenized, max_row_tokens, spec.batch_size, tokenizer.pad_token_id, CPU, "engine", False
+    )
     _, item_counts = run_item_level(model, tokenizer, spec, requests, max_row_tokens)
 
     # Correctness first (this also warms up the engine and (a)): the speed-up must be of the
@@ -324,22 +352,37 @@ def bench_shape(name, model, tokenizer, spec, requests, max_row_tokens, repeats,
     }
     if wait_idle:
         wait_for_idle(wait_idle)
-    times, n_clean, others = median_times({
-        **{way: fn for way, fn in ways.items() if way == ENGINE or way in compare},
-        # Where the engine's time goes (not part of the comparison).
-        "tokenization": lambda: tokenize_all(tokenizer, spec, requests),
-        "trie and packing": lambda: packed_batches(tokenized, spec.batch_size, max_row_tokens),
-        "4D mask construction": lambda: [engine_mask(batch) for batch in batches],
-        "forwards with 4D mask": lambda: run_forward_4d(model, engine_args),
-    }, repeats)
+    times, n_clean, others = median_times(
+        {
+            **{way: fn for way, fn in ways.items() if way == ENGINE or way in compare},
+            # Where the engine's time goes (not part of the comparison).
+            "tokenization": lambda: tokenize_all(tokenizer, spec, requests),
+            "trie and packing": lambda: packed_batches(tokenized, spec.batch_size, max_row_tokens),
+            "4D mask construction": lambda: [engine_mask(batch) for batch in batches],
+            "forwards with 4D mask": lambda: run_forward_4d(model, engine_args),
+        },
+        repeats,
+    )
     context_lengths = [len(t.context) for t in tokenized]
     return {
-        "name": name, "items": len(requests), "continuations": sum(map(len, reference)),
+        "name": name,
+        "items": len(requests),
+        "continuations": sum(map(len, reference)),
         "context_tokens": (min(context_lengths), max(context_lengths)),
-        "rows": counts.rows, "batches": len(batches), "counts": counts, "ways": [ENGINE, *compare],
-        "forwarded": {ENGINE: counts.forwarded, FLOOR: counts.unique, ITEM_LEVEL: item_counts.forwarded,
-                      PAPER: sum(c.prefix_len + len(c.tokens) for t in tokenized for c in t.continuations)},
-        "worst_diff": worst, "times": times, "n_clean": n_clean, "others": others,
+        "rows": counts.rows,
+        "batches": len(batches),
+        "counts": counts,
+        "ways": [ENGINE, *compare],
+        "forwarded": {
+            ENGINE: counts.forwarded,
+            FLOOR: counts.unique,
+            ITEM_LEVEL: item_counts.forwarded,
+            PAPER: sum(c.prefix_len + len(c.tokens) for t in tokenized for c in t.continuations),
+        },
+        "worst_diff": worst,
+        "times": times,
+        "n_clean": n_clean,
+        "others": others,
     }
 
 
@@ -356,15 +399,21 @@ def print_result(result, paper_target=None) -> bool:
     lo, hi = result["context_tokens"]
     times, counts, unique = result["times"], result["counts"], result["counts"].unique
     print(f"\n## {result['name']}\n")
-    print(f"{result['items']} items, {result['continuations']} continuations, contexts {lo}-{hi} tokens; "
-          f"engine: {counts}, in {result['batches']} batches; max |engine - (a)| = {result['worst_diff']:.1e} nats\n")
-    print(f"| {'way':<24} | {'seconds':>8} | {'tokens forwarded':>16} | {'trie tokens/s':>13} | "
-          f"{'time / engine':>13} | {'clean runs':>10} |")
+    print(
+        f"{result['items']} items, {result['continuations']} continuations, contexts {lo}-{hi} tokens; "
+        f"engine: {counts}, in {result['batches']} batches; max |engine - (a)| = {result['worst_diff']:.1e} nats\n"
+    )
+    print(
+        f"| {'way':<24} | {'seconds':>8} | {'tokens forwarded':>16} | {'trie tokens/s':>13} | "
+        f"{'time / engine':>13} | {'clean runs':>10} |"
+    )
     print(f"|{'-' * 26}|{'-' * 9}:|{'-' * 17}:|{'-' * 14}:|{'-' * 14}:|{'-' * 11}:|")
     for way in result["ways"]:
-        print(f"| {way:<24} | {times[way]:8.3f} | {result['forwarded'][way]:16d} | "
-              f"{unique / times[way]:13.0f} | {times[way] / times[ENGINE]:12.2f}x | "
-              f"{result['n_clean'][way]:10d} |")
+        print(
+            f"| {way:<24} | {times[way]:8.3f} | {result['forwarded'][way]:16d} | "
+            f"{unique / times[way]:13.0f} | {times[way] / times[ENGINE]:12.2f}x | "
+            f"{result['n_clean'][way]:10d} |"
+        )
     checks = []
     if PAPER in result["ways"]:
         ratio = times[PAPER] / times[ENGINE]
@@ -374,8 +423,13 @@ def print_result(result, paper_target=None) -> bool:
         checks.append((f"engine vs (b): {ratio:.2f}x the floor's time (target <= 1.3x", ratio <= 1.3))
     if ITEM_LEVEL in result["ways"]:
         speedup, token_ratio = times[ITEM_LEVEL] / times[ENGINE], result["forwarded"][ITEM_LEVEL] / unique
-        checks.append((f"engine vs (c): {speedup:.2f}x faster; (c) forwards {token_ratio:.2f}x the trie's tokens "
-                       f"(target >= 0.85 x {token_ratio:.2f} = {0.85 * token_ratio:.2f}x", speedup >= 0.85 * token_ratio))
+        checks.append(
+            (
+                f"engine vs (c): {speedup:.2f}x faster; (c) forwards {token_ratio:.2f}x the trie's tokens "
+                f"(target >= 0.85 x {token_ratio:.2f} = {0.85 * token_ratio:.2f}x",
+                speedup >= 0.85 * token_ratio,
+            )
+        )
     print()
     for text, ok in checks:
         print(f"{text}: {'met' if ok else 'MISSED'})")
@@ -384,33 +438,51 @@ def print_result(result, paper_target=None) -> bool:
     shares = ", ".join(f"{p} {times[p]:.3f}s" for p in parts)
     print(f"engine breakdown (timed apart): {shares}, rest (tensors, log-softmax, gather, Python) {rest:.3f}s")
     disturbed = any(result["n_clean"][way] == 0 for way in result["ways"])
-    print(f"other processes took {result['others']:.2f} CPU cores on average while timing"
-          + (" -- some ways had no undisturbed run: rerun on an idle machine" if disturbed else ""))
+    print(
+        f"other processes took {result['others']:.2f} CPU cores on average while timing"
+        + (" -- some ways had no undisturbed run: rerun on an idle machine" if disturbed else "")
+    )
     return all(ok for _, ok in checks)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="small",
-                        help="small (default): hidden 256, 4 layers, 4 heads, MLP 688 (Llama's ratio); "
-                             "tiny: the demo's shape")
+    parser.add_argument(
+        "--model-size",
+        choices=sorted(MODEL_SIZES),
+        default="small",
+        help="small (default): hidden 256, 4 layers, 4 heads, MLP 688 (Llama's ratio); tiny: the demo's shape",
+    )
     parser.add_argument("--items", type=int, default=64, help="4-choice items of shape 1 (default 64)")
     parser.add_argument("--context-tokens", type=int, default=300, help="shape 1 context length (default 300)")
     parser.add_argument("--continuations", type=int, default=250, help="continuations of shape 2 (default 250)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="undisturbed timed runs per way, median reported (default 3; at most 3x as many "
-                             "rounds are run when other processes load the machine)")
-    parser.add_argument("--wait-idle", type=float, default=60,
-                        help="before timing a shape, wait up to this many seconds for other processes to "
-                             "leave the CPUs alone (default 60; 0: don't)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="undisturbed timed runs per way, median reported (default 3; at most 3x as many "
+        "rounds are run when other processes load the machine)",
+    )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=60,
+        help="before timing a shape, wait up to this many seconds for other processes to "
+        "leave the CPUs alone (default 60; 0: don't)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="engine batch size (default 8)")
     parser.add_argument("--max-packed-tokens", type=int, default=DEFAULT_MAX_PACKED_TOKENS)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--passages", type=int, default=32, help="passages of shape 3, 2 questions each (default 32)")
     parser.add_argument("--passage-tokens", type=int, default=120, help="shape 3 passage length (default 120)")
     parser.add_argument("--shapes", default="1,2,3", help="which shapes to run (default 1,2,3)")
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="after each shape, print the engine's N hottest functions (cProfile, by own time)")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after each shape, print the engine's N hottest functions (cProfile, by own time)",
+    )
     parser.add_argument("--model-dir", type=Path, default=None, help="where to save the model (default: temp dir)")
     args = parser.parse_args(argv)
 
@@ -424,40 +496,62 @@ def main(argv=None) -> int:
         model_dir = args.model_dir or Path(tmp) / f"bench-{args.model_size}"
         tokenizer = train_tokenizer(demo_corpus(), vocab_size=VOCAB_SIZE)
         build_causal_lm(tokenizer, model_dir, seed=SEED, **MODEL_SIZES[args.model_size])
-        spec = ModelSpec(name=f"bench-{args.model_size}", path=str(model_dir), dtype="float32",
-                         batch_size=args.batch_size)
+        spec = ModelSpec(
+            name=f"bench-{args.model_size}", path=str(model_dir), dtype="float32", batch_size=args.batch_size
+        )
         tokenizer = load_tokenizer(spec)
         model = load_causal_lm(spec, CPU)
         n_params = sum(p.numel() for p in model.parameters())
         setup = time.perf_counter() - started
 
-        print(f"# loglik benchmark: model {args.model_size} "
-              f"({', '.join(f'{k}={v}' for k, v in MODEL_SIZES[args.model_size].items())}, "
-              f"vocab {len(tokenizer)}, {n_params / 1e6:.1f}M params, float32, sdpa)")
-        print(f"torch {torch.__version__}, transformers {__import__('transformers').__version__}, "
-              f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-              f"python {platform.python_version()}; engine batch size {args.batch_size}, "
-              f"max_packed_tokens {args.max_packed_tokens}; median of {args.repeats} undisturbed interleaved "
-              f"runs after 1 warm-up; setup {setup:.1f}s; load average at start {os.getloadavg()[0]:.2f}")
+        print(
+            f"# loglik benchmark: model {args.model_size} "
+            f"({', '.join(f'{k}={v}' for k, v in MODEL_SIZES[args.model_size].items())}, "
+            f"vocab {len(tokenizer)}, {n_params / 1e6:.1f}M params, float32, sdpa)"
+        )
+        print(
+            f"torch {torch.__version__}, transformers {__import__('transformers').__version__}, "
+            f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+            f"python {platform.python_version()}; engine batch size {args.batch_size}, "
+            f"max_packed_tokens {args.max_packed_tokens}; median of {args.repeats} undisturbed interleaved "
+            f"runs after 1 warm-up; setup {setup:.1f}s; load average at start {os.getloadavg()[0]:.2f}"
+        )
 
         shapes = args.shapes.split(",")
         runs = []
         if "1" in shapes:
-            runs.append((f"shape 1: {args.items} 4-choice items, ~{args.context_tokens}-token contexts",
-                         choice_items(args.items, args.context_tokens, tokenizer, random.Random(SEED)),
-                         (PAPER, FLOOR), 6))
+            runs.append(
+                (
+                    f"shape 1: {args.items} 4-choice items, ~{args.context_tokens}-token contexts",
+                    choice_items(args.items, args.context_tokens, tokenizer, random.Random(SEED)),
+                    (PAPER, FLOOR),
+                    6,
+                )
+            )
         if "2" in shapes:
-            runs.append((f"shape 2: one context, {args.continuations} continuations of 1-4 words",
-                         many_continuation_item(args.continuations, random.Random(SEED + 1)), (PAPER, FLOOR), 50))
+            runs.append(
+                (
+                    f"shape 2: one context, {args.continuations} continuations of 1-4 words",
+                    many_continuation_item(args.continuations, random.Random(SEED + 1)),
+                    (PAPER, FLOOR),
+                    50,
+                )
+            )
         if "3" in shapes:
-            runs.append((f"shape 3: Belebele, {args.passages} passages of ~{args.passage_tokens} tokens, "
-                         "2 questions each, 4 choices",
-                         belebele_items(args.passages, args.passage_tokens, tokenizer, random.Random(SEED + 2)),
-                         (FLOOR, ITEM_LEVEL), None))
+            runs.append(
+                (
+                    f"shape 3: Belebele, {args.passages} passages of ~{args.passage_tokens} tokens, "
+                    "2 questions each, 4 choices",
+                    belebele_items(args.passages, args.passage_tokens, tokenizer, random.Random(SEED + 2)),
+                    (FLOOR, ITEM_LEVEL),
+                    None,
+                )
+            )
         ok = True
         for name, items, compare, paper_target in runs:
-            result = bench_shape(name, model, tokenizer, spec, items, args.max_packed_tokens, args.repeats,
-                                 args.wait_idle, compare)
+            result = bench_shape(
+                name, model, tokenizer, spec, items, args.max_packed_tokens, args.repeats, args.wait_idle, compare
+            )
             ok &= print_result(result, paper_target)
             if args.profile:
                 profile_engine(model, tokenizer, spec, items, args.max_packed_tokens, args.profile)

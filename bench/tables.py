@@ -90,7 +90,9 @@ def main() -> None:
         }
         rows = []
         for statistic, (at_once, per_group) in ways.items():
-            (batched_seconds, batched), (alone_seconds, alone) = (median_timed(way, args.repeats) for way in (at_once, per_group))
+            (batched_seconds, batched), (alone_seconds, alone) = (
+                median_timed(way, args.repeats) for way in (at_once, per_group)
+            )
             np.testing.assert_array_equal(batched, alone)
             rows += [(f"{statistic}, all at once", batched_seconds, 1.0),
                      (f"{statistic}, one call per group", alone_seconds, alone_seconds / batched_seconds)]  # fmt: skip

@@ -103,8 +103,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.model or str(smollm2_folder(Path(scratch) / "smollm2"))
         spec = ModelSpec(name="bench", path=folder, chat_template=True, dtype=args.dtype, batch_size=args.batch_size)
-        backends = {"hf": (spec, {"device": "auto", "threads": args.threads}),
-                    "vllm": (replace(spec, backend="vllm", options={"enforce_eager": not torch.cuda.is_available()}), {})}
+        backends = {
+            "hf": (spec, {"device": "auto", "threads": args.threads}),
+            "vllm": (replace(spec, backend="vllm", options={"enforce_eager": not torch.cuda.is_available()}), {}),
+        }
         requests = {shape: shape_requests(shape, args.items) for shape in SHAPES}
         results: dict = {}
         for name, (backend_spec, options) in backends.items():
@@ -118,18 +120,26 @@ def main() -> None:
                     results[name, shape] = (seconds, answers, tokens_of(runner, shape_reqs))
             results[name, "load"] = load
 
-        print(f"# vllm vs hf: {Path(folder).name if args.model else 'SmolLM2-135M-Instruct'} ({args.dtype}), "
-              f"{args.items} items per shape, median of {args.repeats}; torch {torch.__version__}, "
-              f"hf threads {args.threads}, batch size {args.batch_size}, {'cuda' if torch.cuda.is_available() else 'cpu'}")
+        print(
+            f"# vllm vs hf: {Path(folder).name if args.model else 'SmolLM2-135M-Instruct'} ({args.dtype}), "
+            f"{args.items} items per shape, median of {args.repeats}; torch {torch.__version__}, "
+            f"hf threads {args.threads}, batch size {args.batch_size}, {'cuda' if torch.cuda.is_available() else 'cpu'}"
+        )
         print(f"load: hf {results['hf', 'load']:.1f} s, vllm {results['vllm', 'load']:.1f} s\n")
-        print("| shape    | backend | seconds | items/s | unique tokens/s | tokens forwarded by vllm | vllm / hf time |")
-        print("|----------|---------|--------:|--------:|----------------:|-------------------------:|---------------:|")
+        print(
+            "| shape    | backend | seconds | items/s | unique tokens/s | tokens forwarded by vllm | vllm / hf time |"
+        )
+        print(
+            "|----------|---------|--------:|--------:|----------------:|-------------------------:|---------------:|"
+        )
         for shape in SHAPES:
             hf_seconds = results["hf", shape][0]
             for name in backends:
                 seconds, _, (unique, per_continuation) = results[name, shape]
-                print(f"| {shape:8} | {name:7} | {seconds:7.2f} | {args.items / seconds:7.2f} | {unique / seconds:15.0f} | "
-                      f"{per_continuation:24d} | {seconds / hf_seconds:13.2f}x |")
+                print(
+                    f"| {shape:8} | {name:7} | {seconds:7.2f} | {args.items / seconds:7.2f} | {unique / seconds:15.0f} | "
+                    f"{per_continuation:24d} | {seconds / hf_seconds:13.2f}x |"
+                )
         hf_choice, vllm_choice = results["hf", "4-choice"][1], results["vllm", "4-choice"][1]
         diff = max(abs(a - b) for x, y in zip(hf_choice["choice_logprob"], vllm_choice["choice_logprob"])
                    for a, b in zip(x, y))  # fmt: skip

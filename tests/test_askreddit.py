@@ -76,7 +76,10 @@ def test_continuations_follow_the_replys_prefix():
     )
     # The space the paper's rendering puts before a reply that starts with the country.
     assert askreddit.country_continuations("{country}, no contest.", names) == ("", (" The Netherlands", " Peru"))
-    assert askreddit.country_continuations("Hard one. {country}.", names) == ("Hard one.", (" The Netherlands", " Peru"))
+    assert askreddit.country_continuations("Hard one. {country}.", names) == (
+        "Hard one.",
+        (" The Netherlands", " Peru"),
+    )
 
 
 def test_requests_differ_by_model_kind():
@@ -233,7 +236,9 @@ def test_correlations_between_models_and_with_us_favorability(tmp_path):
     assert got.loc[1, "spearman"] == pytest.approx(1.0) and got.loc[2, "spearman"] == pytest.approx(0.6)
     # Per-question scores give the same table as the per-country means.
     per_question = table.loc[table.index.repeat(2), ["model", "group", "metric", "value"]]
-    pd.testing.assert_frame_equal(askreddit.correlation_table(per_question, {"us_favorability": str(favorability)}), everything)
+    pd.testing.assert_frame_equal(
+        askreddit.correlation_table(per_question, {"us_favorability": str(favorability)}), everything
+    )
     with pytest.raises(GlobalrepError, match="tasks.askreddit.us_favorability"):
         askreddit.correlation_table(table, {"us_favorability": str(tmp_path / "none.csv")})
 
@@ -249,7 +254,9 @@ def test_the_papers_list_order_correlation_and_favorability_table_by_hand(tmp_pa
     got = askreddit.correlation_table(table, options).set_index(["b", "method"])
     percent = stats.spearmanr([1, 2, 3, 4], [1, 2.5, 2.5, 4]).statistic  # Canada, Iran, Japan, Russia
     assert got.loc[(FAVORABILITY, "percent_rank"), "spearman"] == pytest.approx(percent)
-    assert got.loc[(FAVORABILITY, "list_order"), "spearman"] == pytest.approx(stats.spearmanr([1, 2, 3, 4], [1, 3, 2, 4]).statistic)
+    assert got.loc[(FAVORABILITY, "list_order"), "spearman"] == pytest.approx(
+        stats.spearmanr([1, 2, 3, 4], [1, 3, 2, 4]).statistic
+    )
     # 2017: Russia 1, Canada 2, Iran 4 (3rd), Japan 5 (4th) against mean ranks 4, 1, 2, 3:
     # d = 3, -1, -1, -1, so rho = 1 - 6 * 12 / (4 * 15) = -0.2.
     assert got.loc[(FAVORABILITY_2017, "list_order"), "spearman"] == pytest.approx(-0.2)

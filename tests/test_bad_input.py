@@ -39,7 +39,9 @@ def test_belebele_line_that_is_not_json_is_named(tmp_path):
 def test_a_byte_order_mark_is_accepted_in_every_text_format(tmp_path):
     for name in ("belebele.jsonl", "tydiqa_goldp_dev.json", "global_opinions.csv"):
         (tmp_path / name).write_bytes(codecs.BOM_UTF8 + (DEMO / name).read_bytes())
-    assert belebele.prepare({}, str(tmp_path / "belebele.jsonl")).equals(belebele.prepare({}, str(DEMO / "belebele.jsonl")))
+    assert belebele.prepare({}, str(tmp_path / "belebele.jsonl")).equals(
+        belebele.prepare({}, str(DEMO / "belebele.jsonl"))
+    )
     assert global_opinions.prepare({}, str(tmp_path / "global_opinions.csv")).equals(
         global_opinions.prepare({}, str(DEMO / "global_opinions.csv"))
     )
@@ -78,7 +80,9 @@ def test_a_json_file_that_is_not_json_names_its_line(tmp_path):
 
 def test_a_nul_character_is_named_by_line_and_column(tmp_path):
     (tmp_path / "nul.csv").write_bytes(b"question,options\nWhy?,\"['a', 'b']\"\nWh\x00y?,\"['a']\"\n")
-    with pytest.raises(GlobalrepError, match=r"nul\.csv, line 3, column 3: a NUL character; the file is binary or damaged"):
+    with pytest.raises(
+        GlobalrepError, match=r"nul\.csv, line 3, column 3: a NUL character; the file is binary or damaged"
+    ):
         global_opinions.prepare({}, str(tmp_path / "nul.csv"))
     (tmp_path / "nul.jsonl").write_bytes(b'{"a": 1}\n\x00{"a": 2}\n')
     with pytest.raises(GlobalrepError, match=r"nul\.jsonl, line 2, column 1: a NUL character"):
@@ -88,7 +92,10 @@ def test_a_nul_character_is_named_by_line_and_column(tmp_path):
 def test_a_column_name_given_twice_is_named(tmp_path):
     path = tmp_path / "twice.csv"
     path.write_text("question,options,selections,options\nWhy?,\"['a']\",x,\"['b']\"\n")
-    with pytest.raises(GlobalrepError, match=r"twice\.csv, line 1: column 4 is named 'options' like column 2; give each column its own name"):
+    with pytest.raises(
+        GlobalrepError,
+        match=r"twice\.csv, line 1: column 4 is named 'options' like column 2; give each column its own name",
+    ):
         global_opinions.prepare({}, str(path))
 
 
@@ -103,7 +110,9 @@ def test_tydiqa_question_without_answers_is_named_by_its_id(tmp_path):
     qa = data["data"][0]["paragraphs"][0]["qas"][0]
     del qa["answers"]
     (tmp_path / "dev.json").write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(GlobalrepError, match=rf"dev\.json: not SQuAD-1.1 JSON: question {qa['id']} has no 'answers' field"):
+    with pytest.raises(
+        GlobalrepError, match=rf"dev\.json: not SQuAD-1.1 JSON: question {qa['id']} has no 'answers' field"
+    ):
         tydiqa_goldp._squad_rows(tmp_path / "dev.json")
 
 
@@ -118,7 +127,9 @@ def truncate(path: Path) -> None:
 def test_a_truncated_prepared_file_is_deleted_named_and_leaves_the_shards_alone(tmp_path):
     prepared, shard = tmp_path / "prepared.parquet", tmp_path / "m" / "0-of-1.parquet"
     write_parquet_atomic(pd.DataFrame({"item_id": ["a", "b"], "group": ["x", "y"]}), prepared)
-    write_parquet_atomic(pd.DataFrame({"item_id": ["a", "b"]}), shard, stages.shard_made_by("global_opinions", "m", "", 0, 1, ["a", "b"]))
+    write_parquet_atomic(
+        pd.DataFrame({"item_id": ["a", "b"]}), shard, stages.shard_made_by("global_opinions", "m", "", 0, 1, ["a", "b"])
+    )
     truncate(prepared)
     outs = [tmp_path / name for name in ("scores.parquet", "table.csv", "deltas.csv")]
     with pytest.raises(GlobalrepError) as caught:
@@ -216,12 +227,16 @@ def test_a_full_disk_names_the_output_in_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", no_space)
     table = tmp_path / "table.csv"
-    with pytest.raises(GlobalrepError, match=rf"^{re.escape(str(table))}: No space left on device \(ENOSPC\); free disk space"):
+    with pytest.raises(
+        GlobalrepError, match=rf"^{re.escape(str(table))}: No space left on device \(ENOSPC\); free disk space"
+    ):
         write_csv_atomic(pd.DataFrame({"model": ["m"]}), table)
     assert list(tmp_path.iterdir()) == [], "no partial table, no temporary"
 
 
-@pytest.mark.parametrize(("code", "cause"), [(errno.EROFS, "Read-only file system"), (errno.EACCES, "Permission denied")])
+@pytest.mark.parametrize(
+    ("code", "cause"), [(errno.EROFS, "Read-only file system"), (errno.EACCES, "Permission denied")]
+)
 def test_a_read_only_or_forbidden_folder_names_the_output(tmp_path, monkeypatch, code, cause):
     # As root (CI containers) chmod forbids nothing: the rename fails as it would on the mount.
     def refused(source, target):

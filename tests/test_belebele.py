@@ -62,7 +62,9 @@ def test_belebele_files_and_language_selection(request, test_data, where, per_la
 
 
 def test_unknown_language_and_bad_rows_are_named(tmp_path):
-    path = write_jsonl(tmp_path / "b.jsonl", [record(), record(question_number=2, question="Which row?", correct_answer_num="5")])
+    path = write_jsonl(
+        tmp_path / "b.jsonl", [record(), record(question_number=2, question="Which row?", correct_answer_num="5")]
+    )
     with pytest.raises(GlobalrepError, match=r"row 1 .*Which row\?.*correct_answer_num must be 1-4"):
         belebele.prepare({}, str(path))
     with pytest.raises(GlobalrepError, match=r"no questions for language\(s\) \['swh_Latn'\]"):
@@ -101,7 +103,11 @@ def test_requests_are_one_loglik_per_question():
 
 def per_item_scores(values: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
     return pd.DataFrame(
-        [(model, f"{group}-{i}", group, "accuracy", v) for (model, group), vs in values.items() for i, v in enumerate(vs)],
+        [
+            (model, f"{group}-{i}", group, "accuracy", v)
+            for (model, group), vs in values.items()
+            for i, v in enumerate(vs)
+        ],
         columns=["model", "item_id", "group", "metric", "value"],
     )
 

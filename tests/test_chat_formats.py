@@ -36,8 +36,14 @@ def test_askreddit_prompts_match_the_published_ones_for_all_models(shared_data):
     for model, rows in published.groupby("model"):
         spec = paper_spec(model)
         # One pseudo-country, the placeholder itself, leaves {country} in the reward model's text.
-        items = pd.DataFrame({"item_id": [f"q{i}" for i in range(len(rows))], "question": rows["question"].to_list(),
-                              "reply": rows["response_format"].to_list(), "countries": [[PLACEHOLDER]] * len(rows)})
+        items = pd.DataFrame(
+            {
+                "item_id": [f"q{i}" for i in range(len(rows))],
+                "question": rows["question"].to_list(),
+                "reply": rows["response_format"].to_list(),
+                "countries": [[PLACEHOLDER]] * len(rows),
+            }
+        )
         made = askreddit.requests(items, PAPER_CONFIG["tasks"]["askreddit"], spec.kind)
         if spec.kind == "reward":
             rendered = [render(request.conversations[0], None, spec.chat_template) for request in made]
@@ -48,19 +54,28 @@ def test_askreddit_prompts_match_the_published_ones_for_all_models(shared_data):
 
 
 def test_where_from_prompts_match_the_published_ones(shared_data):
-    published = pd.read_csv(shared_data / "paper_outputs" / "reward-testing" / "where_from_starling-rm-7b-alpha.csv",
-                            keep_default_na=False)
+    published = pd.read_csv(
+        shared_data / "paper_outputs" / "reward-testing" / "where_from_starling-rm-7b-alpha.csv", keep_default_na=False
+    )
     items = pd.DataFrame({"item_id": [f"wf{i}" for i in range(len(published))], "group": published["country"]})
     spec = paper_spec("starling-rm-7b-alpha")
-    rendered = [render(request.conversations[0], None, spec.chat_template)
-                for request in where_from.requests(items, PAPER_CONFIG["tasks"]["where_from"])]
+    rendered = [
+        render(request.conversations[0], None, spec.chat_template)
+        for request in where_from.requests(items, PAPER_CONFIG["tasks"]["where_from"])
+    ]
     assert rendered == published["prompt"].to_list()
 
 
 @pytest.mark.parametrize("model", ["llama-2-7b", "mistral-7b", "zephyr-7b-beta", "qwen1.5-7b-chat"])
 def test_a_reply_starting_with_the_country_scores_the_space_before_it(model):
-    items = pd.DataFrame({"item_id": ["q"], "question": ["Which country is loud?"],
-                          "reply": ["{country} is loud."], "countries": [["Germany", "Netherlands"]]})
+    items = pd.DataFrame(
+        {
+            "item_id": ["q"],
+            "question": ["Which country is loud?"],
+            "reply": ["{country} is loud."],
+            "countries": [["Germany", "Netherlands"]],
+        }
+    )
     request = askreddit.requests(items, {}, "lm")[0]
     context = render_context(request.context, None, paper_spec(model).chat_template)
     assert not context[-1].isspace()
@@ -76,8 +91,10 @@ def test_a_chat_format_text_gets_a_second_bos_as_the_paper_tokenized(tiny_tokeni
 
 def test_a_template_file_is_a_format(tmp_path):
     path = tmp_path / "mine.jinja"
-    path.write_text("{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
-                    "{% if add_generation_prompt %}<assistant>{% endif %}")
+    path.write_text(
+        "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
     chat = Chat(messages=(("user", "Hi"),), assistant_prefix="Well,")
     assert render(chat, None, str(path)) == "<user>Hi<assistant>Well,"
     spec = ModelSpec.from_config("m", {"path": "org/m", "chat_template": str(path)})

@@ -30,8 +30,9 @@ def edit_source(monkeypatch, relative_path: str) -> None:
     """Fingerprints from now on read the file ``relative_path`` (under src/globalrep) as edited."""
     edited = PACKAGE_DIR / relative_path
     real_read = codebase.Path.read_bytes
-    monkeypatch.setattr(codebase.Path, "read_bytes",
-                        lambda self: real_read(self) + b"# edited\n" if self == edited else real_read(self))
+    monkeypatch.setattr(
+        codebase.Path, "read_bytes", lambda self: real_read(self) + b"# edited\n" if self == edited else real_read(self)
+    )
 
 
 def test_code_fingerprint_differs_per_task_and_follows_the_source(monkeypatch):
@@ -72,7 +73,9 @@ def test_no_import_cycle():
         modules = set()
         for name in imports_by_scope(path).get("", ()):
             parts = name.split(".")
-            modules |= {module_name(found) for i in range(1, len(parts) + 1) if (found := module_file(".".join(parts[:i])))}
+            modules |= {
+                module_name(found) for i in range(1, len(parts) + 1) if (found := module_file(".".join(parts[:i])))
+            }
         graph[importer] = {m for m in modules if m != importer and not importer.startswith(m + ".")}
     try:
         graphlib.TopologicalSorter(graph).prepare()

@@ -74,7 +74,10 @@ def test_resolve_source(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "items.csv").write_text("question\n")
     assert config_checks.resolve_source("t", {"source": "items.csv"}) == "items.csv"
-    assert config_checks.resolve_source("t", {"source": "Anthropic/llm_global_opinions"}) == "Anthropic/llm_global_opinions"
+    assert (
+        config_checks.resolve_source("t", {"source": "Anthropic/llm_global_opinions"})
+        == "Anthropic/llm_global_opinions"
+    )
     with pytest.raises(GlobalrepError, match=r"'data/gone\.csv'.*'tasks\.t\.source'"):
         config_checks.resolve_source("t", {"source": "data/gone.csv"})
 
@@ -87,9 +90,17 @@ def test_task_chains_keep_the_task_models_only():
 def test_inference_resources_per_model():
     engine = {"threads": 4, "gpus": 1, "mem_mb": 64000, "runtime": 360}
     assert inference_resources({"path": "org/m"}, engine) == engine
-    assert inference_resources({"path": "org/m", "gpus": 2, "runtime": 20}, engine) == {**engine, "gpus": 2, "runtime": 20}
+    assert inference_resources({"path": "org/m", "gpus": 2, "runtime": 20}, engine) == {
+        **engine,
+        "gpus": 2,
+        "runtime": 20,
+    }
     assert inference_resources({"path": "p", "backend": "published"}, engine) == {
-        "threads": 1, "gpus": 0, "mem_mb": 2000, "runtime": 30}
+        "threads": 1,
+        "gpus": 0,
+        "mem_mb": 2000,
+        "runtime": 30,
+    }
     assert inference_resources({"path": "p", "backend": "published", "mem_mb": 500}, engine)["mem_mb"] == 500
     # Resources size jobs; they are not the model's and never rerun its inference.
     spec = ModelSpec.from_config("m", {"path": "org/m", "threads": 8, "gpus": 2, "mem_mb": 1})

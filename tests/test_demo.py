@@ -101,8 +101,7 @@ def test_chat_template_is_zephyr_style(tiny_tokenizer):
     ]
     rendered = tok.apply_chat_template(conversation, tokenize=False)
     assert rendered == (
-        "<|system|>\nBe brief.</s>\n<|user|>\nWhich country do you live in?</s>\n"
-        "<|assistant|>\nGermany.</s>\n"
+        "<|system|>\nBe brief.</s>\n<|user|>\nWhich country do you live in?</s>\n<|assistant|>\nGermany.</s>\n"
     )
     # Role markers are special tokens: one id each, and skipped when decoding.
     for marker in ("<|system|>", "<|user|>", "<|assistant|>"):
@@ -173,9 +172,7 @@ def test_value_head_reward_model_layout(tiny_value_head_rm):
     # The body weights are perturbed from the base, so loading them changes the model.
     base_body = base.model.state_dict()
     assert not torch.equal(state["transformer.embed_tokens.weight"], base_body["embed_tokens.weight"])
-    assert torch.allclose(
-        state["transformer.embed_tokens.weight"], base_body["embed_tokens.weight"], atol=0.1
-    )
+    assert torch.allclose(state["transformer.embed_tokens.weight"], base_body["embed_tokens.weight"], atol=0.1)
 
     # Starling's module layout loads the state dict exactly.
     class ValueHeadRM(torch.nn.Module):
@@ -199,10 +196,7 @@ def test_build_demo_models_cli(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
     tok = AutoTokenizer.from_pretrained(out / "demo-base")
     ids = tok(["Which language do people speak in Kenya?"], return_tensors="pt").input_ids
-    logits = [
-        AutoModelForCausalLM.from_pretrained(out / name)(ids).logits.detach()
-        for name in names[:3]
-    ]
+    logits = [AutoModelForCausalLM.from_pretrained(out / name)(ids).logits.detach() for name in names[:3]]
     assert not torch.allclose(logits[0], logits[1])
     assert not torch.allclose(logits[1], logits[2])
     rm = AutoModelForSequenceClassification.from_pretrained(out / "demo-rm")

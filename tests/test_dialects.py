@@ -214,9 +214,15 @@ def test_the_schema_takes_its_dialects_from_the_code_and_refuses_others():
 
     schema = config_schema.assemble(TOP_LEVEL_SCHEMA)
     assert schema["properties"]["dialects"]["items"]["enum"] == list(multivalue_adapter.DIALECTS)
-    config = {"models": {"m": {"path": "org/m"}}, "tasks": {"md3_taboo_transfer": {}}, "dialects": ["indian", "klingon"]}
+    config = {
+        "models": {"m": {"path": "org/m"}},
+        "tasks": {"md3_taboo_transfer": {}},
+        "dialects": ["indian", "klingon"],
+    }
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
-    assert config_checks.config_error_message(error).startswith("invalid value for config key 'dialects.1': 'klingon' is not one of ['aboriginal', ")
+    assert config_checks.config_error_message(error).startswith(
+        "invalid value for config key 'dialects.1': 'klingon' is not one of ['aboriginal', "
+    )
 
 
 def test_dialect_codes_name_multivalue_dialects():

@@ -32,7 +32,9 @@ class EchoBackend:
         answers = {}
         for request in requests:
             if isinstance(request, LoglikRequest):
-                answers.update(loglik_answer(request, [-len(c) for c in request.continuations], [1] * len(request.continuations)))
+                answers.update(
+                    loglik_answer(request, [-len(c) for c in request.continuations], [1] * len(request.continuations))
+                )
             else:
                 answers.update(generate_answer(request, request.prompt))
         return prediction_frame(answers)
@@ -121,12 +123,16 @@ def test_a_reward_model_with_backend_vllm_is_refused_before_any_job():
 
 def test_fingerprint_and_resources_follow_the_backend_declarations():
     spec = ModelSpec(name="m", path="org/m", backend="vllm", options={"max_model_len": 512})
-    same = inference_fingerprint(replace(spec, batch_size=2, options={**spec.options, "gpu_memory_utilization": 0.5}), {}, "1")
+    same = inference_fingerprint(
+        replace(spec, batch_size=2, options={**spec.options, "gpu_memory_utilization": 0.5}), {}, "1"
+    )
     assert same == inference_fingerprint(spec, {}, "1")
     assert inference_fingerprint(replace(spec, options={"max_model_len": 1024}), {}, "1") != same
     engine_resources = {"threads": 2, "gpus": 1, "mem_mb": 8000, "runtime": 60}
     assert inference_resources({"path": "p", "backend": "vllm"}, engine_resources) == engine_resources
-    assert environment_file("vllm").endswith("envs/vllm.yaml") and environment_file(None).endswith("envs/inference.yaml")
+    assert environment_file("vllm").endswith("envs/vllm.yaml") and environment_file(None).endswith(
+        "envs/inference.yaml"
+    )
 
 
 def test_a_backend_of_another_package_comes_through_its_entry_point(monkeypatch):
@@ -140,7 +146,12 @@ def test_a_backend_of_another_package_comes_through_its_entry_point(monkeypatch)
     try:
         assert backends.backend_info("echo") is ECHO_INFO
         assert "echo" in config_schema.assemble(TOP_LEVEL_SCHEMA)["$defs"]["model"]["properties"]["backend"]["enum"]
-        assert inference_resources({"path": "p", "backend": "echo"}, {"threads": 1, "gpus": 1, "mem_mb": 1, "runtime": 1})["gpus"] == 0
+        assert (
+            inference_resources({"path": "p", "backend": "echo"}, {"threads": 1, "gpus": 1, "mem_mb": 1, "runtime": 1})[
+                "gpus"
+            ]
+            == 0
+        )
         with open_backend(ModelSpec(name="e", path="org/e", backend="echo")) as backend:
             assert backend.answer([GenerateRequest("a", "g", "hi", 3)]).loc[0, "g_text"] == "hi"
     finally:

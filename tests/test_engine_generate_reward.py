@@ -50,16 +50,30 @@ def test_generation_ends_at_every_end_id_of_the_generation_config(tiny_lm_dir, t
     spec = ModelSpec(name="tiny", path=str(tiny_lm_dir), dtype="float32")
     tokenizer, model = load_tokenizer(spec), load_causal_lm(spec, CPU)
     prompt = encode(PROMPTS[0], tokenizer)
-    greedy = model.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False,
-                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)[0, len(prompt):].tolist()
+    greedy = model.generate(
+        torch.tensor([prompt]),
+        max_new_tokens=12,
+        do_sample=False,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )[0, len(prompt) :].tolist()
     # a generated token that none before it equals: the second end id
     end = next(i for i in range(1, len(greedy)) if greedy[i] not in greedy[:i] and greedy[i] != tokenizer.eos_token_id)
     two_ends = tmp_path / "two-ends"
     shutil.copytree(tiny_lm_dir, two_ends)
-    config = json.loads((two_ends / "generation_config.json").read_text()) if (two_ends / "generation_config.json").exists() else {}
-    (two_ends / "generation_config.json").write_text(json.dumps({**config, "eos_token_id": [tokenizer.eos_token_id, greedy[end]]}))
+    config = (
+        json.loads((two_ends / "generation_config.json").read_text())
+        if (two_ends / "generation_config.json").exists()
+        else {}
+    )
+    (two_ends / "generation_config.json").write_text(
+        json.dumps({**config, "eos_token_id": [tokenizer.eos_token_id, greedy[end]]})
+    )
     listed = ModelSpec(name="tiny", path=str(two_ends), dtype="float32")
-    assert end_token_ids(tokenizer, load_causal_lm(listed, CPU).generation_config) == [tokenizer.eos_token_id, greedy[end]]
+    assert end_token_ids(tokenizer, load_causal_lm(listed, CPU).generation_config) == [
+        tokenizer.eos_token_id,
+        greedy[end],
+    ]
     text = answer(listed, [GenerateRequest("g", "gen", PROMPTS[0], 12)], {"device": "cpu"}).loc[0, "gen_text"]
     assert text == tokenizer.decode(greedy[: end + 1], skip_special_tokens=True)
     assert text != tokenizer.decode(greedy, skip_special_tokens=True)  # without the second id it goes on
@@ -73,8 +87,12 @@ def test_cut_at_stop_takes_the_earliest():
 CONVERSATIONS = [
     Chat((("user", "Where are you from?"), ("assistant", "I am from Nigeria."))),
     Chat((("user", "Where are you from?"), ("assistant", "I am from the United States of America."))),
-    Chat((("user", "What is the best country to live in and why would you say so?"),
-          ("assistant", "Many people would say Germany, for its cities."))),
+    Chat(
+        (
+            ("user", "What is the best country to live in and why would you say so?"),
+            ("assistant", "Many people would say Germany, for its cities."),
+        )
+    ),
 ]
 
 
@@ -83,8 +101,9 @@ def _reward_spec(**fields):
 
 
 def _rewards_alone(spec, conversations):
-    return [answer(spec, [RewardRequest("r", "k", (c,))], {"device": "cpu"}).loc[0, "k_reward"][0]
-            for c in conversations]
+    return [
+        answer(spec, [RewardRequest("r", "k", (c,))], {"device": "cpu"}).loc[0, "k_reward"][0] for c in conversations
+    ]
 
 
 @pytest.mark.parametrize("head", ["sequence-classification", "value-head"])

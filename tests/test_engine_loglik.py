@@ -56,8 +56,12 @@ def test_batched_contexts_of_different_lengths_match_reference(lm):
     rng = random.Random(0)
     # Different context lengths in one batch of 3 rows: rows are left-padded.
     requests = [
-        LoglikRequest(f"q{i}", "choice", _sentence(rng, rng.randint(1, 80)) + " (",
-                      ("A)", "B)", "C) " + _sentence(rng, 7), " " + _sentence(rng, 2)))
+        LoglikRequest(
+            f"q{i}",
+            "choice",
+            _sentence(rng, rng.randint(1, 80)) + " (",
+            ("A)", "B)", "C) " + _sentence(rng, 7), " " + _sentence(rng, 2)),
+        )
         for i in range(8)
     ]
     result = _assert_matches_reference(lm, requests)
@@ -130,8 +134,11 @@ def _shared_prefix_requests(tokenizer, rng, passages=4, per_passage=2):
         passage = _sentence(rng, rng.randint(20, 40))
         for _ in range(per_passage):
             context = f"{instruction}\nContext: {passage}\nQuestion: {_sentence(rng, 6)}?\nAnswer: ("
-            requests.append(tokenize_request(lambda texts: encode_many(texts, tokenizer), context,
-                                             ("A)", "B)", "C)", "D) " + _sentence(rng, 3))))
+            requests.append(
+                tokenize_request(
+                    lambda texts: encode_many(texts, tokenizer), context, ("A)", "B)", "C)", "D) " + _sentence(rng, 3))
+                )
+            )
     return requests
 
 
@@ -145,8 +152,9 @@ def test_shared_prefixes_across_requests_are_forwarded_once_and_match_the_oracle
     assert counts.unique == len(trie.tokens) and counts.rows == 1 and counts.forwarded == counts.unique
     assert counts.item_level == item_level_tokens(requests) > 1.5 * counts.unique
     # Item-level packing: the same numbers, prefixes shared only within a request.
-    item_level, item_counts = score_requests(model, requests, 2048, 3, tokenizer.pad_token_id, CPU, "test", False,
-                                             share_across_requests=False)
+    item_level, item_counts = score_requests(
+        model, requests, 2048, 3, tokenizer.pad_token_id, CPU, "test", False, share_across_requests=False
+    )
     assert item_counts.unique > 1.5 * counts.unique
     for ours, theirs in zip(logprobs, item_level):
         assert ours == pytest.approx(theirs, abs=2e-6)
@@ -253,5 +261,7 @@ def test_contexts_over_the_window_are_shortened_from_the_left_and_counted(short_
 
 def test_a_continuation_longer_than_the_window_is_an_error(short_window_lm):
     request = LoglikRequest("huge", "k", "context", (" " + _sentence(random.Random(5), 60),))
-    with pytest.raises(GlobalrepError, match="item huge, k: a continuation of .* does not fit the model's window of 32"):
+    with pytest.raises(
+        GlobalrepError, match="item huge, k: a continuation of .* does not fit the model's window of 32"
+    ):
         answer(short_window_lm[0], [request], {"device": "cpu"})

@@ -24,8 +24,9 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def smollm(smollm2_gguf):
     folder, gguf_file = smollm2_gguf
-    spec = ModelSpec(name="smollm2", path=str(folder), gguf_file=gguf_file,
-                     chat_template=True, dtype="float32", batch_size=4)
+    spec = ModelSpec(
+        name="smollm2", path=str(folder), gguf_file=gguf_file, chat_template=True, dtype="float32", batch_size=4
+    )
     return spec, load_tokenizer(spec), load_causal_lm(spec, CPU)
 
 
@@ -33,8 +34,12 @@ def test_real_model_prefers_the_right_answer(smollm):
     spec, tokenizer, model = smollm
     requests = [
         LoglikRequest("raw", "k", "The capital of France is", (" Paris", " banana", " London")),
-        LoglikRequest("chat", "k", Chat((("user", "What is the capital of France?"),),
-                                        assistant_prefix="The capital of France is"), (" Paris", " banana")),
+        LoglikRequest(
+            "chat",
+            "k",
+            Chat((("user", "What is the capital of France?"),), assistant_prefix="The capital of France is"),
+            (" Paris", " banana"),
+        ),
     ]
     answers = ModelRunner(spec, HFBackend.loaded(spec, model, tokenizer, {"device": "cpu"})).answer(requests)
     raw, chat = answers["k_logprob"]
@@ -52,8 +57,9 @@ def test_packed_equals_one_forward_per_continuation_on_a_real_tokenizer(smollm):
     tokenized = tokenize_request(lambda texts: encode_many(texts, tokenizer), context, continuations)
     # A second request shares the chat prefix: one trie, one row.
     other = tokenize_request(lambda texts: encode_many(texts, tokenizer), context[:-2] + "Ken", ("ya.", " Kenya."))
-    (packed, packed_other), counts = score_requests(model, [tokenized, other], 2048, 4, tokenizer.pad_token_id, CPU,
-                                                    "test", False)
+    (packed, packed_other), counts = score_requests(
+        model, [tokenized, other], 2048, 4, tokenizer.pad_token_id, CPU, "test", False
+    )
     assert counts.rows == 1 and counts.forwarded == counts.unique < counts.item_level
     assert packed == pytest.approx(loglik_one_forward_per_continuation(model, tokenized, CPU), abs=1e-4)
     assert packed_other == pytest.approx(loglik_one_forward_per_continuation(model, other, CPU), abs=1e-4)

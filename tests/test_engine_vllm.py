@@ -88,8 +88,13 @@ def _hf_greedy_ids(backend: HFBackend, prompt: list[int]) -> list[int]:
     model, tokenizer = backend._model()
     ends = end_token_ids(tokenizer, model.generation_config)
     with torch.no_grad():
-        output = model.generate(torch.tensor([prompt]), max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
-                                eos_token_id=ends, pad_token_id=tokenizer.pad_token_id)[0, len(prompt):].tolist()
+        output = model.generate(
+            torch.tensor([prompt]),
+            max_new_tokens=MAX_NEW_TOKENS,
+            do_sample=False,
+            eos_token_id=ends,
+            pad_token_id=tokenizer.pad_token_id,
+        )[0, len(prompt) :].tolist()
     return output[: next((i for i, token in enumerate(output) if token in ends), len(output))]
 
 
@@ -122,8 +127,16 @@ def test_same_choices_on_the_belebele_demo(backends):
 def test_a_workflow_run_with_backend_vllm(smollm2_dir, tmp_path):
     workdir = copy_workflow(tmp_path)
     config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config["models"] = {"smollm2-vllm": {"path": str(smollm2_dir), "stage": "sft", "chat_template": True,
-                                         "dtype": "float32", "backend": "vllm", "options": VLLM_OPTIONS}}
+    config["models"] = {
+        "smollm2-vllm": {
+            "path": str(smollm2_dir),
+            "stage": "sft",
+            "chat_template": True,
+            "dtype": "float32",
+            "backend": "vllm",
+            "options": VLLM_OPTIONS,
+        }
+    }
     config["chains"] = {}
     config["tasks"] = {"belebele": {**config["tasks"]["belebele"], "shards": 1}}
     config["engine"] = {"device": "cpu", "threads": 2}

@@ -21,15 +21,27 @@ CONDA_TO_PYPI = {"pytorch": "torch", "matplotlib-base": "matplotlib", "seaborn-b
 # not be there: model inference and the demo's models (rules infer, build_demo_models), Multi-VALUE
 # (rewrite_dialects), language detection (detect_sft_languages), reading hub datasets (prepare
 # rules), figures (plot_task_figures) and the country tasks' maps and lists.
-INFERENCE = ("globalrep.engine.answer", "globalrep.engine.backends.open_backend", "globalrep.stages.infer_shard",
-             "globalrep.stages.build_demo", "globalrep.demo")
+INFERENCE = (
+    "globalrep.engine.answer",
+    "globalrep.engine.backends.open_backend",
+    "globalrep.stages.infer_shard",
+    "globalrep.stages.build_demo",
+    "globalrep.demo",
+)
 DETECTION = ("globalrep.langid",)
 MULTIVALUE = ("globalrep.multivalue_adapter", "globalrep.nltk_corpora", "globalrep.dialect_rewrites")
-HUB_DATASETS = ("globalrep.sources.read_records", "globalrep.tasks.belebele._read_hub",
-                "globalrep.tasks.tydiqa_goldp._read_questions", "globalrep.tasks.sft_langid.conversations")
+HUB_DATASETS = (
+    "globalrep.sources.read_records",
+    "globalrep.tasks.belebele._read_hub",
+    "globalrep.tasks.tydiqa_goldp._read_questions",
+    "globalrep.tasks.sft_langid.conversations",
+)
 FIGURES = ("globalrep.figures",)
-COUNTRY_DATA = ("globalrep.countries.shapefile_path", "globalrep.countries._read_shapefile",
-                "globalrep.countries.read_us_favorability")
+COUNTRY_DATA = (
+    "globalrep.countries.shapefile_path",
+    "globalrep.countries._read_shapefile",
+    "globalrep.countries.read_us_favorability",
+)
 NOT_RUN = {
     "analysis": INFERENCE + DETECTION + MULTIVALUE + HUB_DATASETS,
     "inference": DETECTION + MULTIVALUE + FIGURES,
@@ -37,6 +49,7 @@ NOT_RUN = {
     "langid": INFERENCE + MULTIVALUE + FIGURES + COUNTRY_DATA,
     "vllm": DETECTION + MULTIVALUE + FIGURES,
 }
+
 
 def normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()

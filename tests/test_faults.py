@@ -76,8 +76,14 @@ def start_snakemake(workdir: Path, log_name: str, **popen) -> subprocess.Popen:
     """Snakemake in the background (as :func:`test_workflow.snakemake` runs it), output to a file."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
     with open(workdir / log_name, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "snakemake", *CORES], cwd=workdir, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, **popen)
+        return subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *CORES],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            **popen,
+        )
 
 
 def truncate(path: Path) -> None:
@@ -121,8 +127,11 @@ def test_a_run_killed_during_inference_recovers_after_unlock(uninterrupted):
     workdir, reference = uninterrupted
     shard_log = workdir / f"results/logs/infer/{TASK}/demo-sft/shard-0-of-1.log"
     # Snakemake rebuilds a missing intermediate only for an output that needs it: drop the table too.
-    for path in [*(workdir / f"results/predictions/{TASK}/demo-sft").glob("*.parquet"), shard_log,
-                 workdir / f"results/tables/{TASK}.csv"]:
+    for path in [
+        *(workdir / f"results/predictions/{TASK}/demo-sft").glob("*.parquet"),
+        shard_log,
+        workdir / f"results/tables/{TASK}.csv",
+    ]:
         path.unlink()
     killed = start_snakemake(workdir, "killed.out", start_new_session=True)
     deadline = time.monotonic() + 300

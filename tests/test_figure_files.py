@@ -29,9 +29,13 @@ def test_data_text_with_dollars_is_drawn_as_text_and_the_folder_lists_its_figure
     write_csv_atomic(group_table(scores), table)
     write_csv_atomic(deltas_table(scores, CHAINS), deltas)
     out = tmp_path / "figures"
-    written = stages.task_figures("global_opinions", {}, table, deltas, CHAINS, {m: "base" for m in CHAINS["c$1$"]}, out)
+    written = stages.task_figures(
+        "global_opinions", {}, table, deltas, CHAINS, {m: "base" for m in CHAINS["c$1$"]}, out
+    )
     listed = json.loads((out / "figures.json").read_text())
     assert sorted(listed["files"]) == sorted(path.name for path in written)
-    assert listed["inputs"] == {str(table): json.loads((tmp_path / "global_opinions.csv.provenance.json").read_text())["digest"],
-                                str(deltas): json.loads((tmp_path / "global_opinions_deltas.csv.provenance.json").read_text())["digest"]}
+    assert listed["inputs"] == {
+        str(table): json.loads((tmp_path / "global_opinions.csv.provenance.json").read_text())["digest"],
+        str(deltas): json.loads((tmp_path / "global_opinions_deltas.csv.provenance.json").read_text())["digest"],
+    }
     assert figure_manifest.listed_pngs(out) == [out / "global_opinions_chains.png"]

@@ -84,8 +84,14 @@ def test_other_file_formats_give_the_same_items(tmp_path, suffix):
 
 def test_repeated_questions_keep_the_first(tmp_path):
     first = row(selections="{'Chile': [0.1, 0.9]}")
-    items = goqa.prepare({}, str(write_csv(tmp_path, [first, row(), row(options="['Yes', 'No', 'Maybe']",
-                                                                          selections="{'Chile': [0.2, 0.3, 0.5]}")])))
+    items = goqa.prepare(
+        {},
+        str(
+            write_csv(
+                tmp_path, [first, row(), row(options="['Yes', 'No', 'Maybe']", selections="{'Chile': [0.2, 0.3, 0.5]}")]
+            )
+        ),
+    )
     assert len(items) == 2
     assert items.loc[0, "country_probs"] == [[0.1, 0.9]]
 
@@ -155,7 +161,12 @@ def items_frame(countries, country_probs, options=("Yes", "No")):
 def test_similarity_is_one_minus_jensen_shannon_distance():
     items = items_frame(["Chile"], [[0.25, 0.75]])
     predictions = pd.DataFrame(
-        {"model": ["m"], "item_id": ["q1"], "choice_logprob": [[math.log(0.8), math.log(0.2)]], "choice_ntokens": [[1, 1]]}
+        {
+            "model": ["m"],
+            "item_id": ["q1"],
+            "choice_logprob": [[math.log(0.8), math.log(0.2)]],
+            "choice_ntokens": [[1, 1]],
+        }
     )
     scores = goqa.score(items, predictions, {})
     p, q = [0.8, 0.2], [0.25, 0.75]
@@ -166,7 +177,13 @@ def test_similarity_is_one_minus_jensen_shannon_distance():
 
     expected = 1 - math.sqrt((kl(p) + kl(q)) / 2)
     assert list(scores.columns) == ["model", "item_id", "group", "metric", "value", "source", "model_probs"]
-    assert scores.loc[0, ["model", "item_id", "group", "metric", "source"]].tolist() == ["m", "q1", "Chile", "similarity", "GAS"]
+    assert scores.loc[0, ["model", "item_id", "group", "metric", "source"]].tolist() == [
+        "m",
+        "q1",
+        "Chile",
+        "similarity",
+        "GAS",
+    ]
     assert scores.loc[0, "value"] == pytest.approx(expected, abs=1e-12)
     assert scores.loc[0, "model_probs"] == pytest.approx(p)
 
@@ -178,7 +195,9 @@ def test_model_distribution_uses_the_per_token_mean():
         np.exp([-1.0, -2.0, -3.0]) / np.exp([-1.0, -2.0, -3.0]).sum()
     )
     items = items_frame(["Chile", "Ghana"], [[0.5, 0.5], [0.9, 0.1]])
-    predictions = pd.DataFrame({"model": ["m"], "item_id": ["q1"], "choice_logprob": [[-2.0, -4.0]], "choice_ntokens": [[1, 2]]})
+    predictions = pd.DataFrame(
+        {"model": ["m"], "item_id": ["q1"], "choice_logprob": [[-2.0, -4.0]], "choice_ntokens": [[1, 2]]}
+    )
     scores = goqa.score(items, predictions, {})
     assert scores.loc[0, "value"] == pytest.approx(1.0)  # identical to Chile's answers
     assert scores.loc[1, "value"] < 0.9
@@ -186,7 +205,9 @@ def test_model_distribution_uses_the_per_token_mean():
 
 def test_score_rejects_predictions_that_do_not_fit_the_items():
     items = items_frame(["Chile"], [[0.5, 0.5]])
-    stale = pd.DataFrame({"model": ["m"], "item_id": ["gone"], "choice_logprob": [[-1.0, -1.0]], "choice_ntokens": [[1, 1]]})
+    stale = pd.DataFrame(
+        {"model": ["m"], "item_id": ["gone"], "choice_logprob": [[-1.0, -1.0]], "choice_ntokens": [[1, 1]]}
+    )
     with pytest.raises(GlobalrepError, match="not in the prepared items"):
         goqa.score(items, stale, {})
     short = pd.DataFrame({"model": ["m"], "item_id": ["q1"], "choice_logprob": [[-1.0]], "choice_ntokens": [[1]]})
@@ -196,9 +217,16 @@ def test_score_rejects_predictions_that_do_not_fit_the_items():
 
 def test_table_scores_keeps_focus_countries_on_common_questions():
     focus = ["United States", "China", "Jordan"]
-    rows = [(model, item, country) for model in ("a", "b") for item, countries in
-            {"all": focus + ["France"], "no-jordan": ["United States", "China", "France"], "all-too": focus}.items()
-            for country in countries]
+    rows = [
+        (model, item, country)
+        for model in ("a", "b")
+        for item, countries in {
+            "all": focus + ["France"],
+            "no-jordan": ["United States", "China", "France"],
+            "all-too": focus,
+        }.items()
+        for country in countries
+    ]
     scores = pd.DataFrame(rows, columns=["model", "item_id", "group"]).assign(metric="similarity", value=0.5)
     kept = goqa.table_scores(scores, {"focus_countries": focus})
     assert set(kept["item_id"]) == {"all", "all-too"}
@@ -210,13 +238,16 @@ def test_table_scores_keeps_focus_countries_on_common_questions():
 
 def test_figures_draw_the_chain_figure(tmp_path):
     table = pd.DataFrame(
-        [(m, c, "similarity", v, v - 0.05, v + 0.05, 10) for m, v in (("b", 0.6), ("p", 0.7)) for c in ("China", "Jordan")],
+        [
+            (m, c, "similarity", v, v - 0.05, v + 0.05, 10)
+            for m, v in (("b", 0.6), ("p", 0.7))
+            for c in ("China", "Jordan")
+        ],
         columns=["model", "group", "metric", "value", "ci_low", "ci_high", "n"],
     )
     paths = goqa.figures(table, None, FigureContext(tmp_path, {"chain": ["b", "p"]}, {"b": "base", "p": "pt"}), {})
     assert paths == [tmp_path / "global_opinions_chains.pdf", tmp_path / "global_opinions_chains.png"]
     assert all(path.stat().st_size > 0 for path in paths)
-
 
 
 def test_vs_us_table_and_the_reports_sentence_name_significant_us_leads():

@@ -69,16 +69,24 @@ def test_tydiqa_from_the_hub_equals_the_local_files(monkeypatch):
         from_hub = tydiqa_goldp.prepare(options, hub_id)
         pd.testing.assert_frame_equal(from_hub, local)
     assert all(isinstance(answers, list) and answers for answers in from_hub["answers"])
-    assert (hub_id, "secondary_task", "validation") in hub.requests and (hub_id, "secondary_task", "train") in hub.requests
+    assert (hub_id, "secondary_task", "validation") in hub.requests and (
+        hub_id,
+        "secondary_task",
+        "train",
+    ) in hub.requests
 
 
 def belebele_as_hub(hub_id: str) -> dict:
     """The demo's Belebele questions as the hub lays them out: one config per language variant,
     split "test", question_number an integer and correct_answer_num text."""
     frame = pd.read_json(DEMO / "belebele.jsonl", lines=True, dtype={"correct_answer_num": str})
-    features = Features({column: Value("int64" if column == "question_number" else "string") for column in frame.columns})
+    features = Features(
+        {column: Value("int64" if column == "question_number" else "string") for column in frame.columns}
+    )
     return {
-        (hub_id, dialect, "test"): Dataset.from_pandas(part.reset_index(drop=True), features=features, preserve_index=False)
+        (hub_id, dialect, "test"): Dataset.from_pandas(
+            part.reset_index(drop=True), features=features, preserve_index=False
+        )
         for dialect, part in frame.groupby("dialect")
     }
 
@@ -90,7 +98,9 @@ def test_belebele_from_the_hub_equals_the_local_file(monkeypatch, languages):
     local = belebele.prepare({"languages": languages}, str(DEMO / "belebele.jsonl"))
     from_hub = belebele.prepare({"languages": languages}, hub_id)
     key = ["group", "item_id"]
-    pd.testing.assert_frame_equal(from_hub.sort_values(key).reset_index(drop=True), local.sort_values(key).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        from_hub.sort_values(key).reset_index(drop=True), local.sort_values(key).reset_index(drop=True)
+    )
     expected = {"deu_Latn", "eng_Latn", "fra_Latn"} if languages == "all" else set(languages)
     assert {name for _, name, _ in hub.requests} == expected  # one config per language variant, no more
 
@@ -105,11 +115,18 @@ def test_global_opinions_from_the_hub_equals_the_local_file(monkeypatch):
 
 def test_sft_conversations_from_the_hub_equal_the_local_file(monkeypatch):
     hub_id = "HuggingFaceH4/ultrachat_200k"
-    records = [json.loads(line) for line in (DEMO / "sft_ultrachat.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [
+        json.loads(line)
+        for line in (DEMO / "sft_ultrachat.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     split = Dataset.from_list(records)  # messages: a list of {content, role} structs, as on the hub
     FakeHub(monkeypatch, {(hub_id, None, "train_sft"): split})
     for shard in range(2):
-        local = [(index, messages) for _, index, messages in sft_langid.conversations(str(DEMO / "sft_ultrachat.jsonl"), None, 2, shard)]
+        local = [
+            (index, messages)
+            for _, index, messages in sft_langid.conversations(str(DEMO / "sft_ultrachat.jsonl"), None, 2, shard)
+        ]
         from_hub = list(sft_langid.conversations(hub_id, ["train_sft"], 2, shard))
         assert [(index, messages) for _, index, messages in from_hub] == local
         assert {part for part, _, _ in from_hub} == {"train_sft"}

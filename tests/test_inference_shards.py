@@ -57,7 +57,9 @@ def test_shard_with_wrong_items_is_deleted(tmp_path):
 
 
 def test_load_predictions_concatenates_models(tmp_path):
-    frame = stages.load_predictions("global_opinions", ITEMS, {"a": write_shards(tmp_path, "a", 2), "b": write_shards(tmp_path, "b", 3)}, {})
+    frame = stages.load_predictions(
+        "global_opinions", ITEMS, {"a": write_shards(tmp_path, "a", 2), "b": write_shards(tmp_path, "b", 3)}, {}
+    )
     assert sorted(frame.groupby("model")["item_id"].count().items()) == [("a", 7), ("b", 7)]
 
 

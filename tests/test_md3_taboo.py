@@ -316,7 +316,9 @@ def published_predictions(shared_data: Path, seed: int = 0) -> tuple[pd.DataFram
         answers = published.answer("md3_taboo", spec, items, requests, task.read_published)
         paper = pd.read_csv(folder / name, keep_default_na=False)
         chose = (paper["chose_correct_answer"].astype(str) == "True").astype(float)
-        answers["published_chose"] = answers["item_id"].map(dict(zip(md3.read_items_csv(folder / name)["item_id"], chose)))
+        answers["published_chose"] = answers["item_id"].map(
+            dict(zip(md3.read_items_csv(folder / name)["item_id"], chose))
+        )
         frames.append(answers.assign(model=model))
     assert len(items) == 894 and all(len(frame) == 894 for frame in frames)
     return items, pd.concat(frames, ignore_index=True)
@@ -360,7 +362,9 @@ def test_gap_tables_on_the_papers_outputs(shared_data):
     scores = task.score(items, predictions, {})
     gaps = task.EXTRA_TABLES["gaps"](scores, {}, {})
     assert list(gaps.columns) == tables.GAP_COLUMNS
-    row = gaps[(gaps["model"] == "mistral-7b-sft-beta") & (gaps["group"] == "en_in") & (gaps["metric"] == "generated_correct")].iloc[0]
+    row = gaps[
+        (gaps["model"] == "mistral-7b-sft-beta") & (gaps["group"] == "en_in") & (gaps["metric"] == "generated_correct")
+    ].iloc[0]
     assert round(row.gap, 3) == round(0.381733 - 0.231481, 3)
     assert row.ci_low < row.gap < row.ci_high and row.ci_low > 0 and (row.n_reference, row.n_group) == (427, 216)
     chains = {"mistral": list(PAPER_CHAIN)}
@@ -369,7 +373,9 @@ def test_gap_tables_on_the_papers_outputs(shared_data):
     widening = changes[(changes["to_model"] == "mistral-7b-sft-beta") & (changes["metric"] == "generated_correct")]
     assert set(widening["group"]) == {"en_in", "en_ng"}
     base_gap = gaps[(gaps["model"] == "mistral-7b") & (gaps["metric"] == "generated_correct")].set_index("group")["gap"]
-    sft_gap = gaps[(gaps["model"] == "mistral-7b-sft-beta") & (gaps["metric"] == "generated_correct")].set_index("group")["gap"]
+    sft_gap = gaps[(gaps["model"] == "mistral-7b-sft-beta") & (gaps["metric"] == "generated_correct")].set_index(
+        "group"
+    )["gap"]
     for r in widening.itertuples():
         assert math.isclose(r.change, sft_gap[r.group] - base_gap[r.group])
     assert widening.set_index("group").loc["en_in", "ci_low"] > 0
@@ -410,7 +416,13 @@ def test_unpaired_difference():
 def test_score_rejects_predictions_that_do_not_fit():
     items = task.prepare({"md3_dir": str(DEMO_DIR)})
     one = items.iloc[0]
-    good = {"model": "m", "item_id": one.item_id, "generated_text": "x", "choice_logprob": [-1.0] * 6, "choice_ntokens": [1] * 6}
+    good = {
+        "model": "m",
+        "item_id": one.item_id,
+        "generated_text": "x",
+        "choice_logprob": [-1.0] * 6,
+        "choice_ntokens": [1] * 6,
+    }
     with pytest.raises(GlobalrepError, match="5 choice scores for 6 choices"):
         task.score(items, pd.DataFrame([{**good, "choice_logprob": [-1.0] * 5}]), {})
     with pytest.raises(GlobalrepError, match="not in the prepared items"):

@@ -119,10 +119,13 @@ def test_published_config_regenerates_what_was_published(shared_data, tmp_path):
     assert vs_us.loc["China", "value"] == pytest.approx(goqa["China"] - goqa["United States"], abs=2e-4)  # all paired
     from_base = pd.read_csv(results / "tables" / "tydiqa_goldp_from_base.csv")
     assert set(zip(from_base["from_model"], from_base["to_model"])) == {
-        ("mistral-7b", "mistral-7b-sft-beta"), ("mistral-7b", "zephyr-7b-beta")
+        ("mistral-7b", "mistral-7b-sft-beta"),
+        ("mistral-7b", "zephyr-7b-beta"),
     }
     f1 = tydiqa[tydiqa["metric"] == "f1"].set_index(["model", "group"])["value"]
-    english = from_base[(from_base["metric"] == "f1") & (from_base["group"] == "english")].set_index("to_model")["delta"]
+    english = from_base[(from_base["metric"] == "f1") & (from_base["group"] == "english")].set_index("to_model")[
+        "delta"
+    ]
     assert english["zephyr-7b-beta"] == pytest.approx(f1[("zephyr-7b-beta", "english")] - f1[("mistral-7b", "english")])
 
     figures = {task: sorted(p.name for p in (results / "figures" / task).glob("*.png"))

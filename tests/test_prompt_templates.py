@@ -30,8 +30,10 @@ def test_a_template_file_reproduces_a_given_prompt_exactly(tmp_path):
     path = tmp_path / "belebele.jinja"
     path.write_text(BELEBELE_TEMPLATE)
     options = {"prompt_template": str(path)}
-    expected = ("Pick the right choice.\n\nContext: the passage.\nQuestion: the question.\n\n---\n\n"
-                "Context: P.\nQuestion: Q?\nChoices: \n(A) w\n(B) x\n(C) y\n(D) z\nSo the answer is: ")
+    expected = (
+        "Pick the right choice.\n\nContext: the passage.\nQuestion: the question.\n\n---\n\n"
+        "Context: P.\nQuestion: Q?\nChoices: \n(A) w\n(B) x\n(C) y\n(D) z\nSo the answer is: "
+    )
     assert belebele.build_prompt("P.", "Q?", ["w", "x", "y", "z"], options) == expected
 
 
@@ -39,10 +41,18 @@ def test_every_instruction_task_renders_its_prompt_from_the_option(tmp_path):
     path = tmp_path / "plain.jinja"
     cases = [
         (md3_taboo, "T: {{ transcript }} =", lambda options: md3.build_prompt([("A", "hi")], options), "T: A: hi ="),
-        (tydiqa_goldp, "{% for s in shots %}{{ s.answer }};{% endfor %}{{ question }}",
-         lambda options: tydiqa_goldp.build_prompt("C", "Q?", (["c"], ["q"], ["a"]), options), "a;Q?"),
-        (global_opinions, "{{ question }} {{ options | join('/') }} (",
-         lambda options: global_opinions.build_prompt("Q?", ["x", "y"], options), "Q? x/y ("),
+        (
+            tydiqa_goldp,
+            "{% for s in shots %}{{ s.answer }};{% endfor %}{{ question }}",
+            lambda options: tydiqa_goldp.build_prompt("C", "Q?", (["c"], ["q"], ["a"]), options),
+            "a;Q?",
+        ),
+        (
+            global_opinions,
+            "{{ question }} {{ options | join('/') }} (",
+            lambda options: global_opinions.build_prompt("Q?", ["x", "y"], options),
+            "Q? x/y (",
+        ),
     ]
     for task, template, build, expected in cases:
         path.write_text(template)

@@ -54,7 +54,11 @@ def test_another_models_shard_copied_over_is_named_and_deleted(tmp_path):
 @pytest.mark.parametrize(
     ("what", "expected", "message"),
     [
-        ("another config of the model", expected_shard("base", "fp-new"), "made for fingerprint 'fp-old', expected 'fp-new'"),
+        (
+            "another config of the model",
+            expected_shard("base", "fp-new"),
+            "made for fingerprint 'fp-old', expected 'fp-new'",
+        ),
         ("another shard layout", expected_shard("base", "fp-old", 0, 2), "made for n_shards 1, expected 2"),
     ],
 )
@@ -75,7 +79,9 @@ def test_a_parquet_file_without_a_record_is_refused(tmp_path):
 
 def test_scores_that_lost_a_row_are_refused_even_with_their_record(tmp_path):
     scores = tmp_path / "scores.parquet"
-    rows = pd.DataFrame({"model": "m", "item_id": ITEMS["item_id"], "group": ITEMS["group"], "metric": "x", "value": 0.5})
+    rows = pd.DataFrame(
+        {"model": "m", "item_id": ITEMS["item_id"], "group": ITEMS["group"], "metric": "x", "value": 0.5}
+    )
     write_parquet_atomic(rows, scores, {"kind": "scores", "task": TASK})
     table = pq.read_table(scores)
     pq.write_table(table.slice(1), scores)  # one row dropped, the schema's metadata (the record) kept
@@ -112,7 +118,9 @@ def test_a_table_computed_from_other_scores_is_stale(tmp_path):
 def test_rewriting_the_same_rows_keeps_the_digest(tmp_path):
     # Values read back from Parquet digest as written: a rebuilt, unchanged input is not "another
     # version", so tables computed from it stay valid.
-    frame = pd.DataFrame({"item_id": ["a", "b"], "value": [0.1 + 0.2, float("nan")], "n": [1, 2], "lp": [[-1.0], [-2.5, 0.0]]})
+    frame = pd.DataFrame(
+        {"item_id": ["a", "b"], "value": [0.1 + 0.2, float("nan")], "n": [1, 2], "lp": [[-1.0], [-2.5, 0.0]]}
+    )
     first, second = tmp_path / "1.parquet", tmp_path / "2.parquet"
     write_parquet_atomic(frame, first)
     write_parquet_atomic(intermediates.load_parquet(first), second)

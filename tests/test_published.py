@@ -44,7 +44,9 @@ def spec(name: str, kind: str = "lm", **files: str) -> ModelSpec:
 
 def answer_with(task, name: str, items: pd.DataFrame, options: dict | None = None, kind: str = "lm", **files):
     requests = task.requests(items, options or {}, kind)
-    return published.answer(task.NAME, spec(name, kind, **files), items, requests, task.read_published).assign(model=name)
+    return published.answer(task.NAME, spec(name, kind, **files), items, requests, task.read_published).assign(
+        model=name
+    )
 
 
 # ------------------------------------------------------------------------------ paper numbers
@@ -55,7 +57,9 @@ def test_tydiqa_f1_of_the_mistral_chain_on_all_nine_languages(shared_data):
     outputs = shared_data / "paper_outputs" / "tydiqa-goldp"
     predictions = pd.concat(
         [
-            answer_with(tydiqa_goldp, model, items, {"num_shots": 0}, tydiqa_goldp=str(outputs / folder / "greedy" / "1-shot"))
+            answer_with(
+                tydiqa_goldp, model, items, {"num_shots": 0}, tydiqa_goldp=str(outputs / folder / "greedy" / "1-shot")
+            )
             for model, folder in MISTRAL_CHAIN_TYDIQA.items()
         ]
     )
@@ -91,7 +95,9 @@ def test_global_opinions_from_the_published_file_alone(shared_data):
     assert round(table.loc["Jordan", "value"], 4) == 0.5888
     # One of the 245 questions has empty survey vectors for all focus countries but Jordan
     # (published as NaN): it still counts as asked, and the means skip it.
-    assert table["n"].to_dict() == {country: 245 if country == "Jordan" else 244 for country in global_opinions.FOCUS_COUNTRIES}
+    assert table["n"].to_dict() == {
+        country: 245 if country == "Jordan" else 244 for country in global_opinions.FOCUS_COUNTRIES
+    }
     assert (table["ci_low"] < table["value"]).all() and (table["value"] < table["ci_high"]).all()
 
 
@@ -146,8 +152,12 @@ def test_askreddit_correlations_rank_among_the_papers_181_countries(shared_data)
     reference is that rule applied to the published file directly. (The paper's reported numbers
     are Starling-RM's, 0.8494 and 0.9260 with Canada at 76.10, whose file is not in the sample.)"""
     path = shared_data / "paper_outputs" / "ask-reddit-perplexity-testing" / "Mistral-7B-v0.1-reformatted.csv"
-    options = {"correlation_countries": "paper", "population_filter": "after_ranking", "us_favorability_2017": "paper",
-               "us_favorability": str(shared_data / "us_favorability" / "USA-favorability-2023.csv")}
+    options = {
+        "correlation_countries": "paper",
+        "population_filter": "after_ranking",
+        "us_favorability_2017": "paper",
+        "us_favorability": str(shared_data / "us_favorability" / "USA-favorability-2023.csv"),
+    }
     items = askreddit.prepare(options, str(shared_data / "askreddit_countries" / "AskRedditCountries_final.csv"))
     assert len(items["countries"].iloc[0]) == 177 + 11  # the set's countries the 1:110m list lacks are asked too
     scores = askreddit.score(items, answer_with(askreddit, "mistral-7b", items, askreddit=str(path)), options)
@@ -159,8 +169,12 @@ def test_askreddit_correlations_rank_among_the_papers_181_countries(shared_data)
     assert shared == names and len(names) == 181  # the bundled set is the paper's
     sign = np.where(paper["Sentiment"].str.strip().str.lower() == "negative", 1.0, -1.0)  # low NLL favoured on positive
     reference = paper[names].mul(sign, axis=0).rank(axis=1, ascending=False).mean()
-    renamed = {"Czech Republic": "Czechia", "Republic of Congo": "Republic of the Congo", "Swaziland": "eSwatini",
-               "Guinea Bissau": "Guinea-Bissau"}
+    renamed = {
+        "Czech Republic": "Czechia",
+        "Republic of Congo": "Republic of the Congo",
+        "Swaziland": "eSwatini",
+        "Guinea Bissau": "Guinea-Bissau",
+    }
     reference = reference.rename(index=renamed)
     assert len(ours) == 181 and ours.sort_index().to_numpy() == pytest.approx(reference.sort_index().to_numpy())
     assert ours["Canada"] != pytest.approx(
@@ -260,7 +274,9 @@ def test_paper_repo_fills_placeholders_and_published_paths(tmp_path):
     # A folder of outputs alone (no outputs/ inside) is its own outputs folder.
     alone = config_checks.resolve_paper_repo({**config, "paper_repo": str(outputs)})
     assert alone["tasks"]["md3_taboo"]["items_csv"] == f"{outputs}/md3-game/m.csv"
-    with pytest.raises(GlobalrepError, match=r"config key 'tasks.md3_taboo.items_csv' refers to the paper's repository"):
+    with pytest.raises(
+        GlobalrepError, match=r"config key 'tasks.md3_taboo.items_csv' refers to the paper's repository"
+    ):
         config_checks.resolve_paper_repo({key: value for key, value in config.items() if key != "paper_repo"})
     with pytest.raises(GlobalrepError, match="paper_repo '.*missing' is not a directory"):
         config_checks.resolve_paper_repo({**config, "paper_repo": str(tmp_path / "missing")})

@@ -52,20 +52,34 @@ def write_complete_repository(shared: Path, repo: Path) -> None:
     md3 = pd.read_csv(sample / "md3-game" / "Mistral-7B-v0.1_8bit-no-answers.csv", dtype=str, keep_default_na=False)
     md3 = md3.groupby("dialect", sort=False).head(GAMES_PER_DIALECT).reset_index(drop=True)
     goqa = pd.read_csv(sample / "globalopinionsqa" / "Mistral-7B-v0.1_8bit.csv", dtype=str, keep_default_na=False)
-    asked = goqa[list(global_opinions.FOCUS_COUNTRIES)].apply(pd.to_numeric, errors="coerce") != global_opinions.NOT_ASKED
+    asked = (
+        goqa[list(global_opinions.FOCUS_COUNTRIES)].apply(pd.to_numeric, errors="coerce") != global_opinions.NOT_ASKED
+    )
     goqa = goqa[asked.all(axis=1)].head(QUESTIONS).reset_index(drop=True)  # the table needs all focus countries
     questions = pd.read_csv(shared / "askreddit_countries" / "AskRedditCountries_final.csv").head(QUESTIONS)
-    askreddit = pd.read_csv(sample / "ask-reddit-perplexity-testing" / "Mistral-7B-v0.1-reformatted.csv", dtype=str, keep_default_na=False)
+    askreddit = pd.read_csv(
+        sample / "ask-reddit-perplexity-testing" / "Mistral-7B-v0.1-reformatted.csv", dtype=str, keep_default_na=False
+    )
     askreddit = askreddit[askreddit["Question"].isin(questions["Questions"])]
     ids = cut_tydiqa_dev(shared / "tydiqa-goldp-v1.1-dev", repo / "tydiqa-dev")
-    for folder in ("md3-game", "globalopinionsqa", "ask-reddit-perplexity-testing", "ask-reddit-reward-testing", "reward-testing"):
+    for folder in (
+        "md3-game",
+        "globalopinionsqa",
+        "ask-reddit-perplexity-testing",
+        "ask-reddit-reward-testing",
+        "reward-testing",
+    ):
         (outputs / folder).mkdir(parents=True)
     for model, (md3_name, tydiqa_dir, goqa_name, askreddit_name) in PAPER_FILES.items():
         games, opinions, perplexities = md3.copy(), goqa.copy(), askreddit.copy()
         if model == "qwen1.5-7b-chat":  # the quirks of the real file, and their kin in the others
             games = games.assign(using_chat_template="True")
             # no probabilities: the paper's argmax "chose" its first choice, here a distractor
-            games.loc[0, ["correct_answer_prob", "distractor_probs", "chose_correct_answer"]] = ["", "[nan, nan, nan, nan, nan]", "False"]
+            games.loc[0, ["correct_answer_prob", "distractor_probs", "chose_correct_answer"]] = [
+                "",
+                "[nan, nan, nan, nan, nan]",
+                "False",
+            ]
             games.loc[1, "generated_answer"] = ""
             opinions.loc[0, "probs"] = "nan"
             perplexities.iloc[0, -1] = ""

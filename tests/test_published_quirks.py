@@ -24,7 +24,9 @@ GAMES_PER_DIALECT = 4
 
 def answer_with(task, items, path, kind="lm", options=None):
     model = ModelSpec(name="m", path="org/model", kind=kind, backend="published", published={task.NAME: str(path)})
-    return published.answer(task.NAME, model, items, task.requests(items, options or {}, kind), task.read_published).assign(model="m")
+    return published.answer(
+        task.NAME, model, items, task.requests(items, options or {}, kind), task.read_published
+    ).assign(model="m")
 
 
 @pytest.fixture
@@ -37,7 +39,10 @@ def md3_file(shared_data, tmp_path):
     games = games.reset_index(drop=True).assign(using_chat_template="True")
     games.loc[0, "correct_answer_prob"] = ""
     games.loc[0, "distractor_probs"] = "[nan, nan, nan, nan, nan]"
-    games.loc[0, ["chose_correct_answer", "chose_correct_answer_num"]] = ["False", "0"]  # the paper put a distractor first
+    games.loc[0, ["chose_correct_answer", "chose_correct_answer_num"]] = [
+        "False",
+        "0",
+    ]  # the paper put a distractor first
     games.loc[1, "distractor_probs"] = "[0.1, NaN, 0.2, 0.3, 0.1]"
     games.loc[2, "generated_answer"] = ""
     path = tmp_path / "qwen1.5_chat_8bit-no-answers.csv"
@@ -104,8 +109,11 @@ def test_md3_games_without_probabilities_take_the_papers_argmax_choice(md3_file,
 
     games.loc[2, "chose_correct_answer"] = "False"  # a record that the paper's rule does not give
     games.to_csv(no_probs, index=False)
-    with pytest.raises(GlobalrepError, match=r"qwen1.5_8bit-no-answers.csv: 1 row\(s\) \(first: row 2, counting "
-                                             r"from 0\) whose 'chose_correct_answer' disagrees"):
+    with pytest.raises(
+        GlobalrepError,
+        match=r"qwen1.5_8bit-no-answers.csv: 1 row\(s\) \(first: row 2, counting "
+        r"from 0\) whose 'chose_correct_answer' disagrees",
+    ):
         answer_with(md3_taboo, items, no_probs)
 
 
@@ -161,7 +169,9 @@ def test_tydiqa_absent_ids_and_nulls_are_missing_answers(shared_data, tmp_path):
                           "shot_contexts": [[]] * 5, "shot_questions": [[]] * 5, "shot_answers": [[]] * 5})  # fmt: skip
     predictions = answer_with(tydiqa_goldp, items, folder, options={"num_shots": 0}).set_index("item_id")
     assert predictions["missing_answer"].tolist() == [True, True, False, False, False]
-    assert predictions.loc[ids[0], "answer_text"] == "" and predictions.loc[ids[2], "answer_text"] == generations[ids[2]]
+    assert (
+        predictions.loc[ids[0], "answer_text"] == "" and predictions.loc[ids[2], "answer_text"] == generations[ids[2]]
+    )
     (folder / "korean.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(GlobalrepError, match=r"korean.json: not readable as JSON"):
         answer_with(tydiqa_goldp, items.assign(group="korean"), folder, options={"num_shots": 0})
@@ -208,7 +218,6 @@ def test_where_from_empty_reward_is_missing(shared_data, tmp_path):
     items = where_from.prepare({})
     predictions = answer_with(where_from, items, path, kind="reward")
     assert predictions["missing_answer"].sum() == 1
-
 
 
 def test_missing_answers_are_counted_per_model_for_the_report(tmp_path):

@@ -105,7 +105,9 @@ def test_report_is_self_contained_with_every_figure_and_number(outputs, tmp_path
 
 def test_sections_follow_the_axes_in_order_with_each_tasks_method(tmp_path):
     # Given out of axis order; the opinions axis has no task here and gets no section.
-    tasks = {task: write_tables(tmp_path, task) for task in ("tydiqa_goldp", "md3_taboo", "sft_langid", "md3_taboo_transfer")}
+    tasks = {
+        task: write_tables(tmp_path, task) for task in ("tydiqa_goldp", "md3_taboo", "sft_langid", "md3_taboo_transfer")
+    }
     out = tmp_path / "report.html"
     build_report(out, tasks, LANGUAGE_CONFIG, VERSIONS)
     page = out.read_text()
@@ -125,10 +127,18 @@ def test_sections_follow_the_axes_in_order_with_each_tasks_method(tmp_path):
     ]  # fmt: skip
     # Each task's method comes from its module docstring, ``code`` and :mod:`roles` as code.
     tydiqa = section(page, "task-tydiqa_goldp")
-    assert "<p>TyDiQA-GoldP (Clark et al. 2020): extractive question answering on gold passages, 9 languages.</p>" in tydiqa
-    assert "The model sees an instruction to extract the answer span from the context, <code>num_shots</code> worked" in tydiqa
+    assert (
+        "<p>TyDiQA-GoldP (Clark et al. 2020): extractive question answering on gold passages, 9 languages.</p>"
+        in tydiqa
+    )
+    assert (
+        "The model sees an instruction to extract the answer span from the context, <code>num_shots</code> worked"
+        in tydiqa
+    )
     assert "two independent detectors (<code>globalrep.langid</code>)" in section(page, "task-sft_langid")
-    assert "Multi-VALUE" in section(page, "task-md3_taboo_transfer") and "Multi-VALUE" not in section(page, "task-md3_taboo")
+    assert "Multi-VALUE" in section(page, "task-md3_taboo_transfer") and "Multi-VALUE" not in section(
+        page, "task-md3_taboo"
+    )
     for versions in VERSIONS.items():
         assert "<td>{}</td><td>{}</td>".format(*versions) in page
 
@@ -169,14 +179,28 @@ def test_summary_lists_the_largest_significant_gains_and_drops_per_chain(tmp_pat
 
     demo = summary[summary.index("<h4>demo: demo-base → demo-sft → demo-pt</h4>") : summary.index("<h4>short:")]
     demo_belebele, demo_tydiqa = demo.split("<strong>tydiqa_goldp</strong>")
-    assert "<strong>belebele</strong>: 6 of 9 comparisons changed significantly (q &lt; 0.05; 7 pass raw p).</p>" in demo_belebele
+    assert (
+        "<strong>belebele</strong>: 6 of 9 comparisons changed significantly (q &lt; 0.05; 7 pass raw p).</p>"
+        in demo_belebele
+    )
     # Per family (step and metric): its size, the groups left out for want of a p-value, p against q.
     family = "<tr><td>{}</td><td>accuracy</td>" + '<td class="num">{}</td>' * 4 + "</tr>"
     assert family.format("demo-base → demo-sft", 5, 0, 4, 4) in demo_belebele
     assert family.format("demo-sft → demo-pt", 3, 1, 3, 2) in demo_belebele
     row = "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>" + '<td class="num">{}</td>' * 4 + "</tr>"
-    gain = row.format("accuracy", "gain", "demo-base → demo-sft", "deu_Latn (German)", "+12.500", "[4.000, 21.000]", "0.001", "0.005")
-    drop = row.format("accuracy", "drop", "demo-sft → demo-pt", "deu_Latn (German)", "-9.750", "[-15.000, -3.000]", "4.0e-05", "1.2e-04")
+    gain = row.format(
+        "accuracy", "gain", "demo-base → demo-sft", "deu_Latn (German)", "+12.500", "[4.000, 21.000]", "0.001", "0.005"
+    )
+    drop = row.format(
+        "accuracy",
+        "drop",
+        "demo-sft → demo-pt",
+        "deu_Latn (German)",
+        "-9.750",
+        "[-15.000, -3.000]",
+        "4.0e-05",
+        "1.2e-04",
+    )
     assert gain in demo_belebele and drop in demo_belebele
     # The top 3 each way, largest first; per metric, so a small change of another metric stays.
     assert listed_deltas(demo_belebele) == ["+12.500", "+7.250", "+5.000", "-9.750", "-3.500"]
@@ -185,7 +209,10 @@ def test_summary_lists_the_largest_significant_gains_and_drops_per_chain(tmp_pat
     assert "sft_langid" not in summary  # no chains: nothing to summarise
 
     short_chain = summary[summary.index("<h4>short:") :]
-    assert "<strong>belebele</strong>: no significant change among 1 comparison (q &lt; 0.05; 0 pass raw p).</p>" in short_chain
+    assert (
+        "<strong>belebele</strong>: no significant change among 1 comparison (q &lt; 0.05; 0 pass raw p).</p>"
+        in short_chain
+    )
     assert (
         "<strong>tydiqa_goldp</strong>: 1 of 2 comparisons changed significantly (q &lt; 0.05; 1 pass raw p); "
         "no significant change in exact_match.</p>"
@@ -199,12 +226,29 @@ def listed_deltas(html):
 
 def test_notes_models_and_extra_tables_are_shown(tmp_path):
     rows = [(EVIL, "NG", "Nigeria", "reward", 1.25, 0.5, 2.0, 1)]
-    where_from = write_tables(tmp_path, "where_from", rows, columns=[*GROUP_COLUMNS[:2], "group_name", *GROUP_COLUMNS[2:]])
+    where_from = write_tables(
+        tmp_path, "where_from", rows, columns=[*GROUP_COLUMNS[:2], "group_name", *GROUP_COLUMNS[2:]]
+    )
     gaps = tmp_path / "md3_taboo_gaps.csv"
-    write_csv_atomic(pd.DataFrame(
-        [(EVIL, "en_us", "en_in", "generated_correct", 0.125, 0.0625, 0.25, 0.01, 0.02, 40, 38)],
-        columns=["model", "reference", "group", "metric", "gap", "ci_low", "ci_high", "p_value", "q_value", "n_reference", "n_group"],
-    ), gaps)
+    write_csv_atomic(
+        pd.DataFrame(
+            [(EVIL, "en_us", "en_in", "generated_correct", 0.125, 0.0625, 0.25, 0.01, 0.02, 40, 38)],
+            columns=[
+                "model",
+                "reference",
+                "group",
+                "metric",
+                "gap",
+                "ci_low",
+                "ci_high",
+                "p_value",
+                "q_value",
+                "n_reference",
+                "n_group",
+            ],
+        ),
+        gaps,
+    )
     long = tmp_path / "md3_taboo_long.csv"
     write_csv_atomic(pd.DataFrame({"group": [f"g{i}" for i in range(40)], "value": np.arange(40) / 8}), long)
     md3 = write_tables(tmp_path, "md3_taboo")
@@ -221,7 +265,10 @@ def test_notes_models_and_extra_tables_are_shown(tmp_path):
     page = out.read_text()
 
     md3_taboo = section(page, "task-md3_taboo")
-    assert '<p class="note"><strong>Note:</strong> no published outputs for &lt;b&gt;evil&lt;/b&gt; &amp; co</p>' in md3_taboo
+    assert (
+        '<p class="note"><strong>Note:</strong> no published outputs for &lt;b&gt;evil&lt;/b&gt; &amp; co</p>'
+        in md3_taboo
+    )
     assert "<p>Models evaluated: demo-base, &lt;b&gt;evil&lt;/b&gt; &amp; co.</p>" in md3_taboo
     assert "<p>Models evaluated: none (this task runs no models).</p>" in section(page, "task-sft_langid")
     assert '<p class="note">' not in section(page, "task-where_from")
@@ -259,7 +306,12 @@ def test_pipeline_report_gives_each_task_its_own_extra_tables_and_figures(tmp_pa
     # A PNG the figure job did not draw is not the task's figure: the report leaves it out.
     shutil.copy(figure_dirs["md3_taboo"] / "chains.png", figure_dirs["md3_taboo_transfer"] / "stray.png")
     out = tmp_path / "report.html"
-    task_models = {"md3_taboo": ["demo-base"], "md3_taboo_transfer": ["demo-base"], "sft_langid": [], "rm_dialect_probe": []}
+    task_models = {
+        "md3_taboo": ["demo-base"],
+        "md3_taboo_transfer": ["demo-base"],
+        "sft_langid": [],
+        "rm_dialect_probe": [],
+    }
     notes = {"md3_taboo_transfer": "a note", "rm_dialect_probe": "No published outputs for demo-rm"}
     stages.report(out, tables, figure_dirs, extras, task_models, notes, CONFIG)
     page = out.read_text()
@@ -283,9 +335,19 @@ def test_a_figure_missing_from_its_folder_is_named_and_the_folder_deleted(tmp_pa
     (folder / "chains.png").unlink()
     assert figure_manifest.damaged(folder) == f"{folder}: chains.png is missing (listed in figures.json)"
     table = write_tables(tmp_path, "global_opinions")
-    with pytest.raises(GlobalrepError, match=r"chains\.png is missing \(listed in figures\.json\)\. The folder was deleted: run snakemake again"):
-        stages.report(tmp_path / "report.html", {"global_opinions": (table.table, table.deltas)}, {"global_opinions": folder},
-                      [], {"global_opinions": []}, {}, CONFIG)
+    with pytest.raises(
+        GlobalrepError,
+        match=r"chains\.png is missing \(listed in figures\.json\)\. The folder was deleted: run snakemake again",
+    ):
+        stages.report(
+            tmp_path / "report.html",
+            {"global_opinions": (table.table, table.deltas)},
+            {"global_opinions": folder},
+            [],
+            {"global_opinions": []},
+            {},
+            CONFIG,
+        )
     assert not folder.exists() and not (tmp_path / "report.html").exists()
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def write_published_where_from(path) -> None:
     """A where-from file in the paper's layout (``country,reward``): one made-up reward per country."""
     names = load_countries()["name"]
-    path.write_text("country,reward\n" + "".join(f"\"{name}\",{-5 + len(name) / 10}\n" for name in names))
+    path.write_text("country,reward\n" + "".join(f'"{name}",{-5 + len(name) / 10}\n' for name in names))
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,14 @@ def scored(tmp_path_factory):
     shutil.copytree(REPO / "src", workdir / "src", ignore=shutil.ignore_patterns("__pycache__"))
     write_published_where_from(workdir / "where_from.csv")
     config = {
-        "models": {"rm": {"path": "org/rm", "kind": "reward", "backend": "published",
-                          "published": {"where_from": "where_from.csv"}}},
+        "models": {
+            "rm": {
+                "path": "org/rm",
+                "kind": "reward",
+                "backend": "published",
+                "published": {"where_from": "where_from.csv"},
+            }
+        },
         "tasks": {"where_from": {}},
     }
     (workdir / "only.yaml").write_text(yaml.safe_dump(config))
@@ -55,13 +61,17 @@ def planned_rules_after_edit(workdir, module: str, old: str, new: str) -> set[st
 
 def test_metric_code_reruns_scoring_figures_and_report_only(scored):
     assert "Nothing to be done" in output_of(snakemake(scored, "-n", "--configfile", "only.yaml"))
-    rules = planned_rules_after_edit(scored, "tasks/where_from.py", '"metric": "reward",', '"metric": "reward_per_country",')
+    rules = planned_rules_after_edit(
+        scored, "tasks/where_from.py", '"metric": "reward",', '"metric": "reward_per_country",'
+    )
     assert {"score_task", "plot_task_figures", "build_report"} <= rules
     assert rules <= {"score_task", "score_extra_table", "plot_task_figures", "build_report", "all"}
 
 
 def test_figure_code_reruns_figures_and_report_only(scored):
-    rules = planned_rules_after_edit(scored, "figures/maps.py", "def plot_model_maps(", "def plot_model_maps(  # edited\n")
+    rules = planned_rules_after_edit(
+        scored, "figures/maps.py", "def plot_model_maps(", "def plot_model_maps(  # edited\n"
+    )
     assert rules == {"plot_task_figures", "build_report", "all"}
     assert "Nothing to be done" in output_of(snakemake(scored, "-n", "--configfile", "only.yaml"))
 

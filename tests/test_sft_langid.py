@@ -89,7 +89,11 @@ def test_shards_cover_every_conversation_once(tmp_path, suffix):
         records = [json.loads(line) for line in path.read_text().splitlines()]
         path = tmp_path / "sft.parquet"
         pd.DataFrame(records).to_parquet(path)
-    seen = [(index, messages[0][1]) for k in range(3) for _, index, messages in sft_langid.conversations(str(path), [], 3, k)]
+    seen = [
+        (index, messages[0][1])
+        for k in range(3)
+        for _, index, messages in sft_langid.conversations(str(path), [], 3, k)
+    ]
     assert sorted(seen) == [(i, f"question {i}") for i in range(7)]
     assert [index for _, index, _ in sft_langid.conversations(str(path), [], 3, 1)] == [1, 4]
 
@@ -126,11 +130,16 @@ def test_share_table_by_hand():
     # user messages: en, en, en, de, unknown -> 3 of 5 English
     assert table.loc[("share_user", "en"), "value"] == pytest.approx(60.0) and table.loc[("share_user", "en"), "n"] == 5
     wilson = binomtest(2, 10).proportion_ci(confidence_level=0.95, method="wilson")
-    assert table.loc[("share", "de"), ["ci_low", "ci_high"]].tolist() == pytest.approx([100 * wilson.low, 100 * wilson.high])
+    assert table.loc[("share", "de"), ["ci_low", "ci_high"]].tolist() == pytest.approx(
+        [100 * wilson.low, 100 * wilson.high]
+    )
     for metric, frame in table.groupby(level="metric"):
         assert frame["value"].sum() == pytest.approx(100.0), metric
     # The paper's denominator: the 8 agreed messages (6 en, 2 de); no unknown row.
-    assert table.loc[("share_agreed", "en"), "value"] == pytest.approx(75.0) and table.loc[("share_agreed", "en"), "n"] == 8
+    assert (
+        table.loc[("share_agreed", "en"), "value"] == pytest.approx(75.0)
+        and table.loc[("share_agreed", "en"), "n"] == 8
+    )
     assert ("share_agreed", "unknown") not in table.index
     # agreed user messages: en, en, en, de -> 3 of 4
     assert table.loc[("share_agreed_user", "en"), "value"] == pytest.approx(75.0)
@@ -156,7 +165,9 @@ def test_demo_shards_to_tables_and_figure(tmp_path):
     agreed = table[(table["metric"] == "share_agreed") & (table["model"] == "tulu-demo")]
     assert "unknown" not in set(agreed["group"]) and agreed["value"].sum() == pytest.approx(100.0)
     tulu = messages[messages["dataset"] == "tulu-demo"]
-    assert set(agreed["n"]) == {int((tulu["language"] != "unknown").sum())} and set(tulu["detectors"]) == {"langdetect+fasttext"}
+    assert set(agreed["n"]) == {int((tulu["language"] != "unknown").sum())} and set(tulu["detectors"]) == {
+        "langdetect+fasttext"
+    }
     assert list(pd.read_csv(tmp_path / "d.csv").columns) == DELTA_COLUMNS
     paths = sft_langid.figures(table, pd.read_csv(tmp_path / "d.csv"), FigureContext(tmp_path / "fig"), {})
     assert sorted(p.suffix for p in paths) == [".pdf", ".png"] and all(p.stat().st_size > 0 for p in paths)

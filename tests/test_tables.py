@@ -5,7 +5,18 @@ import pytest
 from globalrep.tables import deltas_table, group_table, read_table, reference_differences_table
 
 GROUP_COLUMNS = ["model", "group", "metric", "value", "ci_low", "ci_high", "n"]
-DELTA_COLUMNS = ["chain", "from_model", "to_model", "group", "metric", "delta", "ci_low", "ci_high", "p_value", "q_value"]
+DELTA_COLUMNS = [
+    "chain",
+    "from_model",
+    "to_model",
+    "group",
+    "metric",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "q_value",
+]
 
 
 def long_scores(values: dict[tuple[str, str], list[float]], metric="accuracy") -> pd.DataFrame:
@@ -45,7 +56,13 @@ def test_deltas_pair_on_item_id_even_when_rows_are_shuffled():
     assert list(deltas.columns) == DELTA_COLUMNS
     assert len(deltas) == 1
     row = deltas.iloc[0]
-    assert (row["chain"], row["from_model"], row["to_model"], row["group"], row["metric"]) == ("chain", "base", "sft", "en", "accuracy")
+    assert (row["chain"], row["from_model"], row["to_model"], row["group"], row["metric"]) == (
+        "chain",
+        "base",
+        "sft",
+        "en",
+        "accuracy",
+    )
     # Paired on item_id: the item only sft has is left out, and every pair moved by exactly 0.01.
     assert row["delta"] == pytest.approx(0.01)
     assert row["ci_low"] == pytest.approx(0.01) and row["ci_high"] == pytest.approx(0.01)
@@ -86,7 +103,9 @@ def test_tables_round_trip_through_csv_keeping_group_codes(tmp_path):
 def test_changes_from_base_compare_every_later_model_with_the_chains_first():
     # base 0.1/0.2/0.3; sft +0.3 on every item; pt +0.1 on every item: from base, pt is +0.1 (the
     # consecutive sft -> pt change is -0.2).
-    scores = long_scores({("base", "en"): [0.1, 0.2, 0.3], ("sft", "en"): [0.4, 0.5, 0.6], ("pt", "en"): [0.2, 0.3, 0.4]})
+    scores = long_scores(
+        {("base", "en"): [0.1, 0.2, 0.3], ("sft", "en"): [0.4, 0.5, 0.6], ("pt", "en"): [0.2, 0.3, 0.4]}
+    )
     chains = {"c": ["base", "sft", "pt"], "headless": ["missing", "pt"]}
     from_base = deltas_table(scores, chains, from_base=True)
     assert list(from_base.columns) == DELTA_COLUMNS

@@ -126,7 +126,9 @@ def prepared_items(task: Task, options: dict, out: Path) -> Path:
         return prepared
     sae, tagged = out / f"{task.name}@sae.parquet", out / f"{task.name}@tagged.parquet"
     write_parquet_atomic(items, sae)
-    write_parquet_atomic(dialect_rewrites.rewrite_items(items, Suffix(), task.dialect_text, task.dialect_protect), tagged)
+    write_parquet_atomic(
+        dialect_rewrites.rewrite_items(items, Suffix(), task.dialect_text, task.dialect_protect), tagged
+    )
     dialect_pairs.combine_task_items(sae, {Suffix.code: tagged}, prepared, out / "rewrites.csv")
     return prepared
 
@@ -229,8 +231,9 @@ def test_sft_langid_runs_its_own_stages_and_the_generic_figures(tmp_path, fake_b
 
 
 def test_a_task_without_models_needs_its_own_stage():
-    module = types.SimpleNamespace(__name__="modelfree", NAME="modelfree", PROMPT_VERSION="1", MODEL_KINDS=(),
-                                   AXIS="languages", OPTIONS_SCHEMA={})
+    module = types.SimpleNamespace(
+        __name__="modelfree", NAME="modelfree", PROMPT_VERSION="1", MODEL_KINDS=(), AXIS="languages", OPTIONS_SCHEMA={}
+    )
     with pytest.raises(GlobalrepError, match="modelfree lacks OWN_STAGE"):
         Task.from_module(module)
     assert Task.from_module(types.SimpleNamespace(**vars(module), OWN_STAGE=sft_langid.OWN_STAGE)).own_stage

@@ -44,8 +44,9 @@ def test_answer_is_the_text_before_the_first_blank_line():
 
 
 def test_score_takes_the_best_gold_answer():
-    items = pd.DataFrame({"item_id": ["q"], "group": ["english"], "group_name": ["English"],
-                          "answers": [["the Sandel River", "Sandel"]]})
+    items = pd.DataFrame(
+        {"item_id": ["q"], "group": ["english"], "group_name": ["English"], "answers": [["the Sandel River", "Sandel"]]}
+    )
     predictions = pd.DataFrame({"model": ["m"], "item_id": ["q"], "answer_text": ["Sandel River\n\nContext: x"]})
     scores = tydiqa.score(items, predictions, {}).set_index("metric")
     assert scores.loc["exact_match", "value"] == 100.0 and scores.loc["f1", "value"] == 100.0
@@ -92,7 +93,8 @@ def test_shots_can_be_drawn_afresh_for_each_question_as_the_paper_did(shared_dat
     english = fresh[fresh["group"] == "english"].set_index("item_id")["shot_questions"]
     assert again.set_index("item_id")["shot_questions"].equals(english)  # seeded by the question alone
     assert not tydiqa.prepare({**options, "shot_sampling": "per_question", "seed": 1}, dev)["shot_questions"].equals(
-        fresh["shot_questions"])
+        fresh["shot_questions"]
+    )
 
 
 def test_prompt_has_instruction_examples_then_the_question():
@@ -119,7 +121,9 @@ def test_missing_train_pool_and_languages_are_named(tmp_path, test_data):
     subset = str(test_data / "tydiqa_train")  # english and swahili only, as the real subset lacks arabic
     with pytest.raises(GlobalrepError, match="0 train question.*'arabic'"):
         tydiqa.prepare({"languages": ["arabic"], "train_source": subset}, str(test_data / "tydiqa_dev"))
-    (tmp_path / "bad.json").write_text('{"data": [{"paragraphs": [{"context": "C", "qas": [{"id": "english-1", "question": "Q?"}]}]}]}')
+    (tmp_path / "bad.json").write_text(
+        '{"data": [{"paragraphs": [{"context": "C", "qas": [{"id": "english-1", "question": "Q?"}]}]}]}'
+    )
     with pytest.raises(GlobalrepError, match="bad.json: not SQuAD-1.1 JSON"):
         tydiqa.prepare({"num_shots": 0}, str(tmp_path / "bad.json"))
 
@@ -153,7 +157,11 @@ def test_engine_shortens_long_passages_to_the_window_and_logs_it(tiny_tokenizer,
     tokenizer = load_tokenizer(spec)
     assert len(encode(short.prompt, tokenizer)) <= window - 16 < len(encode(long.prompt, tokenizer))
     kept, cut = fit_prompt(long.prompt, passage, lambda t: encode(t, tokenizer), window - 16, "long")
-    assert cut and window - 28 <= len(kept) <= window - 16 and tokenizer.decode(kept).rstrip().endswith("Which word?\nExtracted Answer:")
+    assert (
+        cut
+        and window - 28 <= len(kept) <= window - 16
+        and tokenizer.decode(kept).rstrip().endswith("Which word?\nExtracted Answer:")
+    )
 
 
 # ------------------------------------------------------------------------------ figures
@@ -167,11 +175,27 @@ def test_figure_3_per_chain_from_the_standard_tables(tmp_path):
     table = pd.DataFrame(rows, columns=["model", "group", "value"]).assign(
         metric="f1", ci_low=0.0, ci_high=100.0, n=10, group_name=lambda t: t["group"].map(tydiqa.named_language)
     )
-    deltas = pd.DataFrame({"chain": "c", "from_model": "base", "to_model": "sft", "group": ["english", "swahili", "telugu"],
-                           "metric": "f1", "delta": [-5.0, 2.0, 0.0], "ci_low": -9.0, "ci_high": 9.0, "p_value": 0.5})
+    deltas = pd.DataFrame(
+        {
+            "chain": "c",
+            "from_model": "base",
+            "to_model": "sft",
+            "group": ["english", "swahili", "telugu"],
+            "metric": "f1",
+            "delta": [-5.0, 2.0, 0.0],
+            "ci_low": -9.0,
+            "ci_high": 9.0,
+            "p_value": 0.5,
+        }
+    )
     assert list(by_score(table, "base")["group"]) == ["english", "swahili", "telugu"]
     assert group_label("deu_Latn", "German") == "German (deu_Latn)" and group_label("english", "English") == "English"
     chains = {"c": ["base", "sft"], "lonely": ["base", "other"]}
     paths = tydiqa.figures(table, deltas, FigureContext(tmp_path, chains, {"base": "base", "sft": "sft"}), {})
     names = sorted(p.name for p in paths)
-    assert names == ["tydiqa_goldp_chain-c.pdf", "tydiqa_goldp_chain-c.png", "tydiqa_goldp_models.pdf", "tydiqa_goldp_models.png"]
+    assert names == [
+        "tydiqa_goldp_chain-c.pdf",
+        "tydiqa_goldp_chain-c.png",
+        "tydiqa_goldp_models.pdf",
+        "tydiqa_goldp_models.png",
+    ]

@@ -45,7 +45,11 @@ def test_requests_write_the_country_with_its_article():
 def test_score_takes_each_countrys_reward():
     items = where_from.prepare({}, where_from.resolve_source({})).head(3)
     predictions = pd.DataFrame(
-        {"item_id": list(items["item_id"]) * 2, "reply_reward": [[0.5], [-1.0], [2.0]] * 2, "model": ["a"] * 3 + ["b"] * 3}
+        {
+            "item_id": list(items["item_id"]) * 2,
+            "reply_reward": [[0.5], [-1.0], [2.0]] * 2,
+            "model": ["a"] * 3 + ["b"] * 3,
+        }
     )
     scores = where_from.score(items, predictions, {})
     assert list(scores.columns) == ["model", "item_id", "group", "metric", "value"]
@@ -58,7 +62,9 @@ def test_score_takes_each_countrys_reward():
 
 def test_tiny_reward_model_scores_every_country_and_the_map_is_drawn(tiny_rm_dir, tmp_path, one_torch_thread):
     items = where_from.prepare({}, where_from.resolve_source({}))
-    spec = ModelSpec(name="rm", path=str(tiny_rm_dir), kind="reward", chat_template=True, dtype="float32", batch_size=64)
+    spec = ModelSpec(
+        name="rm", path=str(tiny_rm_dir), kind="reward", chat_template=True, dtype="float32", batch_size=64
+    )
     answers = engine.answer(spec, where_from.requests(items, {}), {"device": "cpu"}).assign(model="rm")
     scores = where_from.score(items, answers, {})
     assert len(scores) == 177 and scores["value"].notna().all() and scores["value"].nunique() > 100
@@ -72,7 +78,12 @@ def test_the_papers_starling_rewards_favour_english_speaking_countries(shared_da
     map; they show the paper's finding."""
     published = pd.read_csv(shared_data / "paper_outputs" / "reward-testing" / "where_from_starling-rm-7b-alpha.csv")
     table = pd.DataFrame(
-        {"model": "starling-rm-7b-alpha", "group": published["country"], "metric": "reward", "value": published["reward"]}
+        {
+            "model": "starling-rm-7b-alpha",
+            "group": published["country"],
+            "metric": "reward",
+            "value": published["reward"],
+        }
     )
     reward = table.set_index("group")["value"]
     western = reward[["United States of America", "United Kingdom", "Canada", "Australia", "New Zealand"]]

@@ -65,7 +65,9 @@ def with_a_published_model(config: dict) -> None:
     config["engine"].update(threads=3, gpus=1, mem_mb=64000, runtime=90)
     config["models"]["demo-sft"].update(threads=2, mem_mb=32000, runtime=45)
     config["models"]["paper-base"] = {
-        "path": "org/paper-base", "backend": "published", "published": {"global_opinions": "published.csv"},
+        "path": "org/paper-base",
+        "backend": "published",
+        "published": {"global_opinions": "published.csv"},
     }
 
 
@@ -81,9 +83,13 @@ def test_slurm_profile_dry_run(workdir):
     infer_jobs = [block for blocks in jobs.values() for block in blocks]
     assert infer_jobs and all("gpu=1" in block for block in infer_jobs)
     # Threads and resources come from the config, never from the profile.
-    assert all("threads: 3" in block and "mem_mb=64000" in block and "runtime=90" in block for block in jobs["demo-base"])
+    assert all(
+        "threads: 3" in block and "mem_mb=64000" in block and "runtime=90" in block for block in jobs["demo-base"]
+    )
     # A model's own resources win over the engine's.
-    assert all("threads: 2" in block and "mem_mb=32000" in block and "runtime=45" in block for block in jobs["demo-sft"])
+    assert all(
+        "threads: 2" in block and "mem_mb=32000" in block and "runtime=45" in block for block in jobs["demo-sft"]
+    )
     # Published outputs: one thread, no GPU, little memory.
     assert published and all(
         "threads:" not in block and "gpu=0" in block and "mem_mb=2000" in block and "runtime=30" in block

@@ -126,7 +126,7 @@ def third_party_imports(paths: Iterable[str | Path], skip: Collection[str] = ())
     names modules and functions (``globalrep.engine.answer``) that the scripts never run."""
     paths = list(paths)
     names = set().union(*(imported_names(path) for path in paths))
-    imports = set(names).union(
-        *(imported_names(path, module_name(path), skip) for path in package_files(names, skip))
-    )
-    return {top for top in (name.split(".")[0] for name in imports) if top != PACKAGE and top not in sys.stdlib_module_names}
+    imports = set(names).union(*(imported_names(path, module_name(path), skip) for path in package_files(names, skip)))
+    return {
+        top for top in (name.split(".")[0] for name in imports) if top != PACKAGE and top not in sys.stdlib_module_names
+    }

@@ -208,7 +208,6 @@ def task_chains(chains: Mapping[str, Sequence[str]], models: Sequence[str]) -> d
     return {name: members for name, members in kept.items() if len(members) >= 2}
 
 
-
 def plain(value: object) -> object:
     """Snakemake's config may hold its own mapping types; the report gets plain dicts and lists."""
     if isinstance(value, Mapping):

@@ -112,7 +112,9 @@ def _rows(schema: Mapping, node: Mapping, prefix: str = "") -> list[str]:
     for key, spec in node.get("properties", {}).items():
         spec = _resolve(schema, spec)
         default = "required" if key in required else _code(spec["default"]) if "default" in spec else "unset"
-        rows.append(f"| `{prefix}{key}` | {_cell(type_text(schema, spec))} | {_cell(default)} | {_cell(spec.get('description', ''))} |")
+        rows.append(
+            f"| `{prefix}{key}` | {_cell(type_text(schema, spec))} | {_cell(default)} | {_cell(spec.get('description', ''))} |"
+        )
         entry = spec.get("additionalProperties")
         if isinstance(entry, Mapping) and "properties" in _resolve(schema, entry):
             rows += _rows(schema, _resolve(schema, entry), f"{prefix}{key}.<name>.")
@@ -129,7 +131,9 @@ def values_list(schema: Mapping, path: str) -> str:
     """The allowed values of the config list at ``path``, comma-separated, in the schema's order."""
     items = _resolve(schema, _node_at(schema, path).get("items", {}))
     if "enum" not in items:
-        raise GlobalrepError(f"{CONFIG_README}: config key {path!r} has no list of allowed values (marker <!-- values:{path} -->)")
+        raise GlobalrepError(
+            f"{CONFIG_README}: config key {path!r} has no list of allowed values (marker <!-- values:{path} -->)"
+        )
     return ", ".join(_code(value) for value in items["enum"]) + "."
 
 
@@ -137,7 +141,9 @@ def render(text: str, schema: Mapping) -> str:
     """``text`` (config/README.md) with every marked block rewritten from ``schema``. Every task
     needs an options block, so a new task cannot go undocumented."""
     blocks = {(kind, path) for kind, path in BLOCK.findall(text)}
-    missing = [task for task in schema["properties"]["tasks"]["properties"] if ("options", f"tasks.{task}") not in blocks]
+    missing = [
+        task for task in schema["properties"]["tasks"]["properties"] if ("options", f"tasks.{task}") not in blocks
+    ]
     if missing:
         raise GlobalrepError(
             f"{CONFIG_README}: no options table for task(s) {', '.join(missing)}; add a section with "

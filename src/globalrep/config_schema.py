@@ -43,7 +43,9 @@ def assemble(top_level: str | os.PathLike) -> dict:
         schema["$defs"][name] = copy.deepcopy(dict(task.options_schema))
     schema["properties"]["dialects"]["items"]["enum"] = list(DIALECTS)
     model = schema["$defs"]["model"]
-    model["properties"]["published"]["propertyNames"]["enum"] = [name for name, task in TASKS.items() if task.read_published]
+    model["properties"]["published"]["propertyNames"]["enum"] = [
+        name for name, task in TASKS.items() if task.read_published
+    ]
     infos = backend_infos()
     model["properties"]["backend"]["enum"] = sorted(infos)
     model["allOf"] = []
@@ -52,7 +54,9 @@ def assemble(top_level: str | os.PathLike) -> dict:
         chosen = {"properties": {"backend": {"const": name}}, "required": ["backend"]}
         if name == DEFAULT_BACKEND:
             chosen = {"anyOf": [chosen, {"not": {"required": ["backend"]}}]}
-        model["allOf"].append({"if": chosen, "then": {"properties": {"options": {"$ref": f"#/$defs/backend-options-{name}"}}}})
+        model["allOf"].append(
+            {"if": chosen, "then": {"properties": {"options": {"$ref": f"#/$defs/backend-options-{name}"}}}}
+        )
     return schema
 
 
@@ -60,7 +64,9 @@ def assembled_file(top_level: str | os.PathLike) -> str:
     """The assembled schema written to a file (named by its content, in the temporary folder),
     for ``snakemake.utils.validate``, which reads schemas from files."""
     text = json.dumps(assemble(top_level), indent=1, sort_keys=True)
-    path = Path(tempfile.gettempdir()) / f"globalrep-config-schema-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    path = (
+        Path(tempfile.gettempdir()) / f"globalrep-config-schema-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    )
     if not path.exists():
         staging = path.with_name(f".{path.name}.{os.getpid()}")
         staging.write_text(text, encoding="utf-8")

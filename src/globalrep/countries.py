@@ -124,8 +124,10 @@ DEFAULT_ARTICLES = "english"
 @functools.cache
 def _article_rules(articles: str) -> tuple[frozenset[str], frozenset[str], bool]:
     if articles not in ARTICLE_RULES:
-        raise GlobalrepError(f"articles {articles!r} is not one of {', '.join(ARTICLE_RULES)} "
-                             "(config keys tasks.where_from.articles, tasks.askreddit.articles)")
+        raise GlobalrepError(
+            f"articles {articles!r} is not one of {', '.join(ARTICLE_RULES)} "
+            "(config keys tasks.where_from.articles, tasks.askreddit.articles)"
+        )
     text = resources.files("globalrep").joinpath(ARTICLE_RULES[articles]).read_text(encoding="utf-8")
     rules = yaml.safe_load(text)
     return frozenset(rules["words"]), frozenset(rules["names"]), bool(rules.get("keep_leading_the", False))
@@ -151,7 +153,9 @@ def check_template(template: str, where: str) -> None:
     """A reply template must hold ``{country}`` exactly once."""
     count = template.count(PLACEHOLDER)
     if count != 1:
-        raise GlobalrepError(f"{where}: the reply {template!r} must contain {PLACEHOLDER} exactly once, not {count} times")
+        raise GlobalrepError(
+            f"{where}: the reply {template!r} must contain {PLACEHOLDER} exactly once, not {count} times"
+        )
 
 
 def starts_sentence(prefix: str) -> bool:
@@ -213,7 +217,9 @@ def _listed_countries(path: Path, rows: list[tuple], unmatched: list[str], colum
     """The rows of a favorability file that are on the country list; the others are named in a
     warning, and a file with none is an error."""
     if unmatched:
-        log.warning("%s: %d countries are not in the country list and are left out: %s", path, len(unmatched), unmatched)
+        log.warning(
+            "%s: %d countries are not in the country list and are left out: %s", path, len(unmatched), unmatched
+        )
     if not rows:
         raise GlobalrepError(f"{path}: none of its countries is in the country list")
     return pd.DataFrame(rows, columns=columns)
@@ -235,7 +241,9 @@ def read_country_set(path: str | Path) -> list[str]:
     """A set of country names: the ``country`` column of a CSV, in its order."""
     path = Path(path)
     if not path.is_file():
-        raise GlobalrepError(f"country set file {str(path)!r} does not exist (config key 'tasks.askreddit.correlation_countries')")
+        raise GlobalrepError(
+            f"country set file {str(path)!r} does not exist (config key 'tasks.askreddit.correlation_countries')"
+        )
     names = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     if "country" not in names.columns or not len(names):
         raise GlobalrepError(f"{path}: expected a column 'country' with one country name per row")

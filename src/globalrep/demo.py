@@ -138,9 +138,7 @@ def _pseudo_words(count: int, exclude: set[str], rng: random.Random) -> list[str
     seen = set(exclude)
     while len(words) < count:
         n_syllables = rng.choice((1, 2, 2, 3, 3, 4))
-        word = "".join(
-            rng.choice(ONSETS) + rng.choice(NUCLEI) + rng.choice(CODAS) for _ in range(n_syllables)
-        )
+        word = "".join(rng.choice(ONSETS) + rng.choice(NUCLEI) + rng.choice(CODAS) for _ in range(n_syllables))
         if len(word) > 2 and word not in seen:
             seen.add(word)
             words.append(word)
@@ -300,9 +298,7 @@ def build_value_head_reward_model(
     return base_dir, state_path
 
 
-def build_demo_models(
-    out_dir: Path | str, extra_texts: Iterable[str] = (), vocab_size: int = 4096
-) -> dict[str, Path]:
+def build_demo_models(out_dir: Path | str, extra_texts: Iterable[str] = (), vocab_size: int = 4096) -> dict[str, Path]:
     """Train the demo tokenizer once and write the demo chain and reward model under ``out_dir``.
 
     Writes ``demo-base``, ``demo-sft``, ``demo-pt`` (causal LMs, seeds 0, 1, 2: each stage gives
@@ -311,24 +307,15 @@ def build_demo_models(
     """
     out_dir = Path(out_dir)
     tokenizer = train_tokenizer(demo_corpus(extra_texts), vocab_size=vocab_size)
-    built = {
-        name: build_causal_lm(tokenizer, out_dir / name, seed)
-        for name, seed in DEMO_STAGES.items()
-    }
-    built[DEMO_REWARD_MODEL] = build_reward_model(
-        tokenizer, out_dir / DEMO_REWARD_MODEL, DEMO_REWARD_SEED
-    )
+    built = {name: build_causal_lm(tokenizer, out_dir / name, seed) for name, seed in DEMO_STAGES.items()}
+    built[DEMO_REWARD_MODEL] = build_reward_model(tokenizer, out_dir / DEMO_REWARD_MODEL, DEMO_REWARD_SEED)
     return built
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m globalrep.demo", description="Build the demo's tiny local models."
-    )
+    parser = argparse.ArgumentParser(prog="python -m globalrep.demo", description="Build the demo's tiny local models.")
     parser.add_argument("out_dir", type=Path, help="directory that receives one folder per model")
-    parser.add_argument(
-        "text_files", nargs="*", type=Path, help="extra tokenizer training text (e.g. demo data)"
-    )
+    parser.add_argument("text_files", nargs="*", type=Path, help="extra tokenizer training text (e.g. demo data)")
     args = parser.parse_args(argv)
     # Any file is fine (CSV, JSON, text); undecodable bytes are replaced rather than fatal.
     extra = [f.read_text(encoding="utf-8", errors="replace") for f in args.text_files]

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 # Bump when rewriting changes (rules switched off, protection, line handling): reruns the rewrites.
 REWRITE_VERSION = "1"
 
+
 def rewrite_text(rewriter: DialectRewriter, text: str, key: str, protect: Sequence[str] = ()) -> tuple[str, set[str]]:
     """One text rewritten: ``(text, rules that fired)``."""
     result = rewriter.rewrite(text, key, protect)

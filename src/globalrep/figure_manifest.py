@@ -44,7 +44,9 @@ def damaged(folder: str | os.PathLike, check_digests: bool = False) -> str | Non
         path = folder / name
         if not path.is_file():
             return f"{folder}: {name} is missing (listed in {NAME})"
-        if path.stat().st_size != facts.get("size") or (check_digests and provenance.file_digest(path) != facts.get("digest")):
+        if path.stat().st_size != facts.get("size") or (
+            check_digests and provenance.file_digest(path) != facts.get("digest")
+        ):
             return f"{folder}: {name} changed after it was drawn"
     return None
 

@@ -67,7 +67,9 @@ def _load(path: str | os.PathLike, parse: Callable[[Path], object], errors: tupl
         raise GlobalrepError(f"{path}: cannot be read ({type(error).__name__}: {error})") from None
 
 
-def read_output(path: str | os.PathLike, load: Callable = load_parquet, expected: Mapping | None = None) -> pd.DataFrame:
+def read_output(
+    path: str | os.PathLike, load: Callable = load_parquet, expected: Mapping | None = None
+) -> pd.DataFrame:
     """``load(path, expected)``; when that fails, delete ``path`` (and its provenance sidecar, if
     any) and say that the next run rebuilds it."""
     try:

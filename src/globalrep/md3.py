@@ -203,7 +203,9 @@ def read_items_csv(path: str | Path, dialects: Sequence[str] = DIALECTS) -> pd.D
         if not answer:
             raise GlobalrepError(f"{where}: empty correct_answer")
         transcript = parse_transcript(row.transcript, where)
-        games.append(_game(row.dialect, transcript, answer, _word_list(row.distractors, f"{where}, column 'distractors'")))
+        games.append(
+            _game(row.dialect, transcript, answer, _word_list(row.distractors, f"{where}, column 'distractors'"))
+        )
     return _items(games, str(path))
 
 
@@ -213,7 +215,9 @@ def parse_transcript(text: str, where: str) -> list[Line]:
     for number, line in enumerate(text.split("\n") if text else [], start=1):
         speaker, sep, utterance = line.partition(": ")
         if not sep or not speaker:
-            raise GlobalrepError(f"{where}, column 'transcript', line {number}: expected 'speaker: text', got {line[:60]!r}")
+            raise GlobalrepError(
+                f"{where}, column 'transcript', line {number}: expected 'speaker: text', got {line[:60]!r}"
+            )
         lines.append((speaker, utterance))
     return lines
 
@@ -340,7 +344,6 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, seed: int, task: str) 
 def _tiebreak(order) -> Sequence[int] | None:
     """A prediction's tie order; None where its backend gave none (NaN after concatenating)."""
     return None if order is None or (isinstance(order, float) and np.isnan(order)) else order
-
 
 
 def _game(dialect: str, transcript: list[Line], answer: str, distractors: list[str], clip: str | None = None) -> dict:

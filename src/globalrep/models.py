@@ -20,7 +20,6 @@ ENGINE_RESULTS_VERSION = "3"  # 2: log-likelihood contexts fit the window; repea
 RESOURCE_KEYS = ("threads", "gpus", "mem_mb", "runtime")
 
 
-
 def inference_resources(entry: dict, engine: dict) -> dict[str, int]:
     """``threads``, ``gpus``, ``mem_mb`` and ``runtime`` of a model's inference jobs: the model
     entry's own, else its backend's defaults (``BackendInfo.default_resources``), else the
@@ -84,6 +83,8 @@ def inference_fingerprint(model: ModelSpec, request_options: dict, prompt_versio
     if source is not None:
         entry["chat_template_source"] = source  # editing a format's file reruns its jobs
     if request_options.get("prompt_template"):  # so does editing a task's prompt template
-        request_options = {**request_options, "prompt_template_text": user_template_text(
-            request_options["prompt_template"], "prompt_template")}
+        request_options = {
+            **request_options,
+            "prompt_template_text": user_template_text(request_options["prompt_template"], "prompt_template"),
+        }
     return fingerprint(entry, request_options, prompt_version, ENGINE_RESULTS_VERSION)

@@ -102,6 +102,7 @@ DIALECTS: dict[str, str] = {
 # models), and 47 without it drops "it" from every "it is".
 DISABLED_FEATURES = (1, 2, 41, 43, 46, 47)
 
+
 def check_dialects(names: Iterable[str]) -> list[str]:
     """The configured dialect codes, each known; else an error that lists the known codes."""
     names = list(names)

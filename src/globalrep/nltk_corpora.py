@@ -29,7 +29,6 @@ WORDNET_DEBS = ("wordnet-base", "wordnet-sense-index")
 LEXNAME_CATEGORIES = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 
 
-
 def find_nltk_data(environ: Mapping[str, str] = os.environ) -> str | None:
     """The first folder on ``NLTK_DATA`` that already holds WordNet and cmudict, else None."""
     for folder in environ.get("NLTK_DATA", "").split(os.pathsep):

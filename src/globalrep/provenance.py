@@ -112,7 +112,9 @@ def _check(path, found: Mapping, expected: Mapping | None) -> None:
     made_by = found.get("made_by", {})
     for key, want in (expected or {}).items():
         if made_by.get(key) != want:
-            raise ProvenanceError(f"{path}: made for {key} {made_by.get(key)!r}, expected {want!r} (a file from another run or config)")
+            raise ProvenanceError(
+                f"{path}: made for {key} {made_by.get(key)!r}, expected {want!r} (a file from another run or config)"
+            )
     for source, digest in found.get("inputs", {}).items():
         current = recorded_digest(source) if Path(source).exists() else None
         if current is not None and current != digest:

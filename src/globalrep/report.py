@@ -119,7 +119,10 @@ def _header(config: dict, versions: Mapping[str, str]) -> str:
             "<h2>Models</h2>",
             _html_table(["name", "path", "stage", "kind"], models),
             "<h2>Chains</h2>",
-            _html_table(["chain", "models"], [(name, _chain_text(members)) for name, members in config.get("chains", {}).items()]),
+            _html_table(
+                ["chain", "models"],
+                [(name, _chain_text(members)) for name, members in config.get("chains", {}).items()],
+            ),
             "<h2>Package versions</h2>",
             _html_table(["package", "version"], sorted(packages.items())),
         ]
@@ -139,7 +142,9 @@ def _contents(axes: Mapping[str, Sequence[str]]) -> str:
 
 def _axis_section(axis: str, tasks: Mapping[str, TaskOutputs], config: dict) -> str:
     title, question = AXES[axis]
-    loaded = {task: (read_table_output(outputs.table), read_table_output(outputs.deltas)) for task, outputs in tasks.items()}
+    loaded = {
+        task: (read_table_output(outputs.table), read_table_output(outputs.deltas)) for task, outputs in tasks.items()
+    }
     return "\n".join(
         [
             f'<section class="axis" id="axis-{_e(axis)}">',
@@ -279,7 +284,14 @@ def _family_counts(deltas: pd.DataFrame) -> str:
         )
         for (from_model, to_model, metric), family in deltas.groupby(["from_model", "to_model", "metric"], sort=False)
     ]
-    headers = ["models", "metric", "family size (groups tested)", "left out (no p)", f"p < {SIGNIFICANCE}", f"q < {SIGNIFICANCE}"]
+    headers = [
+        "models",
+        "metric",
+        "family size (groups tested)",
+        "left out (no p)",
+        f"p < {SIGNIFICANCE}",
+        f"q < {SIGNIFICANCE}",
+    ]
     return _html_table(headers, rows)
 
 
@@ -328,9 +340,7 @@ def _chain_text(members: Sequence[str]) -> str:
 
 def _html_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(_cell(value) for value in row) + "</tr>\n" for row in rows
-    )
+    body = "".join("<tr>" + "".join(_cell(value) for value in row) + "</tr>\n" for row in rows)
     return f"<table>\n<tr>{head}</tr>\n{body}</table>"
 
 

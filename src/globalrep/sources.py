@@ -113,7 +113,9 @@ def read_json_records(path: str | os.PathLike) -> pd.DataFrame:
     try:
         return pd.read_json(io.StringIO(text), dtype=False)
     except ValueError as error:
-        raise GlobalrepError(f"{path}: JSON that is not a table ({error}); give a list of objects, one per row") from None
+        raise GlobalrepError(
+            f"{path}: JSON that is not a table ({error}); give a list of objects, one per row"
+        ) from None
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

@@ -123,14 +123,14 @@ def score_task(
     fingerprints: Mapping[str, str] | None = None,
 ) -> None:
     """Score every model's predictions; write per-item scores and the two standard tables (the
-    deltas' q-values by ``correction``, config key ``stats.correction``), each recording the
-    digests of what it was computed from.
+        deltas' q-values by ``correction``, config key ``stats.correction``), each recording the
+        digests of what it was computed from.
 
-    ``predictions`` maps each model to its shard files in shard order, ``fingerprints`` each
-    model to its inference fingerprint (the workflow's; none outside it, as shards written without
-one record ""). A shard that cannot be read, that was made by another
-    model, config or shard layout, or that does not hold exactly its items, is deleted and
-    reported: rerunning Snakemake recomputes exactly the missing shards.
+        ``predictions`` maps each model to its shard files in shard order, ``fingerprints`` each
+        model to its inference fingerprint (the workflow's; none outside it, as shards written without
+    one record ""). A shard that cannot be read, that was made by another
+        model, config or shard layout, or that does not hold exactly its items, is deleted and
+        reported: rerunning Snakemake recomputes exactly the missing shards.
     """
     from globalrep import tables
 
@@ -199,12 +199,12 @@ def task_figures(
     extra_tables: Sequence[str | os.PathLike] = (),
 ) -> list[Path]:
     """Draw the task's figures (PDF + PNG) into ``out_dir``, which appears whole or not at all,
-listing them in its ``figures.json`` (see :mod:`globalrep.figure_manifest`).
+    listing them in its ``figures.json`` (see :mod:`globalrep.figure_manifest`).
 
-    The task's ``figures()`` gets its options and a :class:`~globalrep.tasks.base.FigureContext`
-    with ``chains``, ``models_stage`` ({model: stage}) for colours and the extra tables read from
-    ``extra_tables`` (the task's ``{task}_{name}.csv`` files). A task with no model to show (``unavailable`` says why) gets one
-    figure saying so, and those of its ``unavailable_figures()``, if it has one.
+        The task's ``figures()`` gets its options and a :class:`~globalrep.tasks.base.FigureContext`
+        with ``chains``, ``models_stage`` ({model: stage}) for colours and the extra tables read from
+        ``extra_tables`` (the task's ``{task}_{name}.csv`` files). A task with no model to show (``unavailable`` says why) gets one
+        figure saying so, and those of its ``unavailable_figures()``, if it has one.
     """
     task = get_task(task_name)
     out_dir = Path(out_dir)
@@ -227,7 +227,9 @@ listing them in its ``figures.json`` (see :mod:`globalrep.figure_manifest`).
             log.warning("task %s draws no figures", task_name)
         inputs = [] if unavailable else [table_path, deltas_path, *extra_tables]
         figure_manifest.write(staging, {"kind": "figures", "task": task_name}, inputs)
-    written = sorted(p for p in out_dir.rglob("*") if p.is_file() and not p.name.startswith(".") and p.name != figure_manifest.NAME)
+    written = sorted(
+        p for p in out_dir.rglob("*") if p.is_file() and not p.name.startswith(".") and p.name != figure_manifest.NAME
+    )
     log.info("wrote %d figure files to %s: %s", len(written), out_dir, ", ".join(p.name for p in written))
     return written
 

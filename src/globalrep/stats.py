@@ -54,6 +54,7 @@ def bootstrap_cis(
     degenerate-data warnings.
     """
     from scipy import stats
+
     samples = [np.asarray(values, dtype=float) for values in samples]
     results: list[tuple[float, float, float]] = []
     spread = []
@@ -144,6 +145,7 @@ def paired_p_values(differences: Sequence[np.ndarray], n_resamples: int = 2000, 
     with ``n_resamples`` seeded ``seed``, or paired t-test). One item's two sign flips tie (p = 1);
     no items give NaN. Each sample gets the p-value it would get alone."""
     from scipy import stats
+
     p_values = [np.nan if diff.size == 0 else 1.0 for diff in differences]
     permuted = []
     for index, diff in enumerate(differences):
@@ -205,6 +207,7 @@ def unpaired_difference(
     spread to resample: the interval is then the point itself and p is NaN.
     """
     from scipy import stats
+
     first = np.asarray(first, dtype=float)
     second = np.asarray(second, dtype=float)
     if first.size == 0 or second.size == 0:
@@ -243,6 +246,7 @@ def mcnemar_exact(before: Sequence[float] | np.ndarray, after: Sequence[float] |
     difference each is equally likely either way, so p is a two-sided binomial test on them
     (1.0 when there are none)."""
     from scipy import stats
+
     before = np.asarray(before, dtype=float)
     after = np.asarray(after, dtype=float)
     if before.shape != after.shape:
@@ -264,6 +268,7 @@ def adjusted_p_values(p_values: Sequence[float] | np.ndarray, correction: str = 
     Holm (``holm``, family-wise error rate) or the p-values themselves (``none``). NaN p-values
     (no test: no items) are left out of the family and stay NaN."""
     from scipy import stats
+
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; use one of {', '.join(CORRECTIONS)}")
     p_values = np.asarray(p_values, dtype=float)

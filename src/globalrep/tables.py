@@ -14,9 +14,32 @@ import pandas as pd
 from globalrep.stats import adjusted_p_values, bootstrap_cis, paired_differences, unpaired_difference
 
 GROUP_COLUMNS = ["model", "group", "metric", "value", "ci_low", "ci_high", "n"]
-DELTA_COLUMNS = ["chain", "from_model", "to_model", "group", "metric", "delta", "ci_low", "ci_high", "p_value", "q_value"]
+DELTA_COLUMNS = [
+    "chain",
+    "from_model",
+    "to_model",
+    "group",
+    "metric",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "q_value",
+]
 REFERENCE_DIFFERENCE_COLUMNS = [*GROUP_COLUMNS[:6], "p_value", "q_value", "n"]
-GAP_COLUMNS = ["model", "reference", "group", "metric", "gap", "ci_low", "ci_high", "p_value", "q_value", "n_reference", "n_group"]
+GAP_COLUMNS = [
+    "model",
+    "reference",
+    "group",
+    "metric",
+    "gap",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "q_value",
+    "n_reference",
+    "n_group",
+]
 GAP_CHANGE_COLUMNS = [
     "chain", "from_model", "to_model", "reference", "group", "metric", "change", "ci_low", "ci_high", "p_value", "q_value",
 ]  # fmt: skip
@@ -112,7 +135,12 @@ def _chain_pairs(scores: pd.DataFrame, chains: dict[str, list[str]], from_base: 
         for from_model, to_model in steps:
             before = valid.loc[valid["model"] == from_model, [*keys, "value"]]
             after = valid.loc[valid["model"] == to_model, [*keys, "value"]]
-            yield chain, from_model, to_model, before.merge(after, on=keys, suffixes=("_from", "_to"), validate="one_to_one")
+            yield (
+                chain,
+                from_model,
+                to_model,
+                before.merge(after, on=keys, suffixes=("_from", "_to"), validate="one_to_one"),
+            )
 
 
 def reference_differences_table(
@@ -133,9 +161,7 @@ def reference_differences_table(
             keys.append((model, group, f"{metric}_{metric_suffix}"))
             both = wide[[reference, group]].dropna()
             pairs.append((both[reference].to_numpy(), both[group].to_numpy()))
-    rows = [
-        (*key, *difference, len(pair[0])) for key, pair, difference in zip(keys, pairs, paired_differences(pairs))
-    ]
+    rows = [(*key, *difference, len(pair[0])) for key, pair, difference in zip(keys, pairs, paired_differences(pairs))]
     return _tested(rows, REFERENCE_DIFFERENCE_COLUMNS, correction)
 
 
@@ -153,7 +179,9 @@ def gaps_table(scores: pd.DataFrame, reference: str, correction: str = "bh") -> 
         for group, other in values.items():
             if group != reference:
                 gap, low, high, p_value = unpaired_difference(values[reference], other)
-                rows.append((model, reference, group, metric, gap, low, high, p_value, len(values[reference]), len(other)))
+                rows.append(
+                    (model, reference, group, metric, gap, low, high, p_value, len(values[reference]), len(other))
+                )
     return _tested(rows, GAP_COLUMNS, correction)
 
 

@@ -16,9 +16,7 @@ _SRC = Path(workflow.basedir) / "src"
 if _SRC.is_dir() and str(_SRC) not in sys.path:
     sys.path.insert(0, str(_SRC))
     _paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    os.environ.update(
-        PYTHONPATH=os.pathsep.join([str(_SRC)] + [p for p in _paths if p != str(_SRC)])
-    )
+    os.environ.update(PYTHONPATH=os.pathsep.join([str(_SRC)] + [p for p in _paths if p != str(_SRC)]))
 
 from globalrep import config_checks, config_files, config_schema, figure_manifest, stages
 from globalrep.codebase import figure_fingerprint, scoring_fingerprint
@@ -38,7 +36,9 @@ except GlobalrepError as error:
 
 try:
     # The top-level schema with every task's options block (see globalrep.config_schema).
-    validate(config, schema=config_schema.assembled_file(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"))
+    validate(
+        config, schema=config_schema.assembled_file(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+    )
 except WorkflowError as error:
     cause = error.__context__  # the jsonschema ValidationError, if that is what failed
     if not hasattr(cause, "absolute_path"):
@@ -100,9 +100,7 @@ def n_shards(task):
 def shard_files(task, model):
     """One task's prediction shards for one model, in shard order."""
     n = n_shards(task)
-    return [
-        f"results/predictions/{task}/{model}/shard-{i}-of-{n}.parquet" for i in range(n)
-    ]
+    return [f"results/predictions/{task}/{model}/shard-{i}-of-{n}.parquet" for i in range(n)]
 
 
 def langid_shards():
@@ -218,9 +216,7 @@ def infer_fingerprint(wildcards):
     inference_fingerprints).
     """
     task = get_task(wildcards.task)
-    options = config_checks.inference_options(
-        wildcards.task, config["tasks"][wildcards.task]
-    )
+    options = config_checks.inference_options(wildcards.task, config["tasks"][wildcards.task])
     answers = inference_fingerprint(model_spec(wildcards.model), options, task.prompt_version)
     stamps = undeclarable_stamp(published_files(wildcards))
     return fingerprint(answers, *stamps) if stamps else answers
@@ -228,10 +224,7 @@ def infer_fingerprint(wildcards):
 
 def inference_fingerprints(task):
     """{model: infer_fingerprint} of the models a task evaluates, for scoring to check shards."""
-    return {
-        model: infer_fingerprint(SimpleNamespace(task=task, model=model))
-        for model in TASK_MODELS[task]
-    }
+    return {model: infer_fingerprint(SimpleNamespace(task=task, model=model)) for model in TASK_MODELS[task]}
 
 
 def score_inputs(wildcards):
@@ -250,9 +243,7 @@ FIGURE_CODE = {task: figure_fingerprint(get_task(task).module.__name__) for task
 
 
 def task_options_fingerprint(wildcards, code):
-    options = {
-        k: v for k, v in config["tasks"][wildcards.task].items() if k != "shards"
-    }
+    options = {k: v for k, v in config["tasks"][wildcards.task].items() if k != "shards"}
     return fingerprint(options, chains_for(wildcards.task), code[wildcards.task])
 
 

@@ -21,10 +21,10 @@ rule prepare_sae_items:
         source=prepare_source,
     output:
         "results/prepared/{task}@sae.parquet",
-    wildcard_constraints:
-        task=_DIALECT_TASK,
     log:
         "results/logs/prepare_task/{task}@sae.log",
+    wildcard_constraints:
+        task=_DIALECT_TASK,
     conda:
         "../../envs/inference.yaml"
     resources:
@@ -63,10 +63,10 @@ rule rewrite_dialects:
             category="Tables",
             subcategory="{task}",
         ),
-    wildcard_constraints:
-        task=_DIALECT_TASK,
     log:
         "results/logs/rewrite_dialects/{task}.log",
+    wildcard_constraints:
+        task=_DIALECT_TASK,
     conda:
         "../../envs/dialects.yaml"
     resources:

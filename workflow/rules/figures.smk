@@ -32,9 +32,7 @@ rule plot_task_figures:
     params:
         chains=lambda wildcards: chains_for(wildcards.task),
         models_stage=lambda wildcards: models_stage(wildcards.task),
-        unavailable=lambda wildcards: (
-            TASK_NOTES[wildcards.task] if wildcards.task in UNAVAILABLE_TASKS else ""
-        ),
+        unavailable=lambda wildcards: (TASK_NOTES[wildcards.task] if wildcards.task in UNAVAILABLE_TASKS else ""),
         fingerprint=figure_fingerprint,
     script:
         "../scripts/task_figures.py"

@@ -19,10 +19,10 @@ rule detect_sft_languages:
         source=lambda wildcards: LANGID_STAGE.source_files(LANGID_OPTIONS, wildcards.dataset),
     output:
         "results/langid/{dataset}/shard-{shard}-of-{nshards}.parquet",
-    wildcard_constraints:
-        dataset="|".join(map(re.escape, LANGID_STAGE.units(LANGID_OPTIONS) if LANGID_OPTIONS else [])) or "(?!)",
     log:
         "results/logs/detect_sft_languages/{dataset}/shard-{shard}-of-{nshards}.log",
+    wildcard_constraints:
+        dataset="|".join(map(re.escape, LANGID_STAGE.units(LANGID_OPTIONS) if LANGID_OPTIONS else [])) or "(?!)",
     conda:
         "../../envs/langid.yaml"
     threads: 1

@@ -4,8 +4,6 @@
 rule score_task:
     input:
         unpack(score_inputs),
-    wildcard_constraints:
-        task="|".join(map(re.escape, SCORED_TASKS)) or "(?!)",
     output:
         scores="results/scores/{task}.parquet",
         table=report(
@@ -22,6 +20,8 @@ rule score_task:
         ),
     log:
         "results/logs/score_task/{task}.log",
+    wildcard_constraints:
+        task="|".join(map(re.escape, SCORED_TASKS)) or "(?!)",
     conda:
         "../../envs/analysis.yaml"
     resources:
@@ -48,13 +48,10 @@ rule score_extra_table:
             category="Tables",
             subcategory="{task}",
         ),
-    wildcard_constraints:
-        table="|".join(
-            sorted({name for task in TASKS for name in stages.extra_table_names(task)})
-        )
-        or "(?!)",
     log:
         "results/logs/score_extra_table/{task}_{table}.log",
+    wildcard_constraints:
+        table="|".join(sorted({name for task in TASKS for name in stages.extra_table_names(task)})) or "(?!)",
     conda:
         "../../envs/analysis.yaml"
     resources:
@@ -73,10 +70,10 @@ rule write_empty_tables:
     output:
         table="results/tables/{task}.csv",
         deltas="results/tables/{task}_deltas.csv",
-    wildcard_constraints:
-        task="|".join(map(re.escape, UNAVAILABLE_TASKS)) or "(?!)",
     log:
         "results/logs/write_empty_tables/{task}.log",
+    wildcard_constraints:
+        task="|".join(map(re.escape, UNAVAILABLE_TASKS)) or "(?!)",
     conda:
         "../../envs/analysis.yaml"
     resources:

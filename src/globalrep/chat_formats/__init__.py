@@ -16,8 +16,11 @@ from globalrep.errors import GlobalrepError
 
 def builtin_names() -> list[str]:
     """The names of the built-in formats."""
-    return sorted(entry.name.removesuffix(".jinja") for entry in resources.files(__name__).iterdir()
-                  if entry.name.endswith(".jinja"))
+    return sorted(
+        entry.name.removesuffix(".jinja")
+        for entry in resources.files(__name__).iterdir()
+        if entry.name.endswith(".jinja")
+    )
 
 
 def template_source(chat_template: str, where: str = "chat_template") -> str:

@@ -104,22 +104,38 @@ VLLM_OPTIONS_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "gpu_memory_utilization": {"description": "Share of each GPU's memory vLLM may take (speed only).",
-                                   "type": "number", "exclusiveMinimum": 0, "maximum": 1},
-        "tensor_parallel_size": {"description": "GPUs one model is split over; set the model's `gpus` to match.",
-                                 "type": "integer", "minimum": 1},
-        "max_model_len": {"description": "Longest sequence (tokens); unset: the model's window. Contexts and "
-                                         "prompts are fitted to it as to the window.",
-                          "type": "integer", "minimum": 1},
-        "enforce_eager": {"description": "No CUDA graphs (slower, less memory). Always on for CPU.",
-                          "type": "boolean"},
-        "enable_prefix_caching": {"description": "Reuse the computed prompt prefixes for generation "
-                                                 "(vLLM never uses it for log-likelihoods).",
-                                  "type": "boolean"},
-        "max_num_seqs": {"description": "Sequences vLLM runs at once (speed and memory; may change the last "
-                                        "digits of results).", "type": "integer", "minimum": 1},
-        "quantization": {"description": "vLLM's quantization method of the checkpoint (e.g. `awq`, `fp8`).",
-                         "type": "string"},
+        "gpu_memory_utilization": {
+            "description": "Share of each GPU's memory vLLM may take (speed only).",
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1,
+        },
+        "tensor_parallel_size": {
+            "description": "GPUs one model is split over; set the model's `gpus` to match.",
+            "type": "integer",
+            "minimum": 1,
+        },
+        "max_model_len": {
+            "description": "Longest sequence (tokens); unset: the model's window. Contexts and "
+            "prompts are fitted to it as to the window.",
+            "type": "integer",
+            "minimum": 1,
+        },
+        "enforce_eager": {"description": "No CUDA graphs (slower, less memory). Always on for CPU.", "type": "boolean"},
+        "enable_prefix_caching": {
+            "description": "Reuse the computed prompt prefixes for generation "
+            "(vLLM never uses it for log-likelihoods).",
+            "type": "boolean",
+        },
+        "max_num_seqs": {
+            "description": "Sequences vLLM runs at once (speed and memory; may change the last digits of results).",
+            "type": "integer",
+            "minimum": 1,
+        },
+        "quantization": {
+            "description": "vLLM's quantization method of the checkpoint (e.g. `awq`, `fp8`).",
+            "type": "string",
+        },
         "trust_remote_code": {"description": "Run the model's own code from the hub.", "type": "boolean"},
     },
 }
@@ -128,8 +144,11 @@ VLLM_OPTIONS_SCHEMA = {
 BUILTIN_BACKENDS: dict[str, BackendInfo] = {
     "hf": BackendInfo("globalrep.engine.hf:HFBackend", HF_OPTIONS_SCHEMA),
     "vllm": BackendInfo(
-        "globalrep.engine.vllm:VLLMBackend", VLLM_OPTIONS_SCHEMA, model_kinds=("lm",),
-        non_result_keys=("options.gpu_memory_utilization",), environment="envs/vllm.yaml",
+        "globalrep.engine.vllm:VLLMBackend",
+        VLLM_OPTIONS_SCHEMA,
+        model_kinds=("lm",),
+        non_result_keys=("options.gpu_memory_utilization",),
+        environment="envs/vllm.yaml",
     ),  # fmt: skip
     # Reads one of the paper's files: no GPU, little memory, minutes; no options.
     "published": BackendInfo(
@@ -209,7 +228,9 @@ def open_backend(spec: ModelSpec, options: Mapping | None = None, progress: bool
     :class:`~globalrep.engine.runner.ModelRunner`."""
     kinds = backend_info(spec.backend).model_kinds
     if spec.kind not in kinds:
-        raise GlobalrepError(f"model {spec.name!r}: backend {spec.backend} runs models of kind {' or '.join(kinds)}, not {spec.kind}")
+        raise GlobalrepError(
+            f"model {spec.name!r}: backend {spec.backend} runs models of kind {' or '.join(kinds)}, not {spec.kind}"
+        )
     built = backend_factory(spec.backend)(spec, dict(options or {}), progress)
     # Imported by name, like the backends, so that importing the engine imports no torch.
     backend = built if hasattr(built, "answer") else _imported(MODEL_RUNNER)(spec, built, progress)

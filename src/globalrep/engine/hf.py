@@ -33,7 +33,9 @@ class HFBackend:
         self._loaded = None
 
     @classmethod
-    def loaded(cls, spec: ModelSpec, model, tokenizer, options: dict | None = None, progress: bool = False) -> HFBackend:
+    def loaded(
+        cls, spec: ModelSpec, model, tokenizer, options: dict | None = None, progress: bool = False
+    ) -> HFBackend:
         """The primitives of a model and tokenizer already loaded (a notebook's, a benchmark's)."""
         backend = cls(spec, dict(options or {}), progress)
         backend._loaded = (model, tokenizer)
@@ -53,22 +55,38 @@ class HFBackend:
         """The requests' shared prefixes forwarded once: one trie, cut into rows
         (:func:`globalrep.engine.loglik.score_requests`); its token counts are logged."""
         model, tokenizer = self._model()
-        logprobs, counts = score_requests(model, requests, self.max_row, self.spec.batch_size, tokenizer.pad_token_id,
-                                          self.device, f"{self.spec.name} loglik", self.progress)
+        logprobs, counts = score_requests(
+            model,
+            requests,
+            self.max_row,
+            self.spec.batch_size,
+            tokenizer.pad_token_id,
+            self.device,
+            f"{self.spec.name} loglik",
+            self.progress,
+        )
         log.info("%s loglik: %s", self.spec.name, counts)
         return logprobs
 
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[str]:
         model, tokenizer = self._model()
-        return run_batched(prompts, self.spec.batch_size,
-                           lambda batch: generate_batch(model, tokenizer, batch, max_new_tokens, stop, self.device),
-                           f"{self.spec.name} generate", self.progress)
+        return run_batched(
+            prompts,
+            self.spec.batch_size,
+            lambda batch: generate_batch(model, tokenizer, batch, max_new_tokens, stop, self.device),
+            f"{self.spec.name} generate",
+            self.progress,
+        )
 
     def reward(self, sequences: Sequence[Sequence[int]]) -> list[float]:
         model, tokenizer = self._model()
-        return run_batched(sequences, self.spec.batch_size,
-                           lambda batch: reward_batch(model, batch, tokenizer.pad_token_id, self.device),
-                           f"{self.spec.name} reward", self.progress)
+        return run_batched(
+            sequences,
+            self.spec.batch_size,
+            lambda batch: reward_batch(model, batch, tokenizer.pad_token_id, self.device),
+            f"{self.spec.name} reward",
+            self.progress,
+        )
 
     def close(self) -> None:
         self._loaded = None
@@ -114,13 +132,17 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], max_new_tokens: i
     from transformers import GenerationConfig
 
     ids, mask = _pad(prompts, tokenizer.pad_token_id, "left")
-    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False,
-                              pad_token_id=tokenizer.pad_token_id,
-                              eos_token_id=loading.end_token_ids(tokenizer, model.generation_config),
-                              stop_strings=list(stop) or None)
-    output = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                            generation_config=config, tokenizer=tokenizer)
-    return tokenizer.batch_decode(output[:, ids.shape[1]:], skip_special_tokens=True)
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=loading.end_token_ids(tokenizer, model.generation_config),
+        stop_strings=list(stop) or None,
+    )
+    output = model.generate(
+        input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config, tokenizer=tokenizer
+    )
+    return tokenizer.batch_decode(output[:, ids.shape[1] :], skip_special_tokens=True)
 
 
 @torch.no_grad()

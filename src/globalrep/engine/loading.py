@@ -72,8 +72,15 @@ def end_token_ids(tokenizer, generation_config=None) -> list[int]:
 
 
 # from_pretrained arguments that the config sets through its own keys, not through options.
-CONFIG_KEYS = {"revision": "revision", "gguf_file": "gguf_file", "dtype": "dtype", "torch_dtype": "dtype",
-               "quantization_config": "load_in_8bit", "load_in_8bit": "load_in_8bit", "device_map": "engine.device"}
+CONFIG_KEYS = {
+    "revision": "revision",
+    "gguf_file": "gguf_file",
+    "dtype": "dtype",
+    "torch_dtype": "dtype",
+    "quantization_config": "load_in_8bit",
+    "load_in_8bit": "load_in_8bit",
+    "device_map": "engine.device",
+}
 
 
 def _model_kwargs(spec: ModelSpec, path: str, device: torch.device) -> dict:
@@ -179,11 +186,17 @@ def _value_head_reward_model(spec: ModelSpec, device: torch.device) -> ScalarHea
     head = nn.Linear(body.config.hidden_size, 1, bias=False)
     head.weight.data.copy_(state.pop("v_head.weight"))
     # The body's keys carry the reward model's own prefix (Starling: 'transformer.').
-    body_state = {key.split(".", 1)[1] if key.startswith(("transformer.", "model.")) else key: value
-                  for key, value in state.items()}
+    body_state = {
+        key.split(".", 1)[1] if key.startswith(("transformer.", "model.")) else key: value
+        for key, value in state.items()
+    }
     result = body.load_state_dict(body_state, strict=False)
-    log.info("%s: value head loaded; body keys missing %d, unexpected %d",
-             spec.name, len(result.missing_keys), len(result.unexpected_keys))
+    log.info(
+        "%s: value head loaded; body keys missing %d, unexpected %d",
+        spec.name,
+        len(result.missing_keys),
+        len(result.unexpected_keys),
+    )
     head.to(device=device, dtype=next(body.parameters()).dtype)
     return ScalarHeadRewardModel(body, head).eval()
 

@@ -192,8 +192,9 @@ def pack_tree_rows(trie: PrefixTrie, max_row_tokens: int) -> list[TreeRow]:
     node's logits come from the one row that owns it, so a cut changes no number. Rows that would
     predict nothing are not forwarded."""
     order, sizes = _depth_first(trie)
-    scored = dict.fromkeys(node for per_continuation in trie.continuation_nodes
-                           for nodes in per_continuation for node in nodes)
+    scored = dict.fromkeys(
+        node for per_continuation in trie.continuation_nodes for nodes in per_continuation for node in nodes
+    )
     scored_children: dict[int, list[int]] = {}
     for node in scored:
         scored_children.setdefault(trie.parents[node], []).append(node)
@@ -230,12 +231,20 @@ def _tree_row(trie: PrefixTrie, owned: list[int], scored_children: dict[int, lis
     predictor = [r >= len(carried) and nodes[r] in scored_children for r in range(len(nodes))]
     columns = [r for r in range(len(nodes)) if not predictor[r]] + [r for r in range(len(nodes)) if predictor[r]]
     predictors = [nodes[r] for r in columns if predictor[r]]
-    targets = tuple((index, trie.tokens[child], child)
-                    for index, node in enumerate(predictors) for child in scored_children[node])
+    targets = tuple(
+        (index, trie.tokens[child], child) for index, node in enumerate(predictors) for child in scored_children[node]
+    )
     column_nodes = [nodes[r] for r in columns]
-    return TreeRow(tuple(column_nodes), tuple(trie.tokens[n] for n in column_nodes),
-                   tuple(trie.depths[n] for n in column_nodes), tuple(columns), tuple(ends[r] for r in columns),
-                   len(carried), len(predictors), targets)
+    return TreeRow(
+        tuple(column_nodes),
+        tuple(trie.tokens[n] for n in column_nodes),
+        tuple(trie.depths[n] for n in column_nodes),
+        tuple(columns),
+        tuple(ends[r] for r in columns),
+        len(carried),
+        len(predictors),
+        targets,
+    )
 
 
 def _tree_mask(rows: Sequence[TreeRow], length: int, dtype: torch.dtype) -> torch.Tensor:
@@ -295,26 +304,39 @@ class TokenCounts:
 
     def __str__(self) -> str:
         unique = max(self.unique, 1)
-        return (f"{self.forwarded} tokens forwarded in {self.rows} rows, {self.forwarded / unique:.3f}x the "
-                f"{self.unique} unique (trie) tokens; item-level packing would forward {self.item_level} "
-                f"({self.item_level / unique:.2f}x the trie)")
+        return (
+            f"{self.forwarded} tokens forwarded in {self.rows} rows, {self.forwarded / unique:.3f}x the "
+            f"{self.unique} unique (trie) tokens; item-level packing would forward {self.item_level} "
+            f"({self.item_level / unique:.2f}x the trie)"
+        )
 
 
-def score_requests(model, requests: Sequence[TokenizedRequest], max_row_tokens: int, batch_size: int,
-                   pad_id: int, device: torch.device, description: str, progress: bool = True,
-                   share_across_requests: bool = True) -> tuple[list[list[float]], TokenCounts]:
+def score_requests(
+    model,
+    requests: Sequence[TokenizedRequest],
+    max_row_tokens: int,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    description: str,
+    progress: bool = True,
+    share_across_requests: bool = True,
+) -> tuple[list[list[float]], TokenCounts]:
     """Per request, the summed log-probability of each continuation, from the trie of all
     ``requests`` packed into rows and forwarded ``batch_size`` rows at a time (longest first);
     and what that forwarded."""
     trie = build_trie(requests, share_across_requests)
     rows = sorted(pack_tree_rows(trie, max_row_tokens), key=lambda row: -len(row.tokens))
-    row_values = run_batched(rows, batch_size, lambda batch: score_tree_rows(model, batch, pad_id, device),
-                             description, progress)
+    row_values = run_batched(
+        rows, batch_size, lambda batch: score_tree_rows(model, batch, pad_id, device), description, progress
+    )
     node_logprob: dict[int, float] = {}
     for row, values in zip(rows, row_values):
         for (_, _, node), value in zip(row.targets, values):
             node_logprob[node] = value
-    logprobs = [[sum((node_logprob[node] for node in nodes), 0.0) for nodes in per_continuation]
-                for per_continuation in trie.continuation_nodes]
+    logprobs = [
+        [sum((node_logprob[node] for node in nodes), 0.0) for nodes in per_continuation]
+        for per_continuation in trie.continuation_nodes
+    ]
     counts = TokenCounts(sum(len(row.tokens) for row in rows), len(trie.tokens), item_level_tokens(requests), len(rows))
     return logprobs, counts

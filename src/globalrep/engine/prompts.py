@@ -45,8 +45,9 @@ def render(prompt: Prompt, tokenizer, chat_template: ChatTemplate) -> str:
     if is_chat_format(chat_template):
         from transformers.utils.chat_template_utils import render_jinja_template
 
-        rendered, _ = render_jinja_template([messages], chat_template=template_source(chat_template),
-                                            add_generation_prompt=open_turn)
+        rendered, _ = render_jinja_template(
+            [messages], chat_template=template_source(chat_template), add_generation_prompt=open_turn
+        )
         text = rendered[0]
     else:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=open_turn)

@@ -55,7 +55,9 @@ class PublishedBackend:
 
     def answer(self, requests: Sequence[Request], shard: Shard | None = None) -> pd.DataFrame:
         if shard is None:
-            raise GlobalrepError(f"model {self.spec.name!r} (backend published) answers a task's shard: pass shard=Shard(task, items)")
+            raise GlobalrepError(
+                f"model {self.spec.name!r} (backend published) answers a task's shard: pass shard=Shard(task, items)"
+            )
         return answer(shard.task, self.spec, shard.items, requests, shard.read_published)
 
     def close(self) -> None:
@@ -63,7 +65,11 @@ class PublishedBackend:
 
 
 def answer(
-    task_name: str, model: ModelSpec, items: pd.DataFrame, requests: Sequence[Request], read_published: ReadPublished | None
+    task_name: str,
+    model: ModelSpec,
+    items: pd.DataFrame,
+    requests: Sequence[Request],
+    read_published: ReadPublished | None,
 ) -> pd.DataFrame:
     """One row per item of ``items`` from ``model``'s published file for ``task_name``, read by the
     task's hook ``read_published`` (None: the paper published nothing for the task)."""
@@ -75,8 +81,7 @@ def answer(
         )
     if read_published is None:
         raise GlobalrepError(
-            f"the paper published no per-example outputs for task {task_name!r} "
-            "(the task has no read_published hook)"
+            f"the paper published no per-example outputs for task {task_name!r} (the task has no read_published hook)"
         )
     if not Path(path).exists():
         raise GlobalrepError(f"model {model.name!r}: published file '{path}' for task {task_name!r} does not exist")
@@ -96,5 +101,3 @@ def answer(
             task_name, model.name, n_missing, len(answers), path,
         )  # fmt: skip
     return answers.assign(published=True)
-
-

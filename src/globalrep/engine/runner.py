@@ -101,7 +101,9 @@ class ModelRunner:
     def _encode(self, text: str) -> list[int]:
         return encode(text, self.model.tokenizer, self.double_bos)
 
-    def tokenize_loglik(self, requests: Sequence[LoglikRequest]) -> tuple[list[tuple[str, ...]], list[TokenizedRequest]]:
+    def tokenize_loglik(
+        self, requests: Sequence[LoglikRequest]
+    ) -> tuple[list[tuple[str, ...]], list[TokenizedRequest]]:
         """Per request its distinct continuations and their token ids, fitted into the window:
         exactly what the backend's ``loglik`` is fed. A context too long for the window is
         shortened from the left (see :func:`fit_window`) and counted in the log."""
@@ -119,7 +121,11 @@ class ModelRunner:
             shortened += cut > 0
         (log.warning if shortened else log.info)(
             "%s: %d of %d log-likelihood contexts exceeded the model's window (%s tokens) and were shortened from the left",
-            self.spec.name, shortened, len(requests), window)
+            self.spec.name,
+            shortened,
+            len(requests),
+            window,
+        )
         return distinct, tokenized
 
     def _loglik(self, requests: list[LoglikRequest]) -> tuple[Answers, int]:
@@ -130,8 +136,11 @@ class ModelRunner:
         columns: Answers = {}
         for request, continuations, tokens, values in zip(requests, distinct, tokenized, sums):
             position = [continuations.index(text) for text in request.continuations]
-            columns.update(loglik_answer(request, [values[i] for i in position],
-                                         [len(tokens.continuations[i].tokens) for i in position]))
+            columns.update(
+                loglik_answer(
+                    request, [values[i] for i in position], [len(tokens.continuations[i].tokens) for i in position]
+                )
+            )
         n_tokens = sum(len(t.context) + sum(len(c.tokens) for c in t.continuations) for t in tokenized)
         return columns, n_tokens
 
@@ -148,7 +157,11 @@ class ModelRunner:
             truncated += cut
         (log.warning if truncated else log.info)(
             "%s: %d of %d prompts exceeded the model's window (%s tokens) and had their passage shortened from the left",
-            self.spec.name, truncated, len(requests), window)
+            self.spec.name,
+            truncated,
+            len(requests),
+            window,
+        )
         return prompts
 
     def _generate(self, requests: list[GenerateRequest]) -> tuple[Answers, int]:

@@ -34,7 +34,9 @@ class VLLMBackend:
 
     def __init__(self, spec: ModelSpec, options: dict, progress: bool = False):
         if spec.gguf_file or spec.load_in_8bit:
-            raise GlobalrepError(f"model {spec.name!r}: backend vllm loads neither gguf_file nor load_in_8bit; use backend hf")
+            raise GlobalrepError(
+                f"model {spec.name!r}: backend vllm loads neither gguf_file nor load_in_8bit; use backend hf"
+            )
         self.spec, self.progress = spec, progress
         self._llm = self._tokenizer = self._end_ids = None
 
@@ -72,7 +74,9 @@ class VLLMBackend:
         return [self.tokenizer.decode(ids, skip_special_tokens=True)
                 for ids in self.generate_ids(prompts, max_new_tokens, stop)]  # fmt: skip
 
-    def generate_ids(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[list[int]]:
+    def generate_ids(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, stop: tuple[str, ...]
+    ) -> list[list[int]]:
         """The new token ids of each prompt's greedy continuation (see the module docstring)."""
         from vllm import SamplingParams
 
@@ -110,7 +114,9 @@ class VLLMBackend:
             try:
                 self._llm = LLM(model=self.spec.path, tokenizer=self.spec.path, **kwargs)
             except (OSError, ValueError) as error:
-                raise GlobalrepError(f"model {self.spec.name!r}: vLLM cannot load {self.spec.path!r}: {error}") from error
+                raise GlobalrepError(
+                    f"model {self.spec.name!r}: vLLM cannot load {self.spec.path!r}: {error}"
+                ) from error
         return self._llm
 
 

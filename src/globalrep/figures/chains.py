@@ -73,14 +73,18 @@ def model_series(data: pd.DataFrame, order: list[str], members: list[str], model
         below = np.clip(rows["value"] - rows["ci_low"], 0, None)
         above = np.clip(rows["ci_high"] - rows["value"], 0, None)
         stage = models_stage.get(model)
-        yield i, stage, {
-            "x": np.arange(len(order)) + (i - (len(members) - 1) / 2) * step,
-            "y": rows["value"],
-            "yerr": [below, above],
-            "color": STAGE_COLORS.get(stage, fallback[i]),
-            "label": f"{model} ({stage})" if stage else model,
-            "capsize": 3,
-        }
+        yield (
+            i,
+            stage,
+            {
+                "x": np.arange(len(order)) + (i - (len(members) - 1) / 2) * step,
+                "y": rows["value"],
+                "yerr": [below, above],
+                "color": STAGE_COLORS.get(stage, fallback[i]),
+                "label": f"{model} ({stage})" if stage else model,
+                "capsize": 3,
+            },
+        )
 
 
 def _draw_panel(ax, data: pd.DataFrame, members: list[str], models_stage: dict[str, str]) -> None:

@@ -120,9 +120,18 @@ def plot_changes_from_base(
                 below = np.clip(delta - rows["ci_low"].to_numpy(dtype=float), 0, None)
                 above = np.clip(rows["ci_high"].to_numpy(dtype=float) - delta, 0, None)
                 stage = models_stage.get(model)
-                ax.barh(y - 0.4 + height * (k + 0.5), delta, height=height * 0.9, xerr=[below, above],
-                        color=STAGE_COLORS.get(stage, fallback[k]), edgecolor="0.3", linewidth=0.5, capsize=2,
-                        error_kw={"elinewidth": 0.7, "ecolor": "0.3"}, label=f"{model} ({stage})" if stage else model)
+                ax.barh(
+                    y - 0.4 + height * (k + 0.5),
+                    delta,
+                    height=height * 0.9,
+                    xerr=[below, above],
+                    color=STAGE_COLORS.get(stage, fallback[k]),
+                    edgecolor="0.3",
+                    linewidth=0.5,
+                    capsize=2,
+                    error_kw={"elinewidth": 0.7, "ecolor": "0.3"},
+                    label=f"{model} ({stage})" if stage else model,
+                )
             ax.axvline(0, color="0.2", linewidth=0.8)
             names = base["group_name"] if "group_name" in base.columns else base["group"]
             ax.set_yticks(y, [group_label(g, n) for g, n in zip(base["group"], names)])
@@ -162,13 +171,36 @@ def _draw_changes(ax, base: pd.DataFrame, changes: pd.DataFrame, steps, models_s
         ax.errorbar(end, offset, xerr=[below, above], fmt="none", ecolor="0.45", elinewidth=0.6, capsize=1.5, zorder=1)
         for kind, chosen in ((GAIN, delta > 0), (DROP, delta < 0)):
             filled = kind is GAIN
-            ax.barh(offset[chosen], delta[chosen], left=start[chosen], height=height * 0.8,
-                    facecolor=color if filled else "white", edgecolor=color if not filled else "black",
-                    hatch=kind["hatch"], linewidth=0.6, zorder=2)
-            ax.plot(end[chosen], offset[chosen], linestyle="none", marker=kind["marker"], color="black", markersize=4, zorder=3)
+            ax.barh(
+                offset[chosen],
+                delta[chosen],
+                left=start[chosen],
+                height=height * 0.8,
+                facecolor=color if filled else "white",
+                edgecolor=color if not filled else "black",
+                hatch=kind["hatch"],
+                linewidth=0.6,
+                zorder=2,
+            )
+            ax.plot(
+                end[chosen],
+                offset[chosen],
+                linestyle="none",
+                marker=kind["marker"],
+                color="black",
+                markersize=4,
+                zorder=3,
+            )
         unchanged = delta == 0
-        ax.plot(end[unchanged], offset[unchanged], linestyle="none", marker=NO_CHANGE_MARKER, color="black",
-                markersize=7, zorder=3)
+        ax.plot(
+            end[unchanged],
+            offset[unchanged],
+            linestyle="none",
+            marker=NO_CHANGE_MARKER,
+            color="black",
+            markersize=7,
+            zorder=3,
+        )
         stage = models_stage.get(to_model)
         label = f"{from_model} → {to_model}" + (f" ({stage})" if stage else "")
         handles += [
@@ -176,8 +208,17 @@ def _draw_changes(ax, base: pd.DataFrame, changes: pd.DataFrame, steps, models_s
             Patch(facecolor="white", edgecolor=color, hatch=DROP["hatch"], label=f"{label}: drop ◀"),
         ]
         start = np.where(np.isnan(end), start, end)  # a missing change leaves the next one where it was
-    handles.append(Line2D([], [], linestyle="none", marker=NO_CHANGE_MARKER, color="black", markersize=7,
-                          label="no change; grey line: 95% CI of the change"))
+    handles.append(
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker=NO_CHANGE_MARKER,
+            color="black",
+            markersize=7,
+            label="no change; grey line: 95% CI of the change",
+        )
+    )
     return handles
 
 
@@ -237,8 +278,16 @@ def _draw_top_languages(ax, table: pd.DataFrame, datasets: list[str], top: int) 
     palette = sns.color_palette("colorblind", len(datasets))
     for k, dataset in enumerate(datasets):
         values = overall[overall["model"] == dataset].set_index("group")["value"].reindex(leaders).fillna(0)
-        ax.barh(y - 0.4 + height * (k + 0.5), values, height=height * 0.9, color=palette[k],
-                hatch=hatches[k % len(hatches)], edgecolor="0.3", linewidth=0.5, label=dataset)
+        ax.barh(
+            y - 0.4 + height * (k + 0.5),
+            values,
+            height=height * 0.9,
+            color=palette[k],
+            hatch=hatches[k % len(hatches)],
+            edgecolor="0.3",
+            linewidth=0.5,
+            label=dataset,
+        )
     ax.set_yticks(y, [group_label(g, names.get(g)) for g in leaders])
     ax.set_ylim(len(leaders) - 0.5, -0.5)
     ax.set_xlabel("messages (%), all roles")

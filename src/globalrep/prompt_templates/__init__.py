@@ -57,6 +57,8 @@ def prompt_renderer(task: str, options: dict):
         try:
             return template.render(**fields)
         except jinja2.UndefinedError as error:
-            raise GlobalrepError(f"{where}: {error.message}; the task's fields are {', '.join(sorted(fields))}") from None
+            raise GlobalrepError(
+                f"{where}: {error.message}; the task's fields are {', '.join(sorted(fields))}"
+            ) from None
 
     return render

@@ -60,7 +60,9 @@ from globalrep.sources import read_records, require_columns
 from globalrep.tasks.base import FigureContext, check_known_items, load_options_schema, option_defaults
 
 NAME = "askreddit"
-PROMPT_VERSION = "3"  # 2: a reply starting with {country} scores the space before it; 3: the paper's "Republic" article rule
+PROMPT_VERSION = (
+    "3"  # 2: a reply starting with {country} scores the space before it; 3: the paper's "Republic" article rule
+)
 MODEL_KINDS = ("lm", "reward")
 AXIS = "opinions"  # the report's section: dialects | languages | opinions
 # The options and their defaults: askreddit.schema.yaml beside this module.
@@ -103,8 +105,12 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     the ``correlation_countries`` set that the list lacks)."""
     source = source or DEFAULT_SOURCE
     raw = read_records(source, options.get("split", DEFAULTS["split"]), "AskRedditCountries", DEFAULT_SOURCE)
-    require_columns(raw, REQUIRED_COLUMNS, source, f"AskRedditCountries needs {', '.join(REQUIRED_COLUMNS)} "
-                    f"(and optionally {', '.join(OPTIONAL_COLUMNS)})")
+    require_columns(
+        raw,
+        REQUIRED_COLUMNS,
+        source,
+        f"AskRedditCountries needs {', '.join(REQUIRED_COLUMNS)} (and optionally {', '.join(OPTIONAL_COLUMNS)})",
+    )
     countries = load_countries(options.get("countries")).get("name").tolist()
     countries += [name for name in correlation_set(options) or [] if name not in countries]
     rows = []
@@ -140,8 +146,9 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
 # --------------------------------------------------------------------------------- requests
 
 
-def country_continuations(reply: str, countries: list[str],
-                          articles: str = DEFAULT_ARTICLES) -> tuple[str, tuple[str, ...]]:
+def country_continuations(
+    reply: str, countries: list[str], articles: str = DEFAULT_ARTICLES
+) -> tuple[str, tuple[str, ...]]:
     """The reply's text before ``{country}`` (the assistant's prefix) and each country's
     continuation after it. The continuation starts with one space, where tokenizers put it
     ("I think" + " the Netherlands"), also for a reply that starts with the country: the context
@@ -168,7 +175,9 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list
         else:
             prefix, continuations = country_continuations(item.reply, countries, articles)
             context = Chat(messages=(("user", item.question),), assistant_prefix=prefix)
-            made.append(LoglikRequest(item_id=item.item_id, key="country", context=context, continuations=continuations))
+            made.append(
+                LoglikRequest(item_id=item.item_id, key="country", context=context, continuations=continuations)
+            )
     return made
 
 

@@ -132,7 +132,11 @@ class Task:
     @classmethod
     def from_module(cls, module: ModuleType) -> Task:
         where = f"task module {module.__name__}"
-        missing = [part for part in ("NAME", "PROMPT_VERSION", "MODEL_KINDS", "AXIS", "OPTIONS_SCHEMA") if not hasattr(module, part)]
+        missing = [
+            part
+            for part in ("NAME", "PROMPT_VERSION", "MODEL_KINDS", "AXIS", "OPTIONS_SCHEMA")
+            if not hasattr(module, part)
+        ]
         if getattr(module, "MODEL_KINDS", ()):
             missing += [hook for hook in MODEL_HOOKS if not callable(getattr(module, hook, None))]
         elif not isinstance(getattr(module, "OWN_STAGE", None), OwnStage):
@@ -217,4 +221,3 @@ def check_known_items(task_name: str, items: pd.DataFrame, predictions: pd.DataF
             f"{task_name}: predictions for {len(unknown)} items that are not in the prepared {what} "
             f"(e.g. {sorted(unknown)[0]}); rerun inference on the current prepared data"
         )
-

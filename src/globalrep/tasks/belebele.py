@@ -37,7 +37,15 @@ DEFAULTS = option_defaults(OPTIONS_SCHEMA)
 
 DEFAULT_SOURCE = DEFAULTS["source"]
 ANSWER_COLUMNS = tuple(f"mc_answer{k}" for k in range(1, 5))
-REQUIRED_COLUMNS = ("flores_passage", "question", *ANSWER_COLUMNS, "correct_answer_num", "dialect", "link", "question_number")
+REQUIRED_COLUMNS = (
+    "flores_passage",
+    "question",
+    *ANSWER_COLUMNS,
+    "correct_answer_num",
+    "dialect",
+    "link",
+    "question_number",
+)
 LETTERS = "ABCD"
 # The paper's 9 TyDiQA languages as Belebele variants; its Arabic was Mesopotamian (acm_Arab).
 TYDIQA_LANGUAGES = {
@@ -53,8 +61,9 @@ log = logging.getLogger(__name__)
 def build_prompt(passage: str, question: str, choices: list[str], task_options: dict | None = None) -> str:
     """The prompt from the task's template (option ``prompt_template``; default
     globalrep/prompt_templates/belebele.jinja), ending where the choice's label is scored."""
-    return prompt_renderer(NAME, task_options or {})(passage=passage, question=question, choices=choices,
-                                                     letters=LETTERS)
+    return prompt_renderer(NAME, task_options or {})(
+        passage=passage, question=question, choices=choices, letters=LETTERS
+    )
 
 
 # Scored right after the prompt, as the paper did: "(A)" after "... the answer is: ".
@@ -70,7 +79,11 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     of FLORES codes."""
     source = source or DEFAULT_SOURCE
     languages = options.get("languages", "all")
-    raw = _read_local(source) if is_local_path(source) else _read_hub(source, languages, options.get("split", DEFAULTS["split"]))
+    raw = (
+        _read_local(source)
+        if is_local_path(source)
+        else _read_hub(source, languages, options.get("split", DEFAULTS["split"]))
+    )
     require_columns(raw, REQUIRED_COLUMNS, source, f"Belebele needs {', '.join(REQUIRED_COLUMNS)}")
     raw["dialect"] = raw["dialect"].astype(str)
     if languages != "all":
@@ -84,7 +97,9 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     items = pd.DataFrame([_parse_row(source, index, row) for index, row in enumerate(raw.itertuples(index=False))])
     repeated = items["item_id"][items["item_id"].duplicated()]
     if len(repeated):
-        raise GlobalrepError(f"{source}: question(s) {sorted(set(repeated))[:3]} occur twice (same dialect, link and question_number)")
+        raise GlobalrepError(
+            f"{source}: question(s) {sorted(set(repeated))[:3]} occur twice (same dialect, link and question_number)"
+        )
     log.info("%s: %d questions in %d language variants", source, len(items), items["group"].nunique())
     return items
 
@@ -104,7 +119,9 @@ def _read_hub(source: str, languages, split: str) -> pd.DataFrame:
 
 def _parse_row(source: str, index: int, row) -> dict:
     def bad(problem: str) -> GlobalrepError:
-        return GlobalrepError(f"{source}: row {index} (counting from 0; question {str(row.question)[:60]!r}): {problem}")
+        return GlobalrepError(
+            f"{source}: row {index} (counting from 0; question {str(row.question)[:60]!r}): {problem}"
+        )
 
     choices = [getattr(row, column) for column in ANSWER_COLUMNS]
     if any(not isinstance(choice, str) or not choice.strip() for choice in choices):

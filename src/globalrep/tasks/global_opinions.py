@@ -88,7 +88,9 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
             source,
             empty,
         )
-    frame = pd.DataFrame(items, columns=["item_id", "group", "question", "options", "countries", "country_probs", "source"])
+    frame = pd.DataFrame(
+        items, columns=["item_id", "group", "question", "options", "countries", "country_probs", "source"]
+    )
     duplicates = frame["item_id"].duplicated()
     if duplicates.any():
         log.info("%s: dropped %d repeated (question, options) rows, keeping the first", source, int(duplicates.sum()))
@@ -118,7 +120,9 @@ def _published_items(raw: pd.DataFrame, source: str) -> pd.DataFrame:
                 "source": PUBLISHED_GROUP,
             }
         )
-    log.info("%s: %d questions from the paper's published outputs, without the countries' distributions", source, len(rows))
+    log.info(
+        "%s: %d questions from the paper's published outputs, without the countries' distributions", source, len(rows)
+    )
     frame = pd.DataFrame(rows)
     return frame[~frame["item_id"].duplicated()].reset_index(drop=True)
 
@@ -382,7 +386,9 @@ def figures(tables: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, 
 
 def read_published(path: Path, items: pd.DataFrame, requests: Sequence, model) -> pd.DataFrame:
     """The backend ``published``: per question of a published globalopinionsqa file its answer distribution (``probs``) and the published similarity of each asked country."""
-    published = pf.read_csv(path, "a published globalopinionsqa file", dtype=str, keep_default_na=False)  # a question may be empty text
+    published = pf.read_csv(
+        path, "a published globalopinionsqa file", dtype=str, keep_default_na=False
+    )  # a question may be empty text
     require_columns(published, ("question", "options", "probs"), path, "a published globalopinionsqa file")
     by_id = {}
     for index, row in enumerate(published.itertuples(index=False)):
@@ -400,7 +406,9 @@ def read_published(path: Path, items: pd.DataFrame, requests: Sequence, model) -
         asked = similarity.loc[index]
         answers[(request.item_id, "missing_answer")] = bool(np.isnan(probs).any())
         answers.update(loglik_answer(request, pf.log_probs(probs), [1] * len(probs)))
-        answers[(request.item_id, "published_similarity")] = [float(asked.get(c, np.nan)) for c in item_countries[request.item_id]]
+        answers[(request.item_id, "published_similarity")] = [
+            float(asked.get(c, np.nan)) for c in item_countries[request.item_id]
+        ]
     return prediction_frame(answers)
 
 

@@ -134,7 +134,6 @@ def paper_answer_positions(published: pd.DataFrame, games: pd.DataFrame, path: P
     return [draw.randint(0, len(distractors) - 1) for distractors in games["distractors"]]
 
 
-
 # ------------------------------------------------------------------------- tables, figures
 
 # Extra tables (results/tables/md3_taboo_{name}.csv): how far each dialect trails US English.

@@ -50,7 +50,18 @@ DEFAULTS = option_defaults(OPTIONS_SCHEMA)
 DEFAULT_SPLITS = ("train",)
 ROLES = ("user", "assistant")
 # first/second: the answers of the two `detectors` (named in that column), in their config order.
-MESSAGE_COLUMNS = ["dataset", "part", "conversation", "turn", "role", "chars", "detectors", "first", "second", "language"]
+MESSAGE_COLUMNS = [
+    "dataset",
+    "part",
+    "conversation",
+    "turn",
+    "role",
+    "chars",
+    "detectors",
+    "first",
+    "second",
+    "language",
+]
 TABLE_COLUMNS = ["model", "group", "group_name", "metric", "value", "ci_low", "ci_high", "n"]
 
 log = logging.getLogger(__name__)
@@ -111,7 +122,11 @@ def conversations(source: str, splits, n_shards: int, shard: int) -> Iterator[tu
         raise ValueError(f"shard {shard} is outside 0..{n_shards - 1}")
     if is_local_path(source):
         for path in local_files(source, (".jsonl", ".parquet"), f"{NAME} source"):
-            rows = _jsonl_rows(path, n_shards, shard) if path.suffix.lower() == ".jsonl" else _parquet_rows(path, n_shards, shard)
+            rows = (
+                _jsonl_rows(path, n_shards, shard)
+                if path.suffix.lower() == ".jsonl"
+                else _parquet_rows(path, n_shards, shard)
+            )
             for index, where, messages in rows:
                 yield path.name, index, _checked(messages, f"{path}, {where}")
         return
@@ -135,7 +150,9 @@ def _jsonl_rows(path: Path, n_shards: int, shard: int):
             except json.JSONDecodeError as error:
                 raise GlobalrepError(f"{path}, {where}: not JSON ({error})") from None
             if not isinstance(record, dict) or "messages" not in record:
-                raise GlobalrepError(f"{path}, {where}: no 'messages' field; each line needs messages: [{{role, content}}]")
+                raise GlobalrepError(
+                    f"{path}, {where}: no 'messages' field; each line needs messages: [{{role, content}}]"
+                )
             yield index, where, record["messages"]
 
 
@@ -181,13 +198,34 @@ def detect_shard(name: str, options: Mapping, n_shards: int, shard: int, out_pat
     for part, index, messages in conversations(str(entry["source"]), entry["splits"], n_shards, shard):
         for turn, (role, content) in enumerate(messages):
             found = detectors.detect(content)
-            rows.append((name, part, index, turn, role, len(content), "+".join(names), found.first, found.second, found.language))
+            rows.append(
+                (
+                    name,
+                    part,
+                    index,
+                    turn,
+                    role,
+                    len(content),
+                    "+".join(names),
+                    found.first,
+                    found.second,
+                    found.language,
+                )
+            )
     frame = pd.DataFrame(rows, columns=MESSAGE_COLUMNS)
     write_parquet_atomic(frame, out_path)
     elapsed = max(time.perf_counter() - start, 1e-9)
     agree = float((frame["language"] != UNKNOWN).mean()) if len(frame) else float("nan")
-    log.info("%s shard %d of %d: %d messages in %.1f s (%.1f messages/s); detectors agree on %.1f%%",
-             name, shard, n_shards, len(frame), elapsed, len(frame) / elapsed, 100 * agree)
+    log.info(
+        "%s shard %d of %d: %d messages in %.1f s (%.1f messages/s); detectors agree on %.1f%%",
+        name,
+        shard,
+        n_shards,
+        len(frame),
+        elapsed,
+        len(frame) / elapsed,
+        100 * agree,
+    )
 
 
 # ------------------------------------------------------------------------------ tables
@@ -213,8 +251,18 @@ def share_table(messages: pd.DataFrame) -> pd.DataFrame:
             total = len(subset)
             for language, count in sorted(subset["language"].value_counts().items()):
                 interval = binomtest(int(count), total).proportion_ci(confidence_level=0.95, method="wilson")
-                rows.append((dataset, language, language_name(language), metric, 100 * count / total,
-                             100 * interval.low, 100 * interval.high, total))
+                rows.append(
+                    (
+                        dataset,
+                        language,
+                        language_name(language),
+                        metric,
+                        100 * count / total,
+                        100 * interval.low,
+                        100 * interval.high,
+                        total,
+                    )
+                )
     return pd.DataFrame(rows, columns=TABLE_COLUMNS).sort_values(["model", "metric", "group"], ignore_index=True)
 
 
@@ -230,15 +278,24 @@ def write_tables(shards: Mapping[str, list], scores_out, table_out, deltas_out) 
     for dataset, frame in messages.groupby("dataset", sort=True):
         english = (frame["language"] == "en").mean()
         unknown = (frame["language"] == UNKNOWN).mean()
-        log.info("%s: %d messages; English %.1f%%, other languages %.1f%%, unknown (detectors disagree or "
-                 "find nothing) %.1f%%", dataset, len(frame), 100 * english, 100 * (1 - english - unknown), 100 * unknown)
+        log.info(
+            "%s: %d messages; English %.1f%%, other languages %.1f%%, unknown (detectors disagree or "
+            "find nothing) %.1f%%",
+            dataset,
+            len(frame),
+            100 * english,
+            100 * (1 - english - unknown),
+            100 * unknown,
+        )
 
 
 def figures(tables: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, options: dict) -> list[Path]:
     """The language make-up of each SFT dataset, its non-English share first."""
     from globalrep.figures.languages import plot_language_shares
 
-    return plot_language_shares(tables, context.out_dir / NAME, "SFT data: languages of messages (counted where both detectors agree)")
+    return plot_language_shares(
+        tables, context.out_dir / NAME, "SFT data: languages of messages (counted where both detectors agree)"
+    )
 
 
 OWN_STAGE = OwnStage(

@@ -89,7 +89,9 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     source = source or DEFAULT_SOURCE
     languages = options.get("languages", "all")
     num_shots = int(options.get("num_shots", DEFAULTS["num_shots"]))
-    test = _select_languages(_read_questions(source, options.get("split", DEFAULTS["split"]), "source"), languages, source)
+    test = _select_languages(
+        _read_questions(source, options.get("split", DEFAULTS["split"]), "source"), languages, source
+    )
     items = test.rename(columns={"language": "group", "id": "item_id"})
     items.insert(2, "group_name", items["group"].map(named_language))
     repeated = items["item_id"][items["item_id"].duplicated()]
@@ -100,11 +102,19 @@ def prepare(options: dict, source: str | None = None) -> pd.DataFrame:
     if num_shots > 0:
         train_source = _train_source(options, source)
         pool = _read_questions(train_source, "train", "train_source")
-        shots = _sample_shots(pool, items, num_shots, int(options.get("seed", DEFAULTS["seed"])), sampling, train_source)
+        shots = _sample_shots(
+            pool, items, num_shots, int(options.get("seed", DEFAULTS["seed"])), sampling, train_source
+        )
     for column, part in (("shot_contexts", 0), ("shot_questions", 1), ("shot_answers", 2)):
         items[column] = [drawn[part] for drawn in shots]
-    log.info("%s: %d questions in %d languages, %d shot(s) each, drawn %s", source, len(items),
-             items["group"].nunique(), num_shots, sampling.replace("_", " "))
+    log.info(
+        "%s: %d questions in %d languages, %d shot(s) each, drawn %s",
+        source,
+        len(items),
+        items["group"].nunique(),
+        num_shots,
+        sampling.replace("_", " "),
+    )
     return items.reset_index(drop=True)
 
 
@@ -192,8 +202,9 @@ def _select_languages(frame: pd.DataFrame, languages, source: str) -> pd.DataFra
     return frame[frame["language"].isin(languages)]
 
 
-def _sample_shots(pool: pd.DataFrame, items: pd.DataFrame, num_shots: int, seed: int, sampling: str,
-                  source: str) -> list[tuple[list, list, list]]:
+def _sample_shots(
+    pool: pd.DataFrame, items: pd.DataFrame, num_shots: int, seed: int, sampling: str, source: str
+) -> list[tuple[list, list, list]]:
     """Per item, ``num_shots`` train questions of its language as ``(contexts, questions,
     answers)``: one draw per language (``per_language``) or a fresh draw per question
     (``per_question``, as the paper did), each seeded by ``seed`` and the language or question id

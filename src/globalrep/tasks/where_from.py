@@ -64,7 +64,9 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "reward") -> 
         RewardRequest(
             item_id=item.item_id,
             key="reply",
-            conversations=(Chat(messages=(("user", question), ("assistant", fill_reply(reply, item.group, articles)))),),
+            conversations=(
+                Chat(messages=(("user", question), ("assistant", fill_reply(reply, item.group, articles)))),
+            ),
         )
         for item in items.itertuples(index=False)
     ]
