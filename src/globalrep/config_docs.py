@@ -90,7 +90,7 @@ def type_text(schema: Mapping, node: Mapping) -> str:
         exactly = node.get("minItems")
         count = f"{exactly} " if exactly is not None and exactly == node.get("maxItems") else ""
         if "enum" in items:
-            return f"list of {count}of " + ", ".join(_code(value) for value in items["enum"])
+            return f"list of {count or 'any '}of " + ", ".join(_code(value) for value in items["enum"])
         return f"list of {count}{type_text(schema, items)}s"
     if kind == "object":
         names = node.get("propertyNames", {}).get("enum")

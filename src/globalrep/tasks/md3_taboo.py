@@ -32,6 +32,9 @@ MODEL_KINDS = ("lm",)
 AXIS = "dialects"  # the report's section: dialects | languages | opinions
 # The options and their defaults: md3_taboo.schema.yaml beside this module.
 OPTIONS_SCHEMA = load_options_schema(__file__)
+# The dialects are md3's list; the schema block leaves them to the code.
+OPTIONS_SCHEMA["properties"]["dialects"]["items"]["enum"] = list(md3.DIALECTS)
+OPTIONS_SCHEMA["properties"]["dialects"]["default"] = list(md3.DIALECTS)
 DEFAULTS = option_defaults(OPTIONS_SCHEMA)
 
 REFERENCE = "en_us"
