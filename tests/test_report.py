@@ -12,7 +12,7 @@ from globalrep.digests import fingerprint
 from globalrep.errors import GlobalrepError
 from globalrep.figures.chains import plot_chain_groups
 from globalrep.report import TaskOutputs, build_report
-from globalrep.tables import DELTA_COLUMNS, GROUP_COLUMNS, deltas_table, group_table
+from globalrep.tables import DELTA_COLUMNS, GAP_COLUMNS, GROUP_COLUMNS, deltas_table, group_table
 
 EVIL = "<b>evil</b> & co"
 CHAINS = {"demo": ["demo-base", EVIL]}
@@ -233,19 +233,7 @@ def test_notes_models_and_extra_tables_are_shown(tmp_path):
     write_csv_atomic(
         pd.DataFrame(
             [(EVIL, "en_us", "en_in", "generated_correct", 0.125, 0.0625, 0.25, 0.01, 0.02, 40, 38)],
-            columns=[
-                "model",
-                "reference",
-                "group",
-                "metric",
-                "gap",
-                "ci_low",
-                "ci_high",
-                "p_value",
-                "q_value",
-                "n_reference",
-                "n_group",
-            ],
+            columns=GAP_COLUMNS,
         ),
         gaps,
     )
