@@ -53,6 +53,12 @@ def test_a_tasks_scoring_fingerprint_covers_what_its_scoring_runs_only(monkeypat
     assert all(scoring_fingerprint(f"globalrep.tasks.{task}") != before[task] for task in tasks[:2])
 
 
+def test_editing_a_data_file_of_the_package_reruns_scoring(monkeypatch):
+    before = scoring_fingerprint("globalrep.tasks.askreddit")
+    edit_source(monkeypatch, "data/paper_correlation_countries.csv")
+    assert scoring_fingerprint("globalrep.tasks.askreddit") != before
+
+
 def test_no_task_module_imports_another():
     for path in sorted((PACKAGE_DIR / "tasks").glob("*.py")):
         if path.name in ("__init__.py", "base.py"):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 PACKAGE = "globalrep"
 PACKAGE_DIR = Path(__file__).resolve().parent
+DATA_DIR = PACKAGE_DIR / "data"
 # Besides a task's module, scoring runs the shared statistics and table shapes, never the figure
 # modules; figures run the task's module, its figure modules and the notice a task without answers gets.
 SCORING_MODULES = ("globalrep.stats", "globalrep.tables")
@@ -99,19 +100,21 @@ def package_files(names: Iterable[str], skip: Collection[str] = ()) -> list[Path
     return sorted(seen)
 
 
-def code_fingerprint(names: Iterable[str], skip: Collection[str] = ()) -> str:
+def code_fingerprint(names: Iterable[str], skip: Collection[str] = (), data_files: Iterable[Path] = ()) -> str:
     """A short hash of the source of ``names`` and the globalrep modules they import, except the
-    modules named in ``skip`` (and theirs)."""
+    modules named in ``skip`` (and theirs), and of the package's ``data_files``."""
     digest = hashlib.sha256()
-    for path in package_files(names, skip):
+    for path in [*package_files(names, skip), *sorted(data_files)]:
         digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
 def scoring_fingerprint(task_module: str) -> str:
-    """The code fingerprint of the scoring of the task module ``task_module``: editing it reruns
-    the task's scoring, figures and report."""
-    return code_fingerprint([task_module, *SCORING_MODULES], skip=(FIGURE_PACKAGE,))
+    """The code fingerprint of the scoring of the task module ``task_module``: editing it, or one
+    of the package's data files (the paper's country set and orders, MD3's curation), which
+    scoring reads, reruns the task's scoring, figures and report."""
+    data_files = (path for path in DATA_DIR.iterdir() if path.is_file())
+    return code_fingerprint([task_module, *SCORING_MODULES], skip=(FIGURE_PACKAGE,), data_files=data_files)
 
 
 def figure_fingerprint(task_module: str) -> str:
