@@ -37,6 +37,7 @@ HUB_DATASETS = (
     "globalrep.tasks.sft_langid.conversations",
 )
 FIGURES = ("globalrep.figures",)
+CFMATCH = ("globalrep.tasks.tydiqa_goldp._cfmatch_values",)  # TyDiQA's scoring
 COUNTRY_DATA = (
     "globalrep.countries.shapefile_path",
     "globalrep.countries._read_shapefile",
@@ -44,10 +45,10 @@ COUNTRY_DATA = (
 )
 NOT_RUN = {
     "analysis": INFERENCE + DETECTION + MULTIVALUE + HUB_DATASETS,
-    "inference": DETECTION + MULTIVALUE + FIGURES,
-    "dialects": INFERENCE + DETECTION + HUB_DATASETS + FIGURES + COUNTRY_DATA,
-    "langid": INFERENCE + MULTIVALUE + FIGURES + COUNTRY_DATA,
-    "vllm": DETECTION + MULTIVALUE + FIGURES,
+    "inference": DETECTION + MULTIVALUE + FIGURES + CFMATCH,
+    "dialects": INFERENCE + DETECTION + HUB_DATASETS + FIGURES + COUNTRY_DATA + CFMATCH,
+    "langid": INFERENCE + MULTIVALUE + FIGURES + COUNTRY_DATA + CFMATCH,
+    "vllm": DETECTION + MULTIVALUE + FIGURES + CFMATCH,
 }
 
 

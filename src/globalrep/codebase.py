@@ -111,9 +111,9 @@ def code_fingerprint(names: Iterable[str], skip: Collection[str] = (), data_file
 
 def scoring_fingerprint(task_module: str) -> str:
     """The code fingerprint of the scoring of the task module ``task_module``: editing it, or one
-    of the package's data files (the paper's country set and orders, MD3's curation), which
-    scoring reads, reruns the task's scoring, figures and report."""
-    data_files = (path for path in DATA_DIR.iterdir() if path.is_file())
+    of the package's data files (the paper's country set and orders, MD3's curation, CFMatch's
+    classifier), which scoring reads, reruns the task's scoring, figures and report."""
+    data_files = (path for path in DATA_DIR.rglob("*") if path.is_file())
     return code_fingerprint([task_module, *SCORING_MODULES], skip=(FIGURE_PACKAGE,), data_files=data_files)
 
 

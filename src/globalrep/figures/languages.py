@@ -3,8 +3,11 @@ each alignment stage brings), and the language make-up of SFT datasets."""
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -27,18 +30,48 @@ NO_CHANGE_MARKER = "|"
 
 
 def language_figures(
-    table: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, out_prefix: Path, metric: str, title: str
+    table: pd.DataFrame,
+    deltas: pd.DataFrame,
+    context: FigureContext,
+    out_prefix: Path,
+    metric: str,
+    title: str,
+    change_limits: Sequence[float] | None = None,
+    flagged: Collection[str] = (),
+    footnote: str = "",
 ) -> list[Path]:
     """Every model's ``metric`` per language, per chain the stacked consecutive changes, and, given
     the ``from_base`` extra table (``context.extra_tables``), the paper's Figure 3: each aligned
-    model's change from its chain's base model."""
+    model's change from its chain's base model, on the value axis ``change_limits`` if given. In
+    the two change figures, the ``flagged`` groups' labels end in † and ``footnote`` says why."""
     chains, models_stage = context.chains, context.models_stage
+    caveat = Caveat(frozenset(flagged), footnote)
     paths = plot_chain_groups(table, chains, metric, f"{out_prefix}_models", title, models_stage)
-    paths += plot_chain_changes(table, deltas, chains, metric, out_prefix, title, models_stage)
+    paths += plot_chain_changes(table, deltas, chains, metric, out_prefix, title, models_stage, caveat)
     from_base = context.extra_tables.get("from_base")
     if from_base is not None:
-        paths += plot_changes_from_base(table, from_base, metric, f"{out_prefix}_from_base", title, models_stage)
+        paths += plot_changes_from_base(
+            table, from_base, metric, f"{out_prefix}_from_base", title, models_stage, change_limits, caveat
+        )
     return paths
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """Groups whose values the metric cannot be trusted for: their labels get a mark, and the
+    figure a footnote saying why (when one of them is shown)."""
+
+    groups: frozenset[str] = frozenset()
+    footnote: str = ""
+    MARK: ClassVar[str] = "†"
+
+    def labels(self, groups: Iterable[str], names: Iterable[object]) -> list[str]:
+        return [group_label(g, n) + (f" {self.MARK}" if g in self.groups else "") for g, n in zip(groups, names)]
+
+    def annotate(self, fig: Figure, shown: Iterable[str]) -> None:
+        if self.footnote and self.groups & set(shown):
+            width = max(40, int(fig.get_figwidth() * 14))  # about 14 small characters per inch
+            fig.supxlabel(textwrap.fill(self.footnote, width=width), fontsize="small", x=0.01, ha="left")
 
 
 def group_label(group: str, name: object) -> str:
@@ -56,6 +89,7 @@ def plot_chain_changes(
     out_prefix: str | Path,
     title: str,
     models_stage: dict[str, str],
+    caveat: Caveat = Caveat(),
 ) -> list[Path]:
     """One figure per chain (``{out_prefix}_chain-{chain}``): per language, a bar of the chain's
     first model's score and, on top of it, the change to each later model as a segment that starts
@@ -75,7 +109,7 @@ def plot_chain_changes(
             ax = fig.subplots()
             handles = _draw_changes(ax, base, changes[changes["chain"] == chain], steps, models_stage)
             names = base["group_name"] if "group_name" in base.columns else base["group"]
-            ax.set_yticks(np.arange(len(base)), [group_label(g, n) for g, n in zip(base["group"], names)])
+            ax.set_yticks(np.arange(len(base)), caveat.labels(base["group"], names))
             ax.set_ylim(len(base) - 0.5, -0.5)  # first (highest) language on top
             if (data["value"] >= 0).all():
                 ax.set_xlim(left=0)  # scores are not negative: CI lines past 0 are cut there
@@ -84,6 +118,7 @@ def plot_chain_changes(
             ax.grid(False, axis="y")
             ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
             ax.set_title(f"{title}\nchain {chain}: {' → '.join(members)}")
+            caveat.annotate(fig, base["group"])
             paths += save_figure(fig, f"{out_prefix}_chain-{chain}")
     return paths
 
@@ -95,12 +130,15 @@ def plot_changes_from_base(
     out_prefix: str | Path,
     title: str,
     models_stage: dict[str, str],
+    change_limits: Sequence[float] | None = None,
+    caveat: Caveat = Caveat(),
 ) -> list[Path]:
     """One figure per chain (``{out_prefix}_chain-{chain}``), the paper's Figure 3: per language,
-    one bar per aligned model of its paired change from the chain's base model, with its 95% CI.
-    Languages are sorted by the base model's score (highest on top). ``from_base`` has the deltas
-    shape with ``from_model`` = the base, chains in its row order; ``table`` the ``{task}.csv``
-    shape (order and names)."""
+    one bar per aligned model of its paired change from the chain's base model, with its 95% CI,
+    on the value axis ``change_limits`` (``[low, high]``; unset: fitted to the bars). Languages
+    are sorted by the base model's score (highest on top). ``from_base`` has the deltas shape
+    with ``from_model`` = the base, chains in its row order; ``table`` the ``{task}.csv`` shape
+    (order and names)."""
     data = table[table["metric"] == metric]
     changes = from_base[from_base["metric"] == metric]
     paths = []
@@ -134,12 +172,15 @@ def plot_changes_from_base(
                 )
             ax.axvline(0, color="0.2", linewidth=0.8)
             names = base["group_name"] if "group_name" in base.columns else base["group"]
-            ax.set_yticks(y, [group_label(g, n) for g, n in zip(base["group"], names)])
+            ax.set_yticks(y, caveat.labels(base["group"], names))
             ax.set_ylim(len(base) - 0.5, -0.5)
+            if change_limits is not None:
+                ax.set_xlim(*change_limits)
             ax.set_xlabel(f"change in {metric} from {base_model} (paired over items)")
             ax.grid(False, axis="y")
             ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
             ax.set_title(f"{title}\nchain {chain}: change from the base model {base_model}")
+            caveat.annotate(fig, base["group"])
             paths += save_figure(fig, f"{out_prefix}_chain-{chain}")
     return paths
 

@@ -38,6 +38,7 @@ MODEL_KINDS = ("lm",)
 AXIS = "languages"  # the report's section: dialects | languages | opinions
 # The options and their defaults: tydiqa_goldp.schema.yaml beside this module.
 OPTIONS_SCHEMA = load_options_schema(__file__)
+SCORE_ONLY_OPTIONS = ("figure_metric", "figure_change_limits")
 DEFAULTS = option_defaults(OPTIONS_SCHEMA)
 
 DEFAULT_SOURCE = DEFAULTS["source"]
@@ -260,32 +261,141 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list
 
 
 def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
-    """``exact_match`` and ``f1`` (percent, best over gold answers) per model and question:
-    ``model, item_id, group, group_name, metric, value, answer``."""
+    """Per model and question, in percent and each the best over the gold answers: ``exact_match``,
+    ``f1``, ``cfmatch`` (100 × CFMatch's probability that the answer is correct) and ``cf_match``
+    (100 where CFMatch judges it correct, else 0): ``model, item_id, group, group_name, metric,
+    value, answer, exact_answer_cfmatch``. The last is what an exact answer would score on the
+    question (its first gold answer as the answer), the measure of what CFMatch can see there."""
     check_known_items(NAME, items, predictions)
     merged = predictions[["model", "item_id", "answer_text"]].merge(
-        items[["item_id", "group", "group_name", "answers"]], on="item_id", validate="many_to_one"
+        items[["item_id", "group", "group_name", "question", "answers"]], on="item_id", validate="many_to_one"
     )
+    answers = [extract_answer(text if isinstance(text, str) else "") for text in merged["answer_text"]]
+    golds = [list(gold) for gold in merged["answers"]]
+    cfmatch_values = _cfmatch_values(items, merged, answers, golds)
     rows = []
-    for row in merged.itertuples(index=False):
-        answer = extract_answer(row.answer_text if isinstance(row.answer_text, str) else "")
-        for metric, function in (("exact_match", exact_match), ("f1", f1)):
-            value = 100.0 * max(function(answer, gold) for gold in row.answers)
-            rows.append((row.model, row.item_id, row.group, row.group_name, metric, value, answer))
-    return pd.DataFrame(rows, columns=["model", "item_id", "group", "group_name", "metric", "value", "answer"])
+    for row, answer, gold, (cfm, judged, exact_answer) in zip(
+        merged.itertuples(index=False), answers, golds, cfmatch_values
+    ):
+        metrics = {
+            "exact_match": 100.0 * max(exact_match(answer, g) for g in gold),
+            "f1": 100.0 * max(f1(answer, g) for g in gold),
+            "cfmatch": cfm,
+            "cf_match": judged,
+        }
+        rows += [
+            (row.model, row.item_id, row.group, row.group_name, metric, value, answer, exact_answer)
+            for metric, value in metrics.items()
+        ]
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
-# Extra table (results/tables/tydiqa_goldp_from_base.csv): the paper's Figure 3, each aligned
-# model's paired change from its chain's base model.
-EXTRA_TABLES = {"from_base": lambda scores, chains, options: deltas_table(scores, chains, from_base=True)}
+SCORE_COLUMNS = ["model", "item_id", "group", "group_name", "metric", "value", "answer", "exact_answer_cfmatch"]
+
+
+def _cfmatch_values(items: pd.DataFrame, merged: pd.DataFrame, answers: list[str], golds: list[list[str]]):
+    """Per row of ``merged`` (a model's answer to a question): 100 × CFMatch of ``answers[i]``
+    against ``golds[i]``, 100 × its judgment, and 100 × what the question's first gold answer
+    scores as the answer. Imported here: only scoring runs CFMatch."""
+    from globalrep import cfmatch
+
+    best, judged = cfmatch.best_scores(answers, golds, list(merged["question"]))
+    item_golds = [list(gold) for gold in items["answers"]]
+    exact, _ = cfmatch.best_scores([gold[0] for gold in item_golds], item_golds, list(items["question"]))
+    exact_answer = pd.Series(exact, index=items["item_id"].to_numpy()).reindex(merged["item_id"]).to_numpy()
+    return zip(100.0 * best, 100.0 * judged, 100.0 * exact_answer)
+
+
+def cfmatch_blind_spots(scores: pd.DataFrame, chains: dict, options: dict) -> pd.DataFrame:
+    """Per language, what CFMatch can see there: ``questions``; ``exact_answer_below_half``, the
+    share (%) of questions whose gold answer, given as the answer, CFMatch scores under 50, and
+    ``exact_answer_cfmatch``, that score's mean; ``exact_matches``, the answers of all models that
+    match a gold answer exactly, and ``exact_matches_below_half``, the share (%) of them scored
+    under 50; ``cfmatch_reliable``, false where an exact answer scores under 50 for most questions
+    (CFMatch's vocabulary is English, so it cannot judge most text in other scripts)."""
+    items = scores.drop_duplicates("item_id")
+    by_item = items.groupby("group", sort=True)
+    ceiling = by_item["exact_answer_cfmatch"]
+    table = pd.DataFrame(
+        {
+            "group_name": by_item["group_name"].first(),
+            "questions": by_item.size(),
+            "exact_answer_below_half": ceiling.agg(lambda values: 100.0 * (values < 50).mean()),
+            "exact_answer_cfmatch": ceiling.mean(),
+        }
+    )
+    keys = ["model", "item_id", "group"]
+    exact = scores.loc[(scores["metric"] == "exact_match") & (scores["value"] == 100.0), keys].merge(
+        scores.loc[scores["metric"] == "cfmatch", [*keys, "value"]], on=keys
+    )
+    found = exact.groupby("group")["value"].agg(["size", lambda values: 100.0 * (values < 50).mean()])
+    table["exact_matches"] = found.iloc[:, 0].reindex(table.index, fill_value=0).astype(int)
+    table["exact_matches_below_half"] = found.iloc[:, 1].reindex(table.index)
+    table["cfmatch_reliable"] = table["exact_answer_below_half"] <= UNRELIABLE_BELOW_HALF
+    return table.rename_axis("group").reset_index()
+
+
+UNRELIABLE_BELOW_HALF = 50.0  # % of exact answers CFMatch scores under 50 beyond which it cannot judge a language
+
+
+def blind_spots_summary(table: pd.DataFrame) -> str:
+    """The report's reading of ``tydiqa_goldp_cfmatch_blind_spots.csv``."""
+    reliable = table["cfmatch_reliable"].astype(bool)
+    return (
+        "CFMatch's classifier knows English words only, so outside the Latin script it often scores "
+        "even an exact answer as wrong. Share of questions whose gold answer, given as the answer, scores "
+        f"under 50: CFMatch cannot judge {_shares(table[~reliable]) or 'no language'} (its values there "
+        f"are unreliable, marked † in the figures); it can judge {_shares(table[reliable]) or 'no language'}. "
+        "exact_matches_below_half is the same share among the models' own exact matches."
+    )
+
+
+def _shares(rows: pd.DataFrame) -> str:
+    """``Bengali 98%, Korean 88%``: each language's share of exact answers scored under 50."""
+    return ", ".join(f"{name} {share:.0f}%" for name, share in zip(rows["group_name"], rows["exact_answer_below_half"]))
+
+
+# Extra tables: results/tables/tydiqa_goldp_from_base.csv, the paper's Figure 3, each aligned
+# model's paired change from its chain's base model; and what CFMatch can see per language.
+EXTRA_TABLES = {
+    "from_base": lambda scores, chains, options: deltas_table(scores, chains, from_base=True),
+    "cfmatch_blind_spots": cfmatch_blind_spots,
+}
+EXTRA_TABLE_SUMMARIES = {"cfmatch_blind_spots": blind_spots_summary}
+FIGURE_TITLES = {
+    "f1": "TyDiQA-GoldP F1 (%)",
+    "exact_match": "TyDiQA-GoldP exact match (%)",
+    "cfmatch": "TyDiQA-GoldP CFMatch (%)",
+}
 
 
 def figures(tables: pd.DataFrame, deltas: pd.DataFrame, context: FigureContext, options: dict) -> list[Path]:
-    """The paper's Figure 3 per chain (F1, change from the base model), the consecutive changes,
-    and every model's F1 per language."""
+    """The paper's Figure 3 per chain (option ``figure_metric``'s change from the base model), the
+    consecutive changes, and every model's score per language. With CFMatch, the languages it
+    cannot judge (``cfmatch_blind_spots``) are marked †, and a footnote says why."""
     from globalrep.figures.languages import language_figures
 
-    return language_figures(tables, deltas, context, context.out_dir / NAME, "f1", "TyDiQA-GoldP F1 (%)")
+    metric = options.get("figure_metric", DEFAULTS["figure_metric"])
+    blind_spots = context.extra_tables.get("cfmatch_blind_spots")
+    flagged, footnote = [], ""
+    if metric == "cfmatch" and blind_spots is not None:
+        blind = blind_spots[~blind_spots["cfmatch_reliable"].astype(bool)]
+        flagged = list(blind["group"])
+        footnote = (
+            "† CFMatch cannot judge this language, its values are unreliable: its classifier knows English "
+            f"words only, and an exact answer scores under 50 for most questions ({_shares(blind)})."
+        )
+    return language_figures(
+        tables,
+        deltas,
+        context,
+        context.out_dir / NAME,
+        metric,
+        FIGURE_TITLES[metric],
+        change_limits=options.get("figure_change_limits"),
+        flagged=flagged,
+        footnote=footnote,
+    )
 
 
 # ------------------------------------------------------------------------------- published
