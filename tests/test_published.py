@@ -3,6 +3,7 @@ as our predictions reproduce the paper's numbers through our unchanged scoring."
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from globalrep import config_checks, config_schema
 from globalrep.engine import published
 from globalrep.errors import GlobalrepError
 from globalrep.models import ModelSpec
-from globalrep.tables import group_table
+from globalrep.tables import deltas_table, group_table
 from globalrep.tasks import TASKS, askreddit, global_opinions, tydiqa_goldp, where_from
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +35,22 @@ TYDIQA_F1 = {
     "zephyr-7b-beta": {"arabic": 55.96, "bengali": 41.47, "english": 54.04, "finnish": 61.98, "indonesian": 65.95,
                        "korean": 48.54, "russian": 55.14, "swahili": 54.89, "telugu": 31.69},
 }  # fmt: skip
+# CFMatch (points, 100 × P(correct), best over gold answers) of the published generations: each
+# aligned model's change from mistral-7b, the paper's Figure 3 bars for this chain, by the paper's
+# classifier (globalrep/data/cfmatch) with qa-metrics 0.2.16's steps.
+TYDIQA_CFMATCH_FROM_BASE = {
+    "mistral-7b-sft-beta": {"arabic": 0.61, "bengali": 0.48, "english": 0.72, "finnish": 1.19, "indonesian": 0.07,
+                            "korean": -0.97, "russian": -0.53, "swahili": -1.56, "telugu": -2.35},
+    "zephyr-7b-beta": {"arabic": 0.20, "bengali": 0.48, "english": 0.41, "finnish": 1.76, "indonesian": -0.11,
+                       "korean": -0.98, "russian": 0.37, "swahili": -2.05, "telugu": -0.69},
+}  # fmt: skip
+# The bars where CFMatch rises while F1 falls.
+TYDIQA_SIGN_FLIPS = [
+    ("mistral-7b-sft-beta", language) for language in ("arabic", "bengali", "english", "finnish", "indonesian")
+]
+TYDIQA_SIGN_FLIPS += [
+    ("zephyr-7b-beta", language) for language in ("arabic", "bengali", "english", "finnish", "russian")
+]
 DEV_SIZES = {"arabic": 921, "bengali": 113, "english": 440, "finnish": 782, "indonesian": 565,
              "korean": 276, "russian": 812, "swahili": 499, "telugu": 669}  # fmt: skip
 
@@ -52,9 +69,12 @@ def answer_with(task, name: str, items: pd.DataFrame, options: dict | None = Non
 # ------------------------------------------------------------------------------ paper numbers
 
 
-def test_tydiqa_f1_of_the_mistral_chain_on_all_nine_languages(shared_data):
-    items = tydiqa_goldp.prepare({"num_shots": 0}, str(shared_data / "tydiqa-goldp-v1.1-dev"))
-    outputs = shared_data / "paper_outputs" / "tydiqa-goldp"
+@functools.cache
+def mistral_chain_tydiqa(shared: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The dev set's items, the Mistral chain's published generations as predictions, and their
+    scores (computed once per test run)."""
+    items = tydiqa_goldp.prepare({"num_shots": 0}, str(shared / "tydiqa-goldp-v1.1-dev"))
+    outputs = shared / "paper_outputs" / "tydiqa-goldp"
     predictions = pd.concat(
         [
             answer_with(
@@ -63,8 +83,13 @@ def test_tydiqa_f1_of_the_mistral_chain_on_all_nine_languages(shared_data):
             for model, folder in MISTRAL_CHAIN_TYDIQA.items()
         ]
     )
+    return items, predictions, tydiqa_goldp.score(items, predictions, {})
+
+
+def test_tydiqa_f1_of_the_mistral_chain_on_all_nine_languages(shared_data):
+    _, predictions, scores = mistral_chain_tydiqa(shared_data)
     assert (predictions["published"]).all() and predictions["answer_text"].str.len().gt(0).mean() > 0.99
-    table = group_table(tydiqa_goldp.score(items, predictions, {}))
+    table = group_table(scores)
     f1 = table[table["metric"] == "f1"].set_index(["model", "group"])
     for model, languages in TYDIQA_F1.items():
         for language, value in languages.items():
@@ -75,6 +100,42 @@ def test_tydiqa_f1_of_the_mistral_chain_on_all_nine_languages(shared_data):
     assert f1.loc[("mistral-7b", "english"), "group_name"] == "English"
     below = [lang for lang in DEV_SIZES if TYDIQA_F1["zephyr-7b-beta"][lang] < TYDIQA_F1["mistral-7b"][lang]]
     assert len(below) == 9
+
+
+def test_tydiqa_cfmatch_of_the_mistral_chain_and_where_it_disagrees_with_f1_in_sign(shared_data):
+    _, _, scores = mistral_chain_tydiqa(shared_data)
+    from_base = deltas_table(scores, {"zephyr": list(MISTRAL_CHAIN_TYDIQA)}, from_base=True)
+    change = from_base.pivot_table(index=["to_model", "group"], columns="metric", values="delta")
+    for (model, language), value in change["cfmatch"].items():
+        assert value == pytest.approx(TYDIQA_CFMATCH_FROM_BASE[model][language], abs=0.005), (model, language)
+    # F1 falls on every bar of the chain; CFMatch rises on 10 of its 18.
+    assert (change["f1"] < 0).all()
+    flips = change[np.sign(change["cfmatch"]) != np.sign(change["f1"])].index
+    assert sorted(flips) == sorted(TYDIQA_SIGN_FLIPS)
+    english = change.loc[("zephyr-7b-beta", "english")]
+    assert english["cfmatch"] > 0 and round(english["f1"], 1) == -18.8
+
+
+def test_tydiqa_cfmatch_of_the_published_generations_agrees_with_the_reference_triples(shared_data):
+    """The reference triples that come from the Mistral chain's files (the generation, cut at its
+    first blank line, against one gold answer) give the per-question score a lower bound, met
+    where the question has one gold answer; a triple judged correct makes the question correct."""
+    items, _, scores = mistral_chain_tydiqa(shared_data)
+    reference = pd.read_csv(shared_data / "cfmatch" / "reference_scores.csv", keep_default_na=False)
+    per_item = scores[scores["metric"].isin(["cfmatch", "cf_match"])].pivot_table(
+        index=["item_id", "answer"], columns="metric", values="value", aggfunc="first"
+    )
+    golds = items.assign(gold=items["answers"].map(list)).explode("gold")[["item_id", "question", "gold"]]
+    reference = reference.rename(columns={"cf_match": "reference_cf_match"})
+    triples = reference.merge(golds, left_on=["question", "reference"], right_on=["question", "gold"])
+    found = triples.join(per_item, on=["item_id", "candidate"], how="inner")
+    assert len(found) >= 100  # about a third of the 600 come from this chain
+    assert (found["cfmatch"] >= 100 * found["cfm_score"] - 1e-7).all()
+    single = found["item_id"].map(items.set_index("item_id")["answers"].map(len)) == 1
+    assert single.sum() > 10
+    assert np.allclose(found.loc[single, "cfmatch"], 100 * found.loc[single, "cfm_score"], rtol=0, atol=1e-7)
+    judged = found["reference_cf_match"] == 1
+    assert judged.sum() > 10 and (found.loc[judged, "cf_match"] == 100.0).all()
 
 
 def test_global_opinions_from_the_published_file_alone(shared_data):

@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from globalrep import demo
+from globalrep import cfmatch, demo
 from globalrep.engine import GenerateRequest, answer
 from globalrep.engine.loading import load_tokenizer
 from globalrep.engine.prompts import encode
@@ -45,7 +45,13 @@ def test_answer_is_the_text_before_the_first_blank_line():
 
 def test_score_takes_the_best_gold_answer():
     items = pd.DataFrame(
-        {"item_id": ["q"], "group": ["english"], "group_name": ["English"], "answers": [["the Sandel River", "Sandel"]]}
+        {
+            "item_id": ["q"],
+            "group": ["english"],
+            "group_name": ["English"],
+            "question": ["Which river?"],
+            "answers": [["the Sandel River", "Sandel"]],
+        }
     )
     predictions = pd.DataFrame({"model": ["m"], "item_id": ["q"], "answer_text": ["Sandel River\n\nContext: x"]})
     scores = tydiqa.score(items, predictions, {}).set_index("metric")
@@ -53,6 +59,55 @@ def test_score_takes_the_best_gold_answer():
     predictions["answer_text"] = ["the river Sandel"]  # F1 vs "the Sandel River": P = R = 1 -> 100; vs "Sandel": 2/3
     scores = tydiqa.score(items, predictions, {}).set_index("metric")
     assert scores.loc["exact_match", "value"] == 0.0 and scores.loc["f1", "value"] == pytest.approx(100.0)
+
+
+def test_cfmatch_is_scored_in_percent_on_the_cut_answer_against_every_gold_answer():
+    golds = ["Paris", "the city of Paris"]
+    items = pd.DataFrame(
+        {
+            "item_id": ["q1", "q2"],
+            "group": ["english", "bengali"],
+            "group_name": ["English", "Bangla"],
+            "question": ["What is the capital of France?", "বাংলাদেশের রাজধানী কী?"],
+            "answers": [golds, ["ঢাকা"]],
+        }
+    )
+    predictions = pd.DataFrame(
+        {"model": "m", "item_id": ["q1", "q2"], "answer_text": ["Paris.\n\nQuestion: Berlin?", "ঢাকা"]}
+    )
+    scores = tydiqa.score(items, predictions, {}).set_index(["item_id", "metric"])
+    each, _ = cfmatch.scores(golds, ["Paris."] * 2, ["What is the capital of France?"] * 2)
+    assert scores.loc[("q1", "cfmatch"), "value"] == pytest.approx(100 * each.max(), abs=1e-12)
+    assert scores.loc[("q1", "cf_match"), "value"] == 100.0
+    # An exact answer outside the vocabulary's script: exact match, but CFMatch says incorrect.
+    assert scores.loc[("q2", "exact_match"), "value"] == 100.0
+    assert scores.loc[("q2", "cfmatch"), "value"] < 5 and scores.loc[("q2", "cf_match"), "value"] == 0.0
+    # What an exact answer scores, per item, whatever the model answered.
+    exact_answer = scores["exact_answer_cfmatch"].groupby(level="item_id").agg(["min", "max"])
+    assert (exact_answer["min"] == exact_answer["max"]).all()
+    assert exact_answer.loc["q2", "min"] == scores.loc[("q2", "cfmatch"), "value"]
+    assert exact_answer.loc["q1", "min"] > 50
+
+
+def test_blind_spots_count_exact_answers_that_cfmatch_scores_under_half():
+    rows = [  # model, item, group, metric, value, exact_answer_cfmatch
+        ("a", "e1", "english", "exact_match", 100.0, 90.0), ("a", "e1", "english", "cfmatch", 90.0, 90.0),
+        ("a", "e2", "english", "exact_match", 0.0, 40.0), ("a", "e2", "english", "cfmatch", 10.0, 40.0),
+        ("a", "b1", "bengali", "exact_match", 100.0, 1.0), ("a", "b1", "bengali", "cfmatch", 1.0, 1.0),
+        ("b", "b1", "bengali", "exact_match", 100.0, 1.0), ("b", "b1", "bengali", "cfmatch", 1.0, 1.0),
+        ("a", "b2", "bengali", "exact_match", 0.0, 60.0), ("a", "b2", "bengali", "cfmatch", 2.0, 60.0),
+        ("a", "b3", "bengali", "exact_match", 0.0, 2.0), ("a", "b3", "bengali", "cfmatch", 2.0, 2.0),
+    ]  # fmt: skip
+    scores = pd.DataFrame(rows, columns=["model", "item_id", "group", "metric", "value", "exact_answer_cfmatch"])
+    scores["group_name"] = scores["group"].str.title()
+    table = tydiqa.cfmatch_blind_spots(scores, {}, {}).set_index("group")
+    assert table.loc["english", ["questions", "exact_matches"]].tolist() == [2, 1]
+    assert table.loc["english", "exact_answer_below_half"] == 50.0 and table.loc["english", "cfmatch_reliable"]
+    assert table.loc["bengali", "exact_answer_below_half"] == pytest.approx(200 / 3)
+    assert table.loc["bengali", ["exact_matches", "exact_matches_below_half"]].tolist() == [2, 100.0]
+    assert not table.loc["bengali", "cfmatch_reliable"]
+    summary = tydiqa.blind_spots_summary(table.reset_index())
+    assert "cannot judge Bengali 67%" in summary and "it can judge English 50%" in summary
 
 
 # ------------------------------------------------------------------------------ prepare and prompts
@@ -199,3 +254,43 @@ def test_figure_3_per_chain_from_the_standard_tables(tmp_path):
         "tydiqa_goldp_models.pdf",
         "tydiqa_goldp_models.png",
     ]
+
+
+def test_the_cfmatch_figure_marks_languages_it_cannot_judge_and_keeps_the_papers_limits(tmp_path, monkeypatch):
+    from globalrep.figures import languages
+
+    drawn = {}
+    monkeypatch.setattr(languages, "save_figure", lambda fig, prefix: drawn.setdefault(Path(prefix).name, fig) and [])
+    groups = ["english", "bengali"]
+    table = pd.DataFrame(
+        {"model": ["base", "base", "pt", "pt"], "group": groups * 2, "group_name": ["English", "Bangla"] * 2,
+         "metric": "cfmatch", "value": [80.0, 3.0, 82.0, 1.0], "ci_low": 0.0, "ci_high": 100.0, "n": 10}
+    )  # fmt: skip
+    changes = pd.DataFrame(
+        {"chain": "c", "from_model": "base", "to_model": "pt", "group": groups, "metric": "cfmatch",
+         "delta": [2.0, -30.0], "ci_low": -40.0, "ci_high": 5.0, "p_value": 0.5}
+    )  # fmt: skip
+    blind_spots = pd.DataFrame(
+        {"group": groups, "group_name": ["English", "Bangla"], "exact_answer_below_half": [0.0, 98.0],
+         "cfmatch_reliable": [True, False]}
+    )  # fmt: skip
+    context = FigureContext(
+        tmp_path, {"c": ["base", "pt"]}, {}, {"from_base": changes, "cfmatch_blind_spots": blind_spots}
+    )
+    options = {"figure_metric": "cfmatch", "figure_change_limits": [-15, 10]}
+    tydiqa.figures(table, changes, context, options)
+    figure = drawn["tydiqa_goldp_from_base_chain-c"]
+    ax = figure.axes[0]
+    assert ax.get_xlim() == (-15.0, 10.0) and "cfmatch" in ax.get_xlabel()
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["English", "Bangla (bengali) †"]
+    assert "CFMatch cannot judge" in figure.get_supxlabel() and "Bangla 98%" in figure.get_supxlabel()
+    chain = drawn["tydiqa_goldp_chain-c"]
+    assert "Bangla (bengali) †" in [label.get_text() for label in chain.axes[0].get_yticklabels()]
+    # F1 (the default) has no caveat and fitted limits.
+    drawn.clear()
+    f1_changes = changes.assign(metric="f1")
+    f1_context = FigureContext(tmp_path, context.chains, {}, {**context.extra_tables, "from_base": f1_changes})
+    tydiqa.figures(table.assign(metric="f1"), f1_changes, f1_context, {})
+    figure = drawn["tydiqa_goldp_from_base_chain-c"]
+    assert figure.get_supxlabel() == "" and figure.axes[0].get_xlim() != (-15.0, 10.0)
+    assert "†" not in "".join(label.get_text() for label in figure.axes[0].get_yticklabels())
