@@ -127,6 +127,14 @@ def test_published_config_regenerates_what_was_published(shared_data, tmp_path):
         "delta"
     ]
     assert english["zephyr-7b-beta"] == pytest.approx(f1[("zephyr-7b-beta", "english")] - f1[("mistral-7b", "english")])
+    # The paper's figure metric: CFMatch beside F1 in both tables, and the languages it cannot judge.
+    assert (
+        len(tydiqa[tydiqa["metric"] == "cfmatch"]) == 3 * 9
+        and len(from_base[from_base["metric"] == "cfmatch"]) == 2 * 9
+    )
+    blind_spots = pd.read_csv(results / "tables" / "tydiqa_goldp_cfmatch_blind_spots.csv")
+    unreliable = set(blind_spots.loc[~blind_spots["cfmatch_reliable"], "group"])
+    assert unreliable == {"arabic", "bengali", "korean", "russian", "telugu"}
 
     figures = {task: sorted(p.name for p in (results / "figures" / task).glob("*.png"))
                for task in ("md3_taboo", "belebele", "tydiqa_goldp", "global_opinions", "where_from", "askreddit")}  # fmt: skip
@@ -140,3 +148,4 @@ def test_published_config_regenerates_what_was_published(shared_data, tmp_path):
     assert report.count("<img") == sum(map(len, figures.values()))
     assert "No published outputs for llama-2-7b" in report
     assert "Answers are significantly closer to the United States" in report
+    assert "CFMatch cannot judge Arabic 67%, Bangla 98%, Korean 88%, Russian 56%, Telugu 66%" in report
