@@ -57,6 +57,9 @@ def test_editing_a_data_file_of_the_package_reruns_scoring(monkeypatch):
     before = scoring_fingerprint("globalrep.tasks.askreddit")
     edit_source(monkeypatch, "data/paper_correlation_countries.csv")
     assert scoring_fingerprint("globalrep.tasks.askreddit") != before
+    before = scoring_fingerprint("globalrep.tasks.tydiqa_goldp")
+    edit_source(monkeypatch, "data/cfmatch/lr.json.gz")  # in a folder of its own: CFMatch's classifier
+    assert scoring_fingerprint("globalrep.tasks.tydiqa_goldp") != before
 
 
 def test_no_task_module_imports_another():

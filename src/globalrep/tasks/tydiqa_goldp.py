@@ -6,6 +6,13 @@ the test passage and question; it continues greedily. Scoring keeps the text bef
 blank line and compares it with each gold answer after SQuAD-1.1 normalisation: ``exact_match``
 and token ``f1`` in percent, the best over gold answers, per language (group = TyDiQA's language
 name, the prefix of the question id, e.g. ``english``).
+
+Beside them, the paper's figure metric: ``cfmatch``, 100 × the probability that the answer is
+correct by CFMatch (``qa-metrics``' classifier, the one the paper used; :mod:`globalrep.cfmatch`),
+and ``cf_match``, 100 where CFMatch judges it correct, the best over gold answers. CFMatch's
+vocabulary is English: in other scripts it scores even exact answers low, so the table
+``cfmatch_blind_spots`` says, per language, how often an exact answer scores under 50, and marks
+CFMatch unreliable where that is most questions.
 """
 
 from __future__ import annotations
