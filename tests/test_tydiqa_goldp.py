@@ -294,3 +294,10 @@ def test_the_cfmatch_figure_marks_languages_it_cannot_judge_and_keeps_the_papers
     figure = drawn["tydiqa_goldp_from_base_chain-c"]
     assert figure.get_supxlabel() == "" and figure.axes[0].get_xlim() != (-15.0, 10.0)
     assert "†" not in "".join(label.get_text() for label in figure.axes[0].get_yticklabels())
+
+
+def test_the_figure_options_change_no_inference():
+    from globalrep.config_checks import inference_options
+
+    options = {"num_shots": 1, "figure_metric": "cfmatch", "figure_change_limits": [-15, 10]}
+    assert inference_options("tydiqa_goldp", options) == {"num_shots": 1}
