@@ -68,24 +68,27 @@ def rewrite_summary(rewrites: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def combine_task_items(
-    sae_path: str | os.PathLike,
-    rewrite_paths: Mapping[str, str | os.PathLike],
-    items_out: str | os.PathLike,
-    summary_out: str | os.PathLike,
+    sae_path: str | os.PathLike, rewrite_paths: Mapping[str, str | os.PathLike], items_out: str | os.PathLike
 ) -> None:
-    """The workflow step: the paired items of a dialect task, and how often each rule fired."""
+    """The workflow step: the paired items of a dialect task."""
     sae = read_parquet_output(sae_path)
     rewrites = {dialect: read_parquet_output(path) for dialect, path in rewrite_paths.items()}
     items = combine(sae, rewrites)
-    summary = rewrite_summary(rewrites)
     write_parquet_atomic(items, items_out)
+    log.info("wrote %d items (%d SAE items x %d versions) to %s", len(items), len(sae), 1 + len(rewrites), items_out)
+
+
+def summarize_rewrites(rewrite_paths: Mapping[str, str | os.PathLike], summary_out: str | os.PathLike) -> None:
+    """The workflow step: how often each rule fired, per dialect (:func:`rewrite_summary`)."""
+    rewrites = {dialect: read_parquet_output(path) for dialect, path in rewrite_paths.items()}
+    summary = rewrite_summary(rewrites)
     write_csv_atomic(summary, summary_out)
     for dialect, frame in summary.groupby("dialect", sort=False):
         changed = frame.set_index("rule").loc[CHANGED]
         log.info(
-            "%s: rules fired in %d of %d items (%.0f%%)", dialect, changed["items"], len(sae), 100 * changed["share"]
-        )
-    log.info("wrote %d items (%d SAE items x %d versions) to %s", len(items), len(sae), 1 + len(rewrites), items_out)
+            "%s: rules fired in %d of %d items (%.0f%%)",
+            dialect, changed["items"], len(rewrites[dialect]), 100 * changed["share"],
+        )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ scores
