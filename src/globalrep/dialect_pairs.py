@@ -44,7 +44,8 @@ def combine(sae: pd.DataFrame, rewrites: Mapping[str, pd.DataFrame]) -> pd.DataF
         if set(frame["item_id"]) != expected or len(frame) != len(sae):
             raise GlobalrepError(
                 f"the {dialect} rewrite does not hold the SAE items one for one "
-                f"({len(frame)} rows for {len(sae)} items); delete it and rerun the dialect stage"
+                f"({len(frame)} rows for {len(sae)} items): a bug in globalrep's dialect stage, please report it "
+                "with this job's log"
             )
         frames.append(frame.assign(group=dialect))
     items = pd.concat(frames, ignore_index=True)
