@@ -83,18 +83,22 @@ def test_editing_one_model_reruns_only_its_jobs(demo):
     ]
 
 
+AFTER_SCORING = {"score_task": 1, "score_extra_table": 1, "plot_task_figures": 1, "build_report": 1}
+
+
 @pytest.mark.parametrize(
     "missing, planned",
     [
         # Only the table's own job: the items are not rewritten (that would rerun inference).
         ("results/tables/md3_taboo_transfer_rewrites.csv", {"summarize_rewrites": 1}),
-        (f"results/predictions/{TASK}/demo-sft/shard-1-of-2.parquet", {"infer": 1, "score_task": 1}),
-        (f"results/prepared/{TASK}.parquet", {"prepare_task": 1, "infer": 6, "score_task": 1}),
+        (f"results/predictions/{TASK}/demo-sft/shard-1-of-2.parquet", {"infer": 1, **AFTER_SCORING}),
+        (f"results/prepared/{TASK}.parquet", {"prepare_task": 1, "infer": 6, **AFTER_SCORING}),
     ],
 )
 def test_a_missing_intermediate_is_rebuilt_by_a_plain_run(demo, missing, planned):
     """Every intermediate is a target: deleted (as a job does with a damaged one, or by hand), the
-    next plain run rebuilds it and reruns what depends on it. (test_faults.py runs such reruns.)"""
+    next plain run rebuilds it and reruns what depends on it, nothing else. (test_faults.py runs
+    such reruns.)"""
     path, aside = demo / missing, demo / "aside"
     path.rename(aside)
     try:
@@ -102,9 +106,7 @@ def test_a_missing_intermediate_is_rebuilt_by_a_plain_run(demo, missing, planned
     finally:
         aside.rename(path)
     assert result.returncode == 0, output_of(result)
-    stats = job_stats(output_of(result))
-    assert {rule: stats[rule] for rule in planned} == planned, stats
-    assert set(stats) - set(planned) <= {"score_extra_table", "plot_task_figures", "build_report", "all"}, stats
+    assert job_stats(output_of(result)) == {**planned, "all": 1}
 
 
 # What snakedeploy writes into a study's workflow/Snakefile (docs/deploying.md), with a local clone.
@@ -120,8 +122,8 @@ module globalrep:
 
 use rule * from globalrep
 """
-# Two of the demo's tasks: Multi-VALUE's rewrites (the locale) and the reward model.
-DEPLOYED_TASKS = ("md3_taboo_transfer", "where_from")
+# One of the demo's tasks, the one with most stages (Multi-VALUE's rewrites, in the C locale).
+DEPLOYED_TASKS = ("md3_taboo_transfer",)
 
 
 def test_a_deployed_workflow_runs_the_demo_with_the_same_tables(demo, tmp_path):
@@ -135,6 +137,7 @@ def test_a_deployed_workflow_runs_the_demo_with_the_same_tables(demo, tmp_path):
         (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, source / name)
     install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target"]
     subprocess.run([*install, str(site), str(source)], check=True, capture_output=True, timeout=300)
+    clone.mkdir()
     copy_workflow(clone)
     assert not (clone / "src").exists()
     (study / "workflow").mkdir(parents=True)
