@@ -133,8 +133,9 @@ def test_a_deployed_workflow_runs_the_demo_with_the_same_tables(demo, tmp_path):
     are reused; the deployed run's tables are the demo run's, byte for byte."""
     source, site, clone, study = (tmp_path / name for name in ("source", "site", "globalrep", "study"))
     source.mkdir()
-    for name in ("pyproject.toml", "README.md", "src"):
-        (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, source / name)
+    shutil.copy(REPO / "pyproject.toml", source)
+    shutil.copy(REPO / "README.md", source)
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target"]
     subprocess.run([*install, str(site), str(source)], check=True, capture_output=True, timeout=300)
     clone.mkdir()
