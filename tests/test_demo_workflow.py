@@ -7,12 +7,16 @@ tests after it edit that copy's config, look at what Snakemake plans, and restor
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 import yaml
-from workflow_runs import copy_workflow, edit_config, job_stats, output_of, planned_jobs, snakemake
+from workflow_runs import REPO, copy_workflow, edit_config, job_stats, output_of, planned_jobs, snakemake, write_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +81,87 @@ def test_editing_one_model_reruns_only_its_jobs(demo):
     assert sorted(path for path in infer_outputs if f"/{TASK}/" in path) == [
         f"results/predictions/{TASK}/demo-sft/shard-{i}-of-{shards}.parquet" for i in range(shards)
     ]
+
+
+AFTER_SCORING = {"score_task": 1, "score_extra_table": 1, "plot_task_figures": 1, "build_report": 1}
+
+
+@pytest.mark.parametrize(
+    "missing, planned",
+    [
+        # Only the table's own job: the items are not rewritten (that would rerun inference).
+        ("results/tables/md3_taboo_transfer_rewrites.csv", {"summarize_rewrites": 1}),
+        (f"results/predictions/{TASK}/demo-sft/shard-1-of-2.parquet", {"infer": 1, **AFTER_SCORING}),
+        (f"results/prepared/{TASK}.parquet", {"prepare_task": 1, "infer": 6, **AFTER_SCORING}),
+    ],
+)
+def test_a_missing_intermediate_is_rebuilt_by_a_plain_run(demo, missing, planned):
+    """Every intermediate is a target: deleted (as a job does with a damaged one, or by hand), the
+    next plain run rebuilds it and reruns what depends on it, nothing else. (test_faults.py runs
+    such reruns.)"""
+    path, aside = demo / missing, demo / "aside"
+    path.rename(aside)
+    try:
+        result = snakemake(demo, "-n")
+    finally:
+        aside.rename(path)
+    assert result.returncode == 0, output_of(result)
+    assert job_stats(output_of(result)) == {**planned, "all": 1}
+
+
+# What snakedeploy writes into a study's workflow/Snakefile (docs/deploying.md), with a local clone.
+DEPLOYED_SNAKEFILE = """configfile: "config/config.yaml"
+
+
+module globalrep:
+    snakefile:
+        {snakefile!r}
+    config:
+        config
+
+
+use rule * from globalrep
+"""
+# One of the demo's tasks, the one with most stages (Multi-VALUE's rewrites, in the C locale).
+DEPLOYED_TASKS = ("md3_taboo_transfer",)
+
+
+def test_a_deployed_workflow_runs_the_demo_with_the_same_tables(demo, tmp_path):
+    """Deployed as Snakemake workflows are (docs/deploying.md): the package installed (not
+    editable) into a folder of its own, a study whose Snakefile uses the workflow as a `module`,
+    from a clone without src/; in the C locale with Python's UTF-8 mode off. The demo run's models
+    are reused; the deployed run's tables are the demo run's, byte for byte."""
+    source, site, clone, study = (tmp_path / name for name in ("source", "site", "globalrep", "study"))
+    source.mkdir()
+    shutil.copy(REPO / "pyproject.toml", source)
+    shutil.copy(REPO / "README.md", source)
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target"]
+    subprocess.run([*install, str(site), str(source)], check=True, capture_output=True, timeout=300)
+    clone.mkdir()
+    copy_workflow(clone)
+    assert not (clone / "src").exists()
+    (study / "workflow").mkdir(parents=True)
+    (study / "workflow/Snakefile").write_text(DEPLOYED_SNAKEFILE.format(snakefile=str(clone / "Snakefile")))
+    shutil.copytree(clone / "config", study / "config")
+    shutil.copytree(clone / "data", study / "data")
+    config = yaml.safe_load((clone / "config.yaml").read_text())
+    config["tasks"] = {task: config["tasks"][task] for task in DEPLOYED_TASKS}
+    write_yaml(study / "config/config.yaml", config)
+    shutil.copytree(demo / "results/demo/models", study / "results/demo/models", copy_function=shutil.copy2)
+    env = {**os.environ, "PYTHONPATH": str(site), "LC_ALL": "C", "PYTHONUTF8": "0"}
+    if (demo / "results/nltk_data").is_dir():
+        env.setdefault("NLTK_DATA", str(demo / "results/nltk_data"))
+    imported = subprocess.run([sys.executable, "-c", "import globalrep; print(globalrep.__file__)"], env=env,
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    assert imported.stdout.startswith(str(site)), imported.stdout
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2"], cwd=study, env=env, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, output_of(result)[-5000:]
+    assert job_stats(output_of(result)).get("build_demo_models") is None, "the demo run's models are reused"
+    deployed = sorted((study / "results/tables").glob("*.csv"))
+    assert {path.name for path in deployed} >= {f"{task}.csv" for task in DEPLOYED_TASKS}
+    for path in deployed:
+        assert path.read_bytes() == (demo / "results/tables" / path.name).read_bytes(), path.name

@@ -169,7 +169,8 @@ def _paired_items(task: str, options: dict, column: str, out: Path) -> Path:
     shout_path = out / f"{task}@shout.parquet"
     write_parquet_atomic(shout(sae, column), shout_path)
     prepared = out / f"{task}.parquet"
-    dialect_pairs.combine_task_items(sae_path, {"shout": shout_path}, prepared, out / f"{task}_rewrites.csv")
+    dialect_pairs.combine_task_items(sae_path, {"shout": shout_path}, prepared)
+    dialect_pairs.summarize_rewrites({"shout": shout_path}, out / f"{task}_rewrites.csv")
     return prepared
 
 
@@ -224,7 +225,8 @@ def test_schema_and_demo_config_cover_the_dialect_tasks():
 
 def test_workflow_plans_the_dialect_stage(tmp_path):
     """Per dialect task: its SAE items, then one job for its rewrites and their pairing (not
-    prepare_task); the NLTK data once. An unknown dialect stops the run before any job."""
+    prepare_task) and one for its rewrites table, a target of the run; the NLTK data once. An
+    unknown dialect stops the run before any job."""
     from workflow_runs import (
         copy_workflow,
         edit_config,
@@ -245,6 +247,8 @@ def test_workflow_plans_the_dialect_stage(tmp_path):
     assert "prepare_task" not in stats
     assert stats.get("build_nltk_data", 0) <= 1
     assert "results/prepared/rm_dialect_probe@kenyan.parquet" in out
+    every_job = job_stats(output_of(snakemake(workdir, "-n")))
+    assert every_job["summarize_rewrites"] == 2 and every_job["rewrite_dialects"] == 2
     edit_config(workdir, lambda c: c.update(dialects=["indian", "klingon"]))
     result = snakemake(workdir, "-n")
     assert result.returncode != 0 and "config key 'dialects.1'" in output_of(result)

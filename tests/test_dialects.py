@@ -150,7 +150,9 @@ def test_rewrites_depend_only_on_seed_and_item(rewriters, nltk_data, demo_games)
 
 @needs_multivalue
 def test_two_runs_write_identical_files(tmp_path, nltk_data, demo_games):
-    """The workflow step run here and in a fresh process (another hash seed) writes the same bytes."""
+    """The workflow step run here and in a fresh process writes the same bytes: another hash seed,
+    and the C locale with Python's UTF-8 mode off, where open() defaults to ASCII (Multi-VALUE's
+    word lists are UTF-8)."""
     sae = tmp_path / "md3_taboo_transfer@sae.parquet"
     write_parquet_atomic(demo_games, sae)
     here, there = tmp_path / "here.parquet", tmp_path / "there.parquet"
@@ -159,7 +161,7 @@ def test_two_runs_write_identical_files(tmp_path, nltk_data, demo_games):
         "from globalrep.dialect_rewrites import rewrite_task_items; "
         f"rewrite_task_items('md3_taboo_transfer', ['indian'], 5, {str(sae)!r}, {str(nltk_data)!r}, [{str(there)!r}])"
     )
-    env = {**os.environ, "PYTHONHASHSEED": "123", "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONHASHSEED": "123", "PYTHONPATH": str(REPO / "src"), "LC_ALL": "C", "PYTHONUTF8": "0"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
     assert here.read_bytes() == there.read_bytes()
 

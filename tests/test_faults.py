@@ -52,12 +52,17 @@ def run(tmp_path_factory):
     return workdir, reference
 
 
+def outputs(workdir: Path) -> set[Path]:
+    """Every file under results/ but the logs, relative to it."""
+    results = workdir / "results"
+    found = (path.relative_to(results) for path in results.rglob("*") if path.is_file())
+    return {path for path in found if path.parts[0] != "logs"}
+
+
 @pytest.fixture
 def uninterrupted(run):
     """The workflow copy as the uninterrupted run left it (files, times and Snakemake's records),
-    so that each case starts from the same state, whatever the case before it left behind (a
-    rerun after a damaged intermediate leaves that intermediate missing: nothing downstream
-    needs it)."""
+    so that each case starts from the same state, whatever the case before it left behind."""
     workdir, reference = run
     for folder in ("results", ".snakemake"):
         shutil.rmtree(workdir / folder)
@@ -66,18 +71,21 @@ def uninterrupted(run):
 
 
 def rerun_recovers(workdir: Path, reference: dict[str, bytes]) -> None:
+    """The next plain run rebuilds every file the uninterrupted run left (what the fault deleted
+    included, as the error messages promise), with byte-identical tables."""
     result = snakemake(workdir, *CORES, timeout=900)
     assert result.returncode == 0, output_of(result)[-5000:]
+    assert outputs(workdir) == outputs(workdir.with_name("pristine"))
     assert tables(workdir) == reference
     assert "Nothing to be done" in output_of(snakemake(workdir, "-n"))
 
 
-def start_snakemake(workdir: Path, log_name: str, **popen) -> subprocess.Popen:
+def start_snakemake(workdir: Path, log_name: str, *args: str, **popen) -> subprocess.Popen:
     """Snakemake in the background (as :func:`test_workflow.snakemake` runs it), output to a file."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
     with open(workdir / log_name, "w") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "snakemake", *CORES],
+            [sys.executable, "-m", "snakemake", *CORES, *args],
             cwd=workdir,
             env=env,
             stdout=out,
@@ -123,17 +131,14 @@ def test_a_damaged_intermediate_is_named_deleted_and_rebuilt(uninterrupted, dama
     rerun_recovers(workdir, reference)
 
 
-def test_a_run_killed_during_inference_recovers_after_unlock(uninterrupted):
+def test_a_run_killed_during_forced_inference_recovers_after_unlock(uninterrupted):
+    """SIGKILL while `--forcerun infer` recomputes a shard (which Snakemake deleted first): after
+    `snakemake --unlock`, a plain run recomputes it, as docs/troubleshooting.md says."""
     workdir, reference = uninterrupted
+    shard = workdir / f"results/predictions/{TASK}/demo-sft/shard-0-of-1.parquet"
     shard_log = workdir / f"results/logs/infer/{TASK}/demo-sft/shard-0-of-1.log"
-    # Snakemake rebuilds a missing intermediate only for an output that needs it: drop the table too.
-    for path in [
-        *(workdir / f"results/predictions/{TASK}/demo-sft").glob("*.parquet"),
-        shard_log,
-        workdir / f"results/tables/{TASK}.csv",
-    ]:
-        path.unlink()
-    killed = start_snakemake(workdir, "killed.out", start_new_session=True)
+    shard_log.unlink()  # the job's new log says that it started
+    killed = start_snakemake(workdir, "killed.out", "--forcerun", "infer", start_new_session=True)
     deadline = time.monotonic() + 300
     while not shard_log.exists() and killed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -141,9 +146,10 @@ def test_a_run_killed_during_inference_recovers_after_unlock(uninterrupted):
     time.sleep(1.0)  # inside the job: imports and model loading
     os.killpg(killed.pid, signal.SIGKILL)  # the whole process group: Snakemake and its jobs
     killed.wait()
+    assert not shard.exists(), "the kill interrupted the job computing this shard"
     # Whatever the kill interrupted left no file that looks complete but is not.
-    for shard in (workdir / f"results/predictions/{TASK}").rglob("*.parquet"):
-        pd.read_parquet(shard)
+    for path in (workdir / f"results/predictions/{TASK}").rglob("*.parquet"):
+        pd.read_parquet(path)
     unlock = snakemake(workdir, "--unlock")
     assert unlock.returncode == 0, output_of(unlock)
     rerun_recovers(workdir, reference)

@@ -129,7 +129,7 @@ def prepared_items(task: Task, options: dict, out: Path) -> Path:
     write_parquet_atomic(
         dialect_rewrites.rewrite_items(items, Suffix(), task.dialect_text, task.dialect_protect), tagged
     )
-    dialect_pairs.combine_task_items(sae, {Suffix.code: tagged}, prepared, out / "rewrites.csv")
+    dialect_pairs.combine_task_items(sae, {Suffix.code: tagged}, prepared)
     return prepared
 
 

@@ -44,7 +44,8 @@ def combine(sae: pd.DataFrame, rewrites: Mapping[str, pd.DataFrame]) -> pd.DataF
         if set(frame["item_id"]) != expected or len(frame) != len(sae):
             raise GlobalrepError(
                 f"the {dialect} rewrite does not hold the SAE items one for one "
-                f"({len(frame)} rows for {len(sae)} items); delete it and rerun the dialect stage"
+                f"({len(frame)} rows for {len(sae)} items): a bug in globalrep's dialect stage, please report it "
+                "with this job's log"
             )
         frames.append(frame.assign(group=dialect))
     items = pd.concat(frames, ignore_index=True)
@@ -68,24 +69,27 @@ def rewrite_summary(rewrites: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def combine_task_items(
-    sae_path: str | os.PathLike,
-    rewrite_paths: Mapping[str, str | os.PathLike],
-    items_out: str | os.PathLike,
-    summary_out: str | os.PathLike,
+    sae_path: str | os.PathLike, rewrite_paths: Mapping[str, str | os.PathLike], items_out: str | os.PathLike
 ) -> None:
-    """The workflow step: the paired items of a dialect task, and how often each rule fired."""
+    """The workflow step: the paired items of a dialect task."""
     sae = read_parquet_output(sae_path)
     rewrites = {dialect: read_parquet_output(path) for dialect, path in rewrite_paths.items()}
     items = combine(sae, rewrites)
-    summary = rewrite_summary(rewrites)
     write_parquet_atomic(items, items_out)
+    log.info("wrote %d items (%d SAE items x %d versions) to %s", len(items), len(sae), 1 + len(rewrites), items_out)
+
+
+def summarize_rewrites(rewrite_paths: Mapping[str, str | os.PathLike], summary_out: str | os.PathLike) -> None:
+    """The workflow step: how often each rule fired, per dialect (:func:`rewrite_summary`)."""
+    rewrites = {dialect: read_parquet_output(path) for dialect, path in rewrite_paths.items()}
+    summary = rewrite_summary(rewrites)
     write_csv_atomic(summary, summary_out)
     for dialect, frame in summary.groupby("dialect", sort=False):
         changed = frame.set_index("rule").loc[CHANGED]
         log.info(
-            "%s: rules fired in %d of %d items (%.0f%%)", dialect, changed["items"], len(sae), 100 * changed["share"]
-        )
-    log.info("wrote %d items (%d SAE items x %d versions) to %s", len(items), len(sae), 1 + len(rewrites), items_out)
+            "%s: rules fired in %d of %d items (%.0f%%)",
+            dialect, changed["items"], len(rewrites[dialect]), 100 * changed["share"],
+        )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ scores

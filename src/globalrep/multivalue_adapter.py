@@ -12,6 +12,8 @@ some care to run here:
   dialects without it (stanza is not even imported). The features that need coreference (1, 2,
   41, 43, 46) then never fire, and feature 47 drops "it" from every "it is"; all six are
   switched off (:data:`DISABLED_FEATURES`);
+- it opens its word lists with the locale's encoding (ASCII in a C locale): they are read as the
+  UTF-8 they are;
 - its ``seed=0`` is silently ignored and its rules draw from the global ``random``: each
   :class:`DialectRewriter` gives Multi-VALUE its own generator instead, seeded per text from
   (seed, key), so a text's rewrite depends on nothing but the seed and its key (not on the other
@@ -33,7 +35,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from functools import cache
+from functools import cache, partial
 from types import ModuleType, SimpleNamespace
 from typing import NamedTuple
 from unittest import mock
@@ -192,8 +194,12 @@ class DialectRewriter:
         Dialects, BaseDialect = _multivalue()
         self._random = random.Random()  # Multi-VALUE's own, reseeded per text
         start = time.perf_counter()
-        # The dialect's own spacy.load: the shared English pipeline.
-        with mock.patch.object(BaseDialect, "spacy", SimpleNamespace(load=lambda *a, **k: english_pipeline())):
+        # The dialect's own spacy.load: the shared English pipeline; its word lists opened as the
+        # UTF-8 they are, whatever the locale (Multi-VALUE's open() takes the locale's encoding).
+        with (
+            mock.patch.object(BaseDialect, "spacy", SimpleNamespace(load=lambda *a, **k: english_pipeline())),
+            mock.patch.object(BaseDialect, "open", partial(open, encoding="utf-8"), create=True),
+        ):
             try:
                 dialect = Dialects.DialectFromVector(dialect_name=self.name)
             except LookupError as error:  # NLTK's "Resource ... not found"

@@ -97,7 +97,9 @@ def _write_wordnet(folder: Path) -> None:
         shutil.copytree(root / "usr" / "share" / "wordnet", folder)
         shutil.copy(root / "usr" / "share" / "doc" / "wordnet-base" / "copyright", folder / "LICENSE")
         manpage = root / "usr" / "share" / "man" / "man5" / "lexnames.5WN.gz"
-        (folder / "lexnames").write_text(lexnames_from_manpage(gzip.decompress(manpage.read_bytes()).decode()))
+        (folder / "lexnames").write_text(
+            lexnames_from_manpage(gzip.decompress(manpage.read_bytes()).decode()), encoding="utf-8"
+        )
     log.info("WordNet 3.0: %d files", len(list(folder.iterdir())))
 
 

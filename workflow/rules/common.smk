@@ -11,9 +11,12 @@ from snakemake.exceptions import WorkflowError
 from snakemake.io import contains_wildcard
 from snakemake.utils import validate
 
-# Use this checkout's package (src/) when present, here and in every job's Python.
-_SRC = Path(workflow.basedir) / "src"
-if _SRC.is_dir() and str(_SRC) not in sys.path:
+# Use this checkout's package (src/) when present, here and in every job's Python; a deployed
+# workflow (a `module` of the user's Snakefile, e.g. from snakedeploy, maybe remote) has none and
+# uses the installed package. Paths into the workflow's own files go from this file's folder.
+_RULES_DIR = workflow.current_basedir
+_SRC = Path(_RULES_DIR.get_path_or_uri(secret_free=True)).parents[1] / "src" if _RULES_DIR.is_local else None
+if _SRC is not None and _SRC.is_dir() and str(_SRC) not in sys.path:
     sys.path.insert(0, str(_SRC))
     _paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     os.environ.update(PYTHONPATH=os.pathsep.join([str(_SRC)] + [p for p in _paths if p != str(_SRC)]))
@@ -36,9 +39,7 @@ except GlobalrepError as error:
 
 try:
     # The top-level schema with every task's options block (see globalrep.config_schema).
-    validate(
-        config, schema=config_schema.assembled_file(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
-    )
+    validate(config, schema=config_schema.assembled_file(workflow.source_path("../schemas/config.schema.yaml")))
 except WorkflowError as error:
     cause = error.__context__  # the jsonschema ValidationError, if that is what failed
     if not hasattr(cause, "absolute_path"):
@@ -131,8 +132,10 @@ def model_resource(name):
 
 
 def inference_environment(wildcards):
-    """The conda environment of the model's backend."""
-    return environment_file(MODELS[wildcards.model].get("backend"))
+    """The conda environment of the model's backend. Snakemake reads a relative path from the
+    rule's file (as ../../envs/... here), also in a deployed workflow."""
+    path = environment_file(MODELS[wildcards.model].get("backend"))
+    return path if os.path.isabs(path) else os.path.join("../..", path)
 
 
 def chains_for(task):
@@ -156,6 +159,27 @@ def extra_table_files():
     return [path for task in TASKS for path in task_extra_table_files(task)]
 
 
+def intermediate_files():
+    """What the tables are computed from: prepared items (and a dialect task's rewrites), prediction
+    shards, scores, sft_langid's detection shards. Snakemake rebuilds a missing intermediate only
+    for an output that must be rebuilt anyway; as targets of rule all, one that is missing (deleted
+    as damaged, lost with a killed job, deleted by hand) is rebuilt by the next plain run, and what
+    depends on it reruns. DIALECT_TASKS, DIALECTS (rules/dialects.smk) and LANGID (rules/langid.smk)
+    are read when rule all asks."""
+    files = []
+    for task in SCORED_TASKS:
+        files += [f"results/prepared/{task}.parquet", f"results/scores/{task}.parquet"]
+        files += [path for paths in prediction_files(task).values() for path in paths]
+        if task in DIALECT_TASKS:
+            versions = ["sae", *DIALECTS]
+            files += [f"results/prepared/{task}@{version}.parquet" for version in versions]
+            files.append(f"results/tables/{task}_rewrites.csv")
+    if LANGID in TASKS:
+        files += [path for paths in langid_shards().values() for path in paths]
+        files.append(f"results/scores/{LANGID}.parquet")
+    return files
+
+
 def all_targets():
     return [
         *[f"results/tables/{task}.csv" for task in TASKS],
@@ -163,6 +187,7 @@ def all_targets():
         *extra_table_files(),
         *[f"results/figures/{task}" for task in TASKS],
         "results/report.html",
+        *intermediate_files(),
     ]
 
 

@@ -3,7 +3,8 @@
 # results/prepared/{task}@sae.parquet; one job per task writes each dialect's rewrite
 # {task}@{dialect}.parquet (same item_ids) and {task}.parquet pairing them all (instead of rule
 # prepare_task). One job for all dialects: imports, spaCy and WordNet load once, and a new dialect
-# reruns the task's inference anyway (its items change). Multi-VALUE runs offline; its NLTK data
+# reruns the task's inference anyway (its items change). Another job counts the rules that fired
+# (results/tables/{task}_rewrites.csv). Multi-VALUE runs offline; its NLTK data
 # are built once under results/nltk_data unless NLTK_DATA already holds them.
 
 from globalrep.dialect_rewrites import REWRITE_VERSION
@@ -57,12 +58,6 @@ rule rewrite_dialects:
     output:
         rewrites=expand("results/prepared/{{task}}@{dialect}.parquet", dialect=DIALECTS),
         prepared="results/prepared/{task}.parquet",
-        summary=report(
-            "results/tables/{task}_rewrites.csv",
-            caption="../report/rewrites.rst",
-            category="Tables",
-            subcategory="{task}",
-        ),
     log:
         "results/logs/rewrite_dialects/{task}.log",
     wildcard_constraints:
@@ -82,3 +77,30 @@ rule rewrite_dialects:
 
 # A dialect task's items are the paired SAE + dialect items, not the task's raw items.
 ruleorder: rewrite_dialects > prepare_task
+
+
+# How often each rule fired: a job of its own, so that a lost table is rebuilt from the rewrites
+# without rewriting the items (which would rerun the task's inference).
+rule summarize_rewrites:
+    input:
+        rewrites=expand("results/prepared/{{task}}@{dialect}.parquet", dialect=DIALECTS),
+    output:
+        report(
+            "results/tables/{task}_rewrites.csv",
+            caption="../report/rewrites.rst",
+            category="Tables",
+            subcategory="{task}",
+        ),
+    log:
+        "results/logs/summarize_rewrites/{task}.log",
+    wildcard_constraints:
+        task=_DIALECT_TASK,
+    conda:
+        "../../envs/dialects.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        dialects=DIALECTS,
+    script:
+        "../scripts/summarize_rewrites.py"

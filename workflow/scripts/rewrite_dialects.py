@@ -19,5 +19,4 @@ combine_task_items(
     sae_path=snakemake.input.sae,
     rewrite_paths=dict(zip(dialects, rewrites)),
     items_out=snakemake.output.prepared,
-    summary_out=snakemake.output.summary,
 )

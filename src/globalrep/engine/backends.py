@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "globalrep.backends"
 DEFAULT_BACKEND = "hf"
-REPO_ROOT = Path(__file__).resolve().parents[3]
 # What answers requests with a backend's model primitives.
 MODEL_RUNNER = "globalrep.engine.runner:ModelRunner"
 
@@ -82,7 +80,8 @@ class BackendInfo:
     # Model entry keys that do not change its answers, left out of the inference fingerprint
     # (``options.name`` for an option); ``batch_size`` is left out for every backend.
     non_result_keys: tuple[str, ...] = ()
-    # The conda environment of its inference jobs (relative paths: to the repository's root).
+    # The conda environment of its inference jobs: a path relative to the workflow's root (the
+    # folder of its Snakefile, never the installed package's), or an absolute path.
     environment: str = "envs/inference.yaml"
 
 
@@ -216,8 +215,9 @@ def backend_factory(name: str) -> BackendFactory:
 
 
 def environment_file(name: str | None) -> str:
-    """The absolute path of the conda environment file of backend ``name``'s inference jobs."""
-    return str(REPO_ROOT / backend_info(name).environment)
+    """The conda environment file of backend ``name``'s inference jobs, as declared: relative to
+    the workflow's root, or absolute."""
+    return backend_info(name).environment
 
 
 @contextmanager
