@@ -68,7 +68,9 @@ class HFBackend:
         log.info("%s loglik: %s", self.spec.name, counts)
         return logprobs
 
-    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[str]:
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, stop: tuple[str, ...]
+    ) -> list[str | None]:
         model, tokenizer = self._model()
         return run_batched(
             prompts,
@@ -125,11 +127,26 @@ def _pad(sequences: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tens
     return ids, mask
 
 
+class NonFiniteScores:
+    """A logits processor that notes each batch row whose next-token scores were ever not finite
+    (a NaN or +inf, or no finite score at all: a broken model); it changes no score."""
+
+    def __init__(self, batch: int):
+        self.rows = torch.zeros(batch, dtype=torch.bool)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        broken = (scores.isnan() | scores.isposinf()).any(-1) | ~scores.isfinite().any(-1)
+        self.rows |= broken.cpu()
+        return scores
+
+
 @torch.no_grad()
-def generate_batch(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, stop: tuple[str, ...], device):
+def generate_batch(
+    model, tokenizer, prompts: list[list[int]], max_new_tokens: int, stop: tuple[str, ...], device
+) -> list[str | None]:
     """Greedy continuations of left-padded prompts, decoded; generation ends once every text holds a
-    stop string (the runner cuts there)."""
-    from transformers import GenerationConfig
+    stop string (the runner cuts there). None for a prompt whose scores were ever not finite."""
+    from transformers import GenerationConfig, LogitsProcessorList
 
     ids, mask = _pad(prompts, tokenizer.pad_token_id, "left")
     config = GenerationConfig(
@@ -139,10 +156,16 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], max_new_tokens: i
         eos_token_id=loading.end_token_ids(tokenizer, model.generation_config),
         stop_strings=list(stop) or None,
     )
+    non_finite = NonFiniteScores(len(prompts))
     output = model.generate(
-        input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config, tokenizer=tokenizer
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        generation_config=config,
+        tokenizer=tokenizer,
+        logits_processor=LogitsProcessorList([non_finite]),
     )
-    return tokenizer.batch_decode(output[:, ids.shape[1] :], skip_special_tokens=True)
+    texts = tokenizer.batch_decode(output[:, ids.shape[1] :], skip_special_tokens=True)
+    return [None if broken else text for text, broken in zip(texts, non_finite.rows.tolist())]
 
 
 @torch.no_grad()

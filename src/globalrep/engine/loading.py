@@ -134,6 +134,11 @@ class ScalarHeadRewardModel(nn.Module):
         self.body = body
         self.head = head
 
+    @property
+    def config(self):
+        """The body's config (its window: ``max_position_embeddings``)."""
+        return self.body.config
+
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         # Positions from the mask, so left and right padding give the same reward.
