@@ -10,14 +10,11 @@ import torch
 from globalrep.engine import loading
 from globalrep.engine.batching import run_batched
 from globalrep.engine.loglik import TokenizedRequest, score_requests
+from globalrep.engine.memory import DEFAULT_MAX_PACKED_TOKENS
 from globalrep.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
-# Tokens of one tree-packed log-likelihood row (config key engine.max_packed_tokens); a forward
-# holds up to batch_size rows. Its 4D mask is row² entries (8 MiB in bf16 at 2048, 128 MiB at
-# 8192): docs/architecture.md says what a row costs; 2048 fits a 24 GB GPU with a 7B model in bf16.
-DEFAULT_MAX_PACKED_TOKENS = 2048
 
 
 class HFBackend:

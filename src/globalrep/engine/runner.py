@@ -15,10 +15,12 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Protocol
 
 import pandas as pd
+from jinja2.exceptions import SecurityError
 
 from globalrep.engine.answers import (
     Answers,
@@ -74,6 +76,13 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[:cut]
 
 
+# What sizes the memory of each kind of request, and so what to lower when it runs out.
+MEMORY_KNOBS = {
+    "loglik": "engine.max_packed_tokens (the tokens of one packed row) or models.{name}.batch_size",
+    "reward": "models.{name}.batch_size",
+    "generate": "models.{name}.batch_size or the task's max_new_tokens",
+}
+
 # Why an answer is missing, by request kind: a score that is NaN or infinite.
 NON_FINITE = {
     "loglik": "non-finite log-likelihood (NaN or inf)",
@@ -109,7 +118,8 @@ class ModelRunner:
                                 (GenerateRequest, "generate", self._generate)):  # fmt: skip
             if by_type[kind]:
                 started = time.perf_counter()
-                columns, n_tokens, broken = run(by_type[kind])
+                with self._refusals(name):
+                    columns, n_tokens, broken = run(by_type[kind])
                 elapsed = max(time.perf_counter() - started, 1e-9)
                 answers.update(columns)
                 for item_id in broken:
@@ -129,6 +139,29 @@ class ModelRunner:
 
     def close(self) -> None:
         self.model.close()
+
+    @contextmanager
+    def _refusals(self, kind: str) -> Iterator[None]:
+        """What the model or its files refuse, as one named line: a chat template that Jinja's
+        sandbox stops, memory that cannot be allocated (naming the knob that sizes it)."""
+        name = self.spec.name
+        try:
+            yield
+        except SecurityError as error:
+            chat_template = self.spec.chat_template
+            where = chat_template if is_chat_format(chat_template) else "the tokenizer's own, from " + self.spec.path
+            raise GlobalrepError(
+                f"model {name!r}: its chat template ({where}) was refused by Jinja's sandbox ({error}); nothing it "
+                f"asked for ran. Use a template you trust (config key 'models.{name}.chat_template')"
+            ) from None
+        except (MemoryError, RuntimeError) as error:  # torch's OutOfMemoryError is a RuntimeError
+            if not isinstance(error, MemoryError) and "alloc" not in str(error) and "out of memory" not in str(error):
+                raise
+            raise GlobalrepError(
+                f"model {name!r}: out of memory answering {kind} requests ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:200]}); lower {MEMORY_KNOBS[kind].format(name=name)}, or give the "
+                "job more memory (engine.mem_mb or the model's mem_mb; see docs/troubleshooting.md)"
+            ) from None
 
     def _encode_many(self, texts: list[str]) -> list[list[int]]:
         return encode_many(texts, self.model.tokenizer, self.double_bos)
