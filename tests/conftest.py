@@ -57,7 +57,11 @@ def broken_copy(model_dir: Path, out_dir: Path, value: float) -> Path:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     config = AutoConfig.from_pretrained(model_dir)
-    auto = AutoModelForSequenceClassification if config.architectures[0].endswith("ForSequenceClassification") else AutoModelForCausalLM
+    auto = (
+        AutoModelForSequenceClassification
+        if config.architectures[0].endswith("ForSequenceClassification")
+        else AutoModelForCausalLM
+    )
     model = auto.from_pretrained(model_dir)
     model.base_model.norm.weight.data.fill_(value)
     model.save_pretrained(out_dir)

@@ -122,7 +122,14 @@ def test_missing_answers_are_counted_per_model_and_group_and_warned(caplog):
             "model": ["m"] * 3 + ["n"] * 3,
             "item_id": ["a", "b", "c"] * 2,
             "missing_answer": [True, False, True, False, False, False],
-            "missing_reason": ["non-finite reward (NaN or inf)", None, "no value in the published file x", None, None, None],
+            "missing_reason": [
+                "non-finite reward (NaN or inf)",
+                None,
+                "no value in the published file x",
+                None,
+                None,
+                None,
+            ],
         }
     )
     counts = missing_answers.count_by_group(predictions, belebele_items())
@@ -132,8 +139,18 @@ def test_missing_answers_are_counted_per_model_and_group_and_warned(caplog):
     with caplog.at_level(logging.WARNING):
         missing_answers.check_scorable("belebele", predictions, belebele_items())
     assert "belebele / m: 1 of 2 answers in group eng_Latn are missing (non-finite reward (NaN or inf))" in caplog.text
-    assert "belebele / m: 1 of 1 answers in group deu_Latn are missing (no value in the published file x)" in caplog.text
+    assert (
+        "belebele / m: 1 of 1 answers in group deu_Latn are missing (no value in the published file x)" in caplog.text
+    )
     assert "/ n:" not in caplog.text
+    everything_missing = predictions.assign(missing_answer=True)
+    with pytest.raises(
+        GlobalrepError,
+        match=r"^task belebele: refused, no tables written: model 'm': all 3 answers missing \(no value in the published file x; non-finite reward \(NaN or inf\)\); model 'n': all 3 answers missing \(flagged missing\)",
+    ):
+        missing_answers.check_scorable("belebele", everything_missing, belebele_items())
+    # The paper's published rows are scored by its rules, however many it lacks.
+    missing_answers.check_scorable("belebele", everything_missing.assign(published=True), belebele_items())
 
 
 @pytest.mark.parametrize(
@@ -195,9 +212,7 @@ print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss 
 
 
 @pytest.mark.parametrize("kind", ["loglik", "generate", "reward"])
-def test_a_200k_character_item_is_cut_to_the_window_and_stays_within_the_jobs_memory(
-    kind, tiny_lm_dir, tiny_rm_dir
-):
+def test_a_200k_character_item_is_cut_to_the_window_and_stays_within_the_jobs_memory(kind, tiny_lm_dir, tiny_rm_dir):
     path = tiny_rm_dir if kind == "reward" else tiny_lm_dir
     done = subprocess.run(
         [sys.executable, "-c", WINDOW_SCRIPT, kind, str(path), str(job_mem_mb())],

@@ -321,9 +321,9 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, seed: int, task: str) 
     if "choice_tiebreak" not in predictions.columns:
         predictions = predictions.assign(choice_tiebreak=None)
     published = predictions["published"].eq(True) if "published" in predictions.columns else False
-    merged = predictions.assign(published=published)[["model", "item_id", "choice_tiebreak", "published", *needed]].merge(
-        items[["item_id", "group", "answer", "distractors"]], on="item_id", validate="many_to_one"
-    )
+    merged = predictions.assign(published=published)[
+        ["model", "item_id", "choice_tiebreak", "published", *needed]
+    ].merge(items[["item_id", "group", "answer", "distractors"]], on="item_id", validate="many_to_one")
     rows = []
     for pred in merged.itertuples(index=False):
         distractors = list(pred.distractors)

@@ -63,19 +63,25 @@ def count_by_group(predictions: pd.DataFrame, items: pd.DataFrame) -> pd.DataFra
 
 def check_scorable(task: str, predictions: pd.DataFrame, items: pd.DataFrame) -> None:
     """Warn, per model and group, of the missing answers of ``task``; refuse (GlobalrepError) a
-    model whose answers are all missing, by name."""
+    model of our own runs whose answers are all missing, by name. (Rows of ``backend: published``
+    are the paper's: scored by its rules, whatever they lack.)"""
     counts = count_by_group(predictions, items)
     for row in counts[counts["missing"] > 0].itertuples(index=False):
         log.warning(
             "%s / %s: %d of %d answers in group %s are missing (%s); they are scored as missing",
             task, row.model, row.missing, row.total, row.group, row.reasons or "flagged missing",
         )  # fmt: skip
+    if "published" in predictions.columns:
+        counts = counts[~counts["model"].isin(predictions.loc[predictions["published"].eq(True), "model"])]
     per_model = counts.groupby("model", sort=False).agg(missing=("missing", "sum"), total=("total", "sum"))
     refused = per_model[(per_model["total"] > 0) & (per_model["missing"] == per_model["total"])]
     if len(refused):
-        reasons = counts[counts["model"].isin(refused.index)].groupby("model")["reasons"].agg(
-            lambda r: "; ".join(sorted(set(filter(None, "; ".join(r).split("; ")))))
-        )
+        reasons = {
+            model: "; ".join(
+                sorted({r for text in counts.loc[counts["model"] == model, "reasons"] for r in text.split("; ") if r})
+            )
+            for model in refused.index
+        }
         listing = "; ".join(
             f"model {model!r}: all {row.total} answers missing ({reasons.get(model) or 'flagged missing'})"
             for model, row in refused.iterrows()

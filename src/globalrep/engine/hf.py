@@ -16,7 +16,6 @@ from globalrep.models import ModelSpec
 log = logging.getLogger(__name__)
 
 
-
 class HFBackend:
     """The ``hf`` backend's model primitives (see ``globalrep.engine.runner.ModelPrimitives``):
     loads the tokenizer and model of ``spec`` once, on first use."""

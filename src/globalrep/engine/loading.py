@@ -56,7 +56,10 @@ def load_tokenizer(spec: ModelSpec, path: str | None = None):
     except OSError as error:
         raise GlobalrepError(f"model {spec.name!r}: cannot load the tokenizer from {path!r}: {error}") from error
     except ValueError as error:
-        raise _refused(spec, path, error) or error
+        refusal = _refused(spec, path, error)
+        if refusal is None:
+            raise
+        raise refusal from None
     if tokenizer.pad_token_id is None:
         # Padding positions are always masked; any id will do, eos is the usual choice.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -116,7 +119,10 @@ def _from_pretrained(auto_class, spec: ModelSpec, path: str, device: torch.devic
     except OSError as error:
         raise GlobalrepError(f"model {spec.name!r}: cannot load weights from {path!r}: {error}") from error
     except (ValueError, pickle.UnpicklingError, MemoryError, RuntimeError) as error:
-        raise _refused(spec, path, error) or error
+        refusal = _refused(spec, path, error)
+        if refusal is None:
+            raise
+        raise refusal from None
     if "quantization_config" not in kwargs:
         model.to(device)
     return model.eval()

@@ -173,9 +173,9 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
     predicts nothing (``predicted`` empty); published rows keep the paper's rule."""
     check_known_items(NAME, items, predictions)
     published = predictions["published"].eq(True) if "published" in predictions.columns else False
-    merged = predictions.assign(published=published)[["model", "item_id", "choice_logprob", "choice_ntokens", "published"]].merge(
-        items[["item_id", "group", "group_name", "answer"]], on="item_id", validate="many_to_one"
-    )
+    merged = predictions.assign(published=published)[
+        ["model", "item_id", "choice_logprob", "choice_ntokens", "published"]
+    ].merge(items[["item_id", "group", "group_name", "answer"]], on="item_id", validate="many_to_one")
     logprobs = np.stack(merged["choice_logprob"].map(np.asarray))
     ntokens = np.stack(merged["choice_ntokens"].map(np.asarray)).astype(float)
     if logprobs.shape[1:] != (len(LETTERS),) or (ntokens <= 0).any():
