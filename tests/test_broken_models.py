@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import TOP_LEVEL_SCHEMA, broken_copy
+from workflow_runs import edit_config, output_of, snakemake
 
 from globalrep import config_checks, missing_answers, stages
 from globalrep.choices import MISSING, best_choice
@@ -263,6 +264,15 @@ def test_max_packed_tokens_is_bounded_by_the_jobs_memory():
     config_checks.check_memory_knobs(roomy, {**ENGINE, "max_packed_tokens": 500_000})
     half = {"demo-base": {**MODELS["demo-base"], "dtype": "bfloat16"}}
     config_checks.check_memory_knobs(half, {**ENGINE, "max_packed_tokens": 11_180})
+
+
+def test_a_max_packed_tokens_past_memory_stops_the_run_before_any_job(workdir):
+    edit_config(workdir, lambda config: config.setdefault("engine", {}).update(max_packed_tokens=1_000_000_000))
+    result = snakemake(workdir, "--cores", "1")
+    out = output_of(result)
+    assert result.returncode != 0 and "Traceback" not in out
+    assert "config key 'engine.max_packed_tokens' (1000000000) is too large" in out and "model 'demo-base'" in out
+    assert not (workdir / "results").exists(), "a job ran before the check"
 
 
 def test_an_allocation_failure_names_the_knob_to_lower(tiny_lm_dir, monkeypatch):
