@@ -163,6 +163,13 @@ class ModelRunner:
                 "job more memory (engine.mem_mb or the model's mem_mb; see docs/troubleshooting.md)"
             ) from None
 
+    def _count_cuts(self, cut: int, total: int, what: str, how: str) -> None:
+        """Counts in the job's log the sequences that exceeded the window; a warning when any did."""
+        (log.warning if cut else log.info)(
+            "%s: %d of %d %s exceeded the model's window (%s tokens) and %s",
+            self.spec.name, cut, total, what, self.model.window, how,
+        )  # fmt: skip
+
     def _encode_many(self, texts: list[str]) -> list[list[int]]:
         return encode_many(texts, self.model.tokenizer, self.double_bos)
 
@@ -187,13 +194,7 @@ class ModelRunner:
                 raise GlobalrepError(f"item {request.item_id}, {request.key}: {error}") from None
             tokenized.append(tokens)
             shortened += cut > 0
-        (log.warning if shortened else log.info)(
-            "%s: %d of %d log-likelihood contexts exceeded the model's window (%s tokens) and were shortened from the left",
-            self.spec.name,
-            shortened,
-            len(requests),
-            window,
-        )
+        self._count_cuts(shortened, len(requests), "log-likelihood contexts", "were shortened from the left")
         return distinct, tokenized
 
     def _loglik(self, requests: list[LoglikRequest]) -> tuple[Answers, int, set[str]]:
@@ -224,13 +225,7 @@ class ModelRunner:
                                   self._encode, limit, request.item_id)  # fmt: skip
             prompts.append(ids)
             truncated += cut
-        (log.warning if truncated else log.info)(
-            "%s: %d of %d prompts exceeded the model's window (%s tokens) and had their passage shortened from the left",
-            self.spec.name,
-            truncated,
-            len(requests),
-            window,
-        )
+        self._count_cuts(truncated, len(requests), "prompts", "had their passage shortened from the left")
         return prompts
 
     def _generate(self, requests: list[GenerateRequest]) -> tuple[Answers, int, set[str]]:
@@ -263,13 +258,7 @@ class ModelRunner:
                 ids, cut = cut_from_left(ids, window, keep_first=ids[:1] == [tokenizer.bos_token_id])
                 flat.append((request_index, conversation_index, ids))
                 shortened += cut > 0
-        (log.warning if shortened else log.info)(
-            "%s: %d of %d reward conversations exceeded the model's window (%s tokens) and were shortened from the left",
-            self.spec.name,
-            shortened,
-            len(flat),
-            window,
-        )
+        self._count_cuts(shortened, len(flat), "reward conversations", "were shortened from the left")
         return flat
 
     def _rewards(self, requests: list[RewardRequest]) -> tuple[Answers, int, set[str]]:
