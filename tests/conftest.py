@@ -50,6 +50,37 @@ def tiny_rm_dir(tiny_tokenizer, tiny_models_root) -> Path:
     return demo.build_reward_model(tiny_tokenizer, tiny_models_root / "rm", seed=3)
 
 
+def broken_copy(model_dir: Path, out_dir: Path, value: float) -> Path:
+    """A copy of a tiny model (causal LM or sequence-classification reward model) with its final
+    norm's weights set to ``value`` (NaN, inf): every output is then non-finite, as a model whose
+    weights are broken or whose half precision overflowed gives."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(model_dir)
+    auto = (
+        AutoModelForSequenceClassification
+        if config.architectures[0].endswith("ForSequenceClassification")
+        else AutoModelForCausalLM
+    )
+    model = auto.from_pretrained(model_dir)
+    model.base_model.norm.weight.data.fill_(value)
+    model.save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def nan_lm_dir(tiny_lm_dir, tiny_models_root) -> Path:
+    """The seed-0 tiny causal LM with NaN weights (its final norm's)."""
+    return broken_copy(tiny_lm_dir, tiny_models_root / "lm-nan", float("nan"))
+
+
+@pytest.fixture(scope="session")
+def nan_rm_dir(tiny_rm_dir, tiny_models_root) -> Path:
+    """The tiny reward model with NaN weights (its final norm's)."""
+    return broken_copy(tiny_rm_dir, tiny_models_root / "rm-nan", float("nan"))
+
+
 @pytest.fixture(scope="session")
 def tiny_value_head_rm(tiny_tokenizer, tiny_models_root) -> tuple[Path, Path]:
     """Starling-RM layout: (base causal LM dir, state dict with transformer.* and v_head.weight)."""

@@ -291,15 +291,23 @@ def test_chose_correct_uses_the_per_token_mean():
     assert md3.chose_correct([-1.0, -1.0], [1, 1], answer_index=0)  # a tie goes to the earlier choice
 
 
-def test_chose_correct_in_the_papers_order_takes_ties_and_nan_as_its_argmax_did():
+def test_chose_correct_under_the_papers_rule_takes_ties_and_nan_as_its_argmax_did():
     nan = float("nan")
     order = [1, 2, 0]  # choice 2 was scored first, then choice 0, then choice 1
-    assert md3.chose_correct([-1.0, -2.0, -1.0], [1, 1, 1], answer_index=2, tiebreak=order)  # tie: first scored
-    # No scores: torch.argmax took the first NaN, the choice scored first; without the order, not correct.
-    assert md3.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=2, tiebreak=order)
-    assert not md3.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=0, tiebreak=order)
-    assert not md3.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=0)
-    assert md3.chose_correct([-5.0, nan, -1.0], [1, 1, 1], answer_index=1, tiebreak=order)  # a NaN beats any score
+    paper = {"tiebreak": order, "paper_rule": True}
+    assert md3.chose_correct([-1.0, -2.0, -1.0], [1, 1, 1], answer_index=2, **paper)  # tie: first scored
+    # No scores: torch.argmax took the first NaN, the choice scored first.
+    assert md3.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=2, **paper)
+    assert not md3.chose_correct([nan, nan, nan], [1, 1, 1], answer_index=0, **paper)
+    assert md3.chose_correct([-5.0, nan, -1.0], [1, 1, 1], answer_index=1, **paper)  # a NaN beats any score
+
+
+def test_chose_correct_of_our_own_runs_never_chooses_a_nan_or_inf():
+    nan, inf = float("nan"), float("inf")
+    for answer_index in range(3):
+        assert not md3.chose_correct([nan, nan, nan], [1, 1, 1], answer_index)
+        assert not md3.chose_correct([-5.0, nan, -1.0], [1, 1, 1], answer_index, tiebreak=[1, 2, 0])
+        assert not md3.chose_correct([-5.0, -inf, inf], [1, 1, 1], answer_index)
 
 
 def published_predictions(shared_data: Path, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

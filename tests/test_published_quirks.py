@@ -228,5 +228,6 @@ def test_missing_answers_are_counted_per_model_for_the_report(tmp_path):
     assert counts == {"qwen": (2, 5)}
     notes = missing_answers.with_notes({"md3_taboo": "No published outputs for x.", "belebele": ""},
                                        {"md3_taboo": {"qwen": [flagged]}, "tydiqa_goldp": {"m": [plain]}})  # fmt: skip
-    assert notes == {"md3_taboo": "No published outputs for x. Answers missing from the published files, "
-                                  "scored as not correct: qwen: 2 of 3 items."}  # fmt: skip
+    assert notes == {"md3_taboo": "No published outputs for x. Missing answers (no value in a published file, or "
+                                  "a non-finite score; not correct where choices are ranked, else left out): "
+                                  "qwen: 2 of 3 items."}  # fmt: skip

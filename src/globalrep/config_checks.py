@@ -81,6 +81,40 @@ def check_models(models: Mapping[str, Mapping], built_paths: Iterable[str] = ())
         )
 
 
+def check_memory_knobs(models: Mapping[str, Mapping], engine: Mapping) -> None:
+    """``engine.max_packed_tokens`` must fit each ``hf`` model's inference job: the attention masks
+    of one forward (``batch_size`` rows × row² entries in the model's dtype; see
+    :mod:`globalrep.engine.memory`) within the job's ``mem_mb``. Raises one error naming every
+    model it does not fit, the knob and the largest value that fits."""
+    from globalrep.engine import memory
+    from globalrep.models import inference_resources
+
+    row = engine.get("max_packed_tokens", memory.DEFAULT_MAX_PACKED_TOKENS)
+    problems = []
+    for name, entry in models.items():
+        if entry.get("backend", "hf") != "hf":
+            continue
+        resources = inference_resources(dict(entry), dict(engine))
+        batch = entry.get("batch_size", 8)
+        size = memory.entry_bytes(entry.get("dtype", "auto"), on_gpu=resources["gpus"] > 0)
+        needed = memory.packed_masks_bytes(row, batch, size)
+        available = resources["mem_mb"] * 1e6
+        if needed > available:
+            problems.append(
+                f"model '{name}': {batch} rows (batch_size) × {row}² mask entries × {size} bytes = "
+                f"{needed / 1e6:,.0f} MB, over its job's mem_mb {resources['mem_mb']}; the masks alone fit at most "
+                f"{memory.largest_row(available, batch, size)} tokens"
+            )
+    if problems:
+        raise GlobalrepError(
+            f"config key 'engine.max_packed_tokens' ({row}) is too large for the memory of the inference jobs "
+            "(the attention masks of one forward alone; docs/architecture.md, 'What max_packed_tokens costs'):\n  "
+            + "\n  ".join(problems)
+            + "\nLower engine.max_packed_tokens or the model's batch_size, or raise mem_mb (engine.mem_mb or the "
+            "model's own)"
+        )
+
+
 # Inference (or detection) jobs per task and model: a bound that keeps planning quick (Snakemake
 # plans every job before running one); more shards than items leave some shards empty.
 MAX_SHARDS = 1000

@@ -295,16 +295,19 @@ def generated_correct(text: str, answer: str, distractors: Sequence[str]) -> boo
 
 
 def chose_correct(
-    logprobs: Sequence[float], ntokens: Sequence[int], answer_index: int, tiebreak: Sequence[int] | None = None
+    logprobs: Sequence[float],
+    ntokens: Sequence[int],
+    answer_index: int,
+    tiebreak: Sequence[int] | None = None,
+    paper_rule: bool = False,
 ) -> bool:
     """The answer has the highest per-token mean log-likelihood. A tie goes to the choice first in
     ``tiebreak`` order (the published backend: the order the paper scored the choices in), else to
-    the earlier choice; the answer's position is random, so ties favour no one. A missing (NaN)
-    score is a missing answer: not correct; except in the paper's order, where it is the paper's
-    own choice (its ``torch.argmax`` took the first NaN as the maximum)."""
-    if tiebreak is None and np.isnan(np.asarray(logprobs, dtype=float)).any():
-        return False
-    return best_choice(logprobs, ntokens, tiebreak) == answer_index
+    the earlier choice; the answer's position is random, so ties favour no one. A missing (NaN or
+    inf) score is a missing answer: not correct; except under ``paper_rule`` (published rows),
+    where it is the paper's own choice (its ``torch.argmax`` took the first NaN as the maximum).
+    See :func:`globalrep.choices.best_choice`."""
+    return best_choice(logprobs, ntokens, tiebreak, paper_rule) == answer_index
 
 
 def score(items: pd.DataFrame, predictions: pd.DataFrame, seed: int, task: str) -> pd.DataFrame:
@@ -317,9 +320,10 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, seed: int, task: str) 
         raise GlobalrepError(f"{task}: predictions lack column(s) {', '.join(missing)}; rerun inference")
     if "choice_tiebreak" not in predictions.columns:
         predictions = predictions.assign(choice_tiebreak=None)
-    merged = predictions[["model", "item_id", "choice_tiebreak", *needed]].merge(
-        items[["item_id", "group", "answer", "distractors"]], on="item_id", validate="many_to_one"
-    )
+    published = predictions["published"].eq(True) if "published" in predictions.columns else False
+    merged = predictions.assign(published=published)[
+        ["model", "item_id", "choice_tiebreak", "published", *needed]
+    ].merge(items[["item_id", "group", "answer", "distractors"]], on="item_id", validate="many_to_one")
     rows = []
     for pred in merged.itertuples(index=False):
         distractors = list(pred.distractors)
@@ -333,7 +337,8 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, seed: int, task: str) 
             (pred.model, pred.item_id, pred.group, "generated_correct",
              float(generated_correct(pred.generated_text, pred.answer, distractors))),
             (pred.model, pred.item_id, pred.group, "chose_correct",
-             float(chose_correct(pred.choice_logprob, pred.choice_ntokens, position, _tiebreak(pred.choice_tiebreak)))),
+             float(chose_correct(pred.choice_logprob, pred.choice_ntokens, position, _tiebreak(pred.choice_tiebreak),
+                                pred.published))),
         ]  # fmt: skip
     return pd.DataFrame(rows, columns=["model", "item_id", "group", "metric", "value"])
 

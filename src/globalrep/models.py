@@ -14,7 +14,7 @@ from globalrep.prompt_templates import user_template_text
 NON_RESULT_KEYS = ("batch_size",)
 
 # Bump when a change to the engine changes its numbers (not for speed-only changes).
-ENGINE_RESULTS_VERSION = "3"  # 2: log-likelihood contexts fit the window; repeated continuations tie; 3: generation ends at every end id of the generation config
+ENGINE_RESULTS_VERSION = "4"  # 2: log-likelihood contexts fit the window; repeated continuations tie; 3: generation ends at every end id of the generation config; 4: non-finite scores are missing answers, reward conversations fit the window
 
 # Keys of a model entry that size its inference jobs (workflow resources, not the model's).
 RESOURCE_KEYS = ("threads", "gpus", "mem_mb", "runtime")

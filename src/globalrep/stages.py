@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from globalrep import figure_manifest
+from globalrep import figure_manifest, missing_answers
 from globalrep.atomic import atomic_path, write_csv_atomic, write_parquet_atomic
 from globalrep.config_checks import plain, resolve_source, task_chains
 from globalrep.errors import GlobalrepError
@@ -138,6 +138,7 @@ def score_task(
     options = dict(task_options)
     items = read_parquet_output(prepared_path)
     frame = load_predictions(task_name, items, predictions, fingerprints or {})
+    missing_answers.check_scorable(task_name, frame, items)
     scores = task.score(items, frame, options)
     shards = [path for paths in predictions.values() for path in paths]
     write_parquet_atomic(scores, scores_out, {"kind": "scores", "task": task_name}, [prepared_path, *shards])

@@ -71,6 +71,7 @@ DEMO_TEXTS = sorted(str(p) for p in Path("data/demo").glob("*") if p.is_file())
 try:
     config_checks.check_chains(CHAINS, MODELS)
     config_checks.check_models(MODELS, BUILT_MODEL_DIRS)
+    config_checks.check_memory_knobs(MODELS, config["engine"])
     # Per task its models, and a note on those it cannot evaluate (published backend: models
     # whose outputs the paper did not publish); the report and figures show the notes.
     TASK_MODELS, TASK_NOTES = {}, {}

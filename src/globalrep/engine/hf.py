@@ -10,14 +10,10 @@ import torch
 from globalrep.engine import loading
 from globalrep.engine.batching import run_batched
 from globalrep.engine.loglik import TokenizedRequest, score_requests
+from globalrep.engine.memory import DEFAULT_MAX_PACKED_TOKENS
 from globalrep.models import ModelSpec
 
 log = logging.getLogger(__name__)
-
-# Tokens of one tree-packed log-likelihood row (config key engine.max_packed_tokens); a forward
-# holds up to batch_size rows. Its 4D mask is row² entries (8 MiB in bf16 at 2048, 128 MiB at
-# 8192): docs/architecture.md says what a row costs; 2048 fits a 24 GB GPU with a 7B model in bf16.
-DEFAULT_MAX_PACKED_TOKENS = 2048
 
 
 class HFBackend:
@@ -68,7 +64,9 @@ class HFBackend:
         log.info("%s loglik: %s", self.spec.name, counts)
         return logprobs
 
-    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[str]:
+    def generate(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, stop: tuple[str, ...]
+    ) -> list[str | None]:
         model, tokenizer = self._model()
         return run_batched(
             prompts,
@@ -125,11 +123,26 @@ def _pad(sequences: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tens
     return ids, mask
 
 
+class NonFiniteScores:
+    """A logits processor that notes each batch row whose next-token scores were ever not finite
+    (a NaN or +inf, or no finite score at all: a broken model); it changes no score."""
+
+    def __init__(self, batch: int):
+        self.rows = torch.zeros(batch, dtype=torch.bool)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        broken = (scores.isnan() | scores.isposinf()).any(-1) | ~scores.isfinite().any(-1)
+        self.rows |= broken.cpu()
+        return scores
+
+
 @torch.no_grad()
-def generate_batch(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, stop: tuple[str, ...], device):
+def generate_batch(
+    model, tokenizer, prompts: list[list[int]], max_new_tokens: int, stop: tuple[str, ...], device
+) -> list[str | None]:
     """Greedy continuations of left-padded prompts, decoded; generation ends once every text holds a
-    stop string (the runner cuts there)."""
-    from transformers import GenerationConfig
+    stop string (the runner cuts there). None for a prompt whose scores were ever not finite."""
+    from transformers import GenerationConfig, LogitsProcessorList
 
     ids, mask = _pad(prompts, tokenizer.pad_token_id, "left")
     config = GenerationConfig(
@@ -139,10 +152,16 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], max_new_tokens: i
         eos_token_id=loading.end_token_ids(tokenizer, model.generation_config),
         stop_strings=list(stop) or None,
     )
+    non_finite = NonFiniteScores(len(prompts))
     output = model.generate(
-        input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config, tokenizer=tokenizer
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        generation_config=config,
+        tokenizer=tokenizer,
+        logits_processor=LogitsProcessorList([non_finite]),
     )
-    return tokenizer.batch_decode(output[:, ids.shape[1] :], skip_special_tokens=True)
+    texts = tokenizer.batch_decode(output[:, ids.shape[1] :], skip_special_tokens=True)
+    return [None if broken else text for text, broken in zip(texts, non_finite.rows.tolist())]
 
 
 @torch.no_grad()

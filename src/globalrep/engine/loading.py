@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 
 import torch
@@ -34,7 +35,9 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype | str:
 
 
 def _pretrained_kwargs(spec: ModelSpec, path: str) -> dict:
-    kwargs: dict = {}
+    # Custom code runs only when the entry opts in; without it transformers would ask on stdin
+    # ("[y/N]"), which a batch job cannot answer: False refuses at once (see _refused).
+    kwargs: dict = {"trust_remote_code": bool(spec.options.get("trust_remote_code", False))}
     if spec.revision:
         kwargs["revision"] = spec.revision
     if spec.gguf_file:
@@ -52,6 +55,11 @@ def load_tokenizer(spec: ModelSpec, path: str | None = None):
         tokenizer = AutoTokenizer.from_pretrained(path, **_pretrained_kwargs(spec, path))
     except OSError as error:
         raise GlobalrepError(f"model {spec.name!r}: cannot load the tokenizer from {path!r}: {error}") from error
+    except ValueError as error:
+        refusal = _refused(spec, path, error)
+        if refusal is None:
+            raise
+        raise refusal from None
     if tokenizer.pad_token_id is None:
         # Padding positions are always masked; any id will do, eos is the usual choice.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -110,9 +118,37 @@ def _from_pretrained(auto_class, spec: ModelSpec, path: str, device: torch.devic
         model = auto_class.from_pretrained(path, **kwargs)
     except OSError as error:
         raise GlobalrepError(f"model {spec.name!r}: cannot load weights from {path!r}: {error}") from error
+    except (ValueError, pickle.UnpicklingError, MemoryError, RuntimeError) as error:
+        refusal = _refused(spec, path, error)
+        if refusal is None:
+            raise
+        raise refusal from None
     if "quantization_config" not in kwargs:
         model.to(device)
     return model.eval()
+
+
+def _refused(spec: ModelSpec, path: str | Path, error: BaseException) -> GlobalrepError | None:
+    """One line for what loading ``path`` refused on purpose or could not allocate: custom code
+    without ``trust_remote_code``, a pickle that is more than tensors, too little memory; None for
+    any other error (a bug, shown with its traceback)."""
+    name, first_line = spec.name, (str(error).strip().splitlines() or [""])[0][:200]
+    if isinstance(error, ValueError) and "trust_remote_code" in str(error):
+        return GlobalrepError(
+            f"model {name!r}: {path} contains custom code (auto_map); it was not run. Set "
+            f"'models.{name}.options.trust_remote_code: true' only if you trust that code"
+        )
+    if isinstance(error, pickle.UnpicklingError):
+        return GlobalrepError(
+            f"model {name!r}: {path} holds a pickle that is more than tensors, refused by torch's weights-only "
+            f"loader ({first_line}); nothing in it ran. Use safetensors or a plain state dict of tensors"
+        )
+    if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "alloc" in str(error)):
+        return GlobalrepError(
+            f"model {name!r}: out of memory loading {path} ({type(error).__name__}: {first_line}); give the job "
+            f"more memory (engine.mem_mb or 'models.{name}.mem_mb'), or a smaller dtype ('models.{name}.dtype')"
+        )
+    return None
 
 
 def load_causal_lm(spec: ModelSpec, device: torch.device) -> nn.Module:
@@ -133,6 +169,11 @@ class ScalarHeadRewardModel(nn.Module):
         super().__init__()
         self.body = body
         self.head = head
+
+    @property
+    def config(self):
+        """The body's config (its window: ``max_position_embeddings``)."""
+        return self.body.config
 
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -180,7 +221,11 @@ def _value_head_reward_model(spec: ModelSpec, device: torch.device) -> ScalarHea
     if not spec.base_model:
         raise GlobalrepError(f"model {spec.name!r}: head: value-head needs models.{spec.name}.base_model")
     body = _from_pretrained(AutoModel, spec, spec.base_model, device)
-    state = torch.load(_value_head_state_dict_path(spec), map_location="cpu", weights_only=True)
+    state_path = _value_head_state_dict_path(spec)
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise _refused(spec, state_path, error) from None
     if "v_head.weight" not in state:
         raise GlobalrepError(f"model {spec.name!r}: the state dict has no 'v_head.weight'")
     head = nn.Linear(body.config.hidden_size, 1, bias=False)

@@ -22,8 +22,9 @@ What the paper published, and how it maps:
 - ``reward-testing/where_from_*.csv`` → ``reply_reward``.
 
 A published file is a real file (``globalrep.published_files``): a value missing for one item
-makes that item's answer missing; it is flagged in the column ``missing_answer``, counted in the
-log and the report, and scored as the paper scored it: not correct. A structural problem still
+makes that item's answer missing; it is flagged in the column ``missing_answer`` (its reason in
+``missing_reason``), counted in the log and the report, and scored as the paper scored it: not
+correct, or, where the paper ranked choices, by its own argmax rule (``choices.best_choice``). A structural problem still
 stops the run, naming the file and the row.
 """
 
@@ -100,4 +101,7 @@ def answer(
             "%s / %s: %d of %d items have a missing value in %s; they are scored as missing (not correct)",
             task_name, model.name, n_missing, len(answers), path,
         )  # fmt: skip
-    return answers.assign(published=True)
+    reason = f"no value in the published file {path}"
+    return answers.assign(
+        published=True, missing_reason=[reason if missing else None for missing in answers["missing_answer"]]
+    )

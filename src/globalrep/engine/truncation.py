@@ -1,8 +1,9 @@
-"""Fitting a generation prompt into the model's window by shortening its passage from the left.
+"""Fitting a sequence into the model's window by shortening it from the left.
 
-A request may name one part of its prompt (a reading passage) as ``truncatable``; when prompt and
-new tokens exceed the window, characters are dropped from the start of that part only, never from
-the instruction or the question, and the caller counts the prompts that were cut.
+A generation request may name one part of its prompt (a reading passage) as ``truncatable``; when
+prompt and new tokens exceed the window, characters are dropped from the start of that part only,
+never from the instruction or the question. A reward conversation loses its first tokens (after
+BOS), so the reply it ends with is scored. The caller counts the sequences that were cut.
 """
 
 from __future__ import annotations
@@ -43,3 +44,12 @@ def fit_prompt(
         else:
             low = middle + 1
     return encode(head + truncatable[high:] + tail), True
+
+
+def cut_from_left(ids: list[int], window: int | None, keep_first: bool) -> tuple[list[int], int]:
+    """``ids`` at most ``window`` long: the tokens after the first ``keep_first`` (a BOS) dropped
+    from the left; and how many were dropped."""
+    if window is None or len(ids) <= window:
+        return ids, 0
+    kept = ids[: int(keep_first)]
+    return kept + ids[len(ids) - (window - len(kept)) :], len(ids) - window

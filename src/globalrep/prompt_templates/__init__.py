@@ -60,5 +60,10 @@ def prompt_renderer(task: str, options: dict):
             raise GlobalrepError(
                 f"{where}: {error.message}; the task's fields are {', '.join(sorted(fields))}"
             ) from None
+        except jinja2.exceptions.SecurityError as error:
+            raise GlobalrepError(
+                f"{where}: refused by Jinja's sandbox ({error}); nothing it asked for ran. Use a template "
+                "that only writes the task's fields"
+            ) from None
 
     return render

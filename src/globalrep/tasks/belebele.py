@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from globalrep.choices import best_choice
+from globalrep.choices import MISSING, best_choice
 from globalrep.datafiles import local_files
 from globalrep.digests import digest
 from globalrep.engine.requests import LoglikRequest
@@ -168,16 +168,19 @@ def requests(items: pd.DataFrame, options: dict, model_kind: str = "lm") -> list
 
 def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.DataFrame:
     """Per model and question, ``accuracy`` 100 or 0 of the choice with the highest per-token mean
-    log-likelihood: ``model, item_id, group, group_name, metric, value, predicted``."""
+    log-likelihood: ``model, item_id, group, group_name, metric, value, predicted``. A missing
+    answer (a non-finite score: see :func:`~globalrep.choices.best_choice`) is not correct and
+    predicts nothing (``predicted`` empty); published rows keep the paper's rule."""
     check_known_items(NAME, items, predictions)
-    merged = predictions[["model", "item_id", "choice_logprob", "choice_ntokens"]].merge(
-        items[["item_id", "group", "group_name", "answer"]], on="item_id", validate="many_to_one"
-    )
+    published = predictions["published"].eq(True) if "published" in predictions.columns else False
+    merged = predictions.assign(published=published)[
+        ["model", "item_id", "choice_logprob", "choice_ntokens", "published"]
+    ].merge(items[["item_id", "group", "group_name", "answer"]], on="item_id", validate="many_to_one")
     logprobs = np.stack(merged["choice_logprob"].map(np.asarray))
     ntokens = np.stack(merged["choice_ntokens"].map(np.asarray)).astype(float)
     if logprobs.shape[1:] != (len(LETTERS),) or (ntokens <= 0).any():
         raise GlobalrepError(f"{NAME}: every prediction needs 4 choice scores with tokens; rerun inference")
-    predicted = best_choice(logprobs, ntokens)
+    predicted = best_choice(logprobs, ntokens, paper_rule=merged["published"].to_numpy(dtype=bool))
     return pd.DataFrame(
         {
             "model": merged["model"],
@@ -186,7 +189,7 @@ def score(items: pd.DataFrame, predictions: pd.DataFrame, options: dict) -> pd.D
             "group_name": merged["group_name"],
             "metric": "accuracy",
             "value": 100.0 * (predicted == merged["answer"].to_numpy()),
-            "predicted": [LETTERS[i] for i in predicted],
+            "predicted": ["" if i == MISSING else LETTERS[i] for i in predicted],
         }
     )
 
