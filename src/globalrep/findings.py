@@ -310,7 +310,11 @@ def _md3_gaps(inputs: Inputs):
     table = inputs.tables.get("md3_taboo_gap_changes")
     if table is None:
         return
-    for r in table[table["metric"].isin(MD3_METRICS)].itertuples(index=False):
+    rows = table[table["metric"].isin(MD3_METRICS)]
+    rows = rows.iloc[
+        sorted(range(len(rows)), key=lambda i: MD3_METRICS.index(rows["metric"].iloc[i]))
+    ]  # headline first
+    for r in rows.itertuples(index=False):
         step = (r.chain, r.from_model, r.to_model)
         family = selector("md3_taboo_gap_changes", **_step_selector(step), reference=r.reference, metric=r.metric)
         source = selector(
@@ -345,21 +349,15 @@ def _language_deltas(inputs: Inputs, task: str) -> list[tuple[str, pd.DataFrame]
     """``(table name, its rows of the headline metric)``: the chain steps, then base → model
     where that is not already a step."""
     metric = LANGUAGE_TASKS[task]
-    found = []
-    steps: set = set()
+    found, seen = [], set()
     for name in (f"{task}_deltas", f"{task}_from_base"):
         table = inputs.tables.get(name)
         if table is None:
             continue
-        table = (
-            table[
-                (table["metric"] == metric)
-                & ~table.apply(lambda r: (r.chain, r.from_model, r.to_model) in steps, axis=1)
-            ]
-            if len(table)
-            else table
-        )
-        steps |= set(_steps(table))
+        table = table[table["metric"] == metric]
+        new = [step for step in _steps(table) if step not in seen]
+        table = pd.concat([_step_rows(table, step) for step in new]) if new else table.iloc[:0]
+        seen |= set(new)
         found.append((name, table))
     return found
 

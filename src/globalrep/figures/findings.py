@@ -87,6 +87,7 @@ def plot_findings_overview(findings: pd.DataFrame, out_prefix: str | Path) -> li
         ax.set_xlabel("")
         ax.set_ylabel("")
         ax.tick_params(axis="x", labelsize=7, labelrotation=0)
-        ax.tick_params(axis="y", labelsize=7)
+        ax.tick_params(axis="y", labelsize=7, labelrotation=0)
+        ax.grid(False)
         set_title(fig, "What each alignment step did (* and frame: q < 0.05)")
         return save_figure(fig, out_prefix)
