@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 from findings_checks import contradictions
@@ -196,23 +195,19 @@ def test_sentences_say_one_thing_per_step_and_question(table):
     first = said[0]
     assert (first.step, first.question) == ("c: base → sft", "dialect_gaps")
     assert first.clauses[0].task == "md3_taboo"
-    assert (
-        first.clauses[0].text
-        == "MD3 generated_correct: US − Indian English gap: widened (+0.150 [0.050, 0.250], q = 0.002)"
-    )
-    assert any(
-        "md3_taboo_transfer chose_correct: SAE − dialect gap widened for 1 dialect(s), narrowed for 0" in c.text
-        for c in first.clauses
-    )
+    assert first.clauses[0].text == "MD3 generated_correct US − Indian gap: widened (+0.150 [0.050, 0.250], q = 0.002)"
+    texts = [clause.text for clause in first.clauses]
+    assert "md3_taboo_transfer chose_correct SAE − dialect gaps: 1 widened, 0 narrowed (q < 0.05)" in texts
     lines = findings.summary_lines(table, ["md3_taboo"])
-    assert len(lines) == len(said) and lines[0].startswith("  [dialect_gaps] c: base → sft — MD3 generated_correct")
+    assert len(lines) == len(said) and lines[0].startswith("  [Dialects] c: base → sft — MD3 generated_correct")
 
 
 def test_overview_figure_marks_the_significant_cells(table, tmp_path):
     values, scaled, significant = overview_matrix(table)
-    assert list(values.index) == ["c: base → sft", "c: sft → pt", "c: base → pt"]
-    assert significant.loc["c: base → sft", "md3_gap_change:en_in:generated_correct"]
-    assert not significant.loc["c: sft → pt", "md3_gap_change:en_in:generated_correct"]
-    assert np.nanmax(np.abs(scaled.to_numpy())) == pytest.approx(1.0)
+    assert list(values.columns) == ["c:\nbase →\nsft", "c:\nsft →\npt", "c:\nbase →\npt"]
+    assert significant.loc["md3_gap_change:en_in:generated_correct", "c:\nbase →\nsft"]
+    assert not significant.loc["md3_gap_change:en_in:generated_correct", "c:\nsft →\npt"]
+    assert scaled.abs().max(axis=1).tolist() == pytest.approx([1.0] * len(scaled))  # each statistic on its own scale
+    assert values.loc["md3_gap_change:en_in:chose_correct", "c:\nsft →\npt"] == 0  # a zero change is a cell, not a hole
     pdf, png = plot_findings_overview(table, tmp_path / "overview")
     assert pdf.stat().st_size > 0 and image.imread(png).std() > 0.05

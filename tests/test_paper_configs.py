@@ -139,7 +139,7 @@ def test_published_config_regenerates_what_was_published(shared_data, tmp_path):
     assert "askreddit_rank_map_mistral-7b.png" in figures["askreddit"]
     assert "where_from_map_starling-rm-7b-alpha.png" in figures["where_from"]
     report = (results / "report.html").read_text(encoding="utf-8")
-    assert report.count("<img") == sum(map(len, figures.values()))
+    assert report.count("<img") == sum(map(len, figures.values())) + 1  # and the findings' overview
     assert "No published outputs for llama-2-7b" in report
     assert "Answers are significantly closer to the United States" in report
     assert_the_papers_findings(results, out, report)
@@ -158,10 +158,18 @@ def assert_the_papers_findings(results, out: str, report: str) -> None:
     indian, nigerian = (sft.loc[f"md3_gap_change:{group}:generated_correct"] for group in ("en_in", "en_ng"))
     assert indian["value"] == pytest.approx(0.293 - 0.152, abs=0.002)
     assert nigerian["value"] == pytest.approx(0.293 - 0.203, abs=0.002)
-    assert indian["verdict"] == "widened" and indian["q_value"] < 0.05
-    print(found.to_string())
-    assert "belebele" not in " ".join(found["statistic"])  # not published: absent, not NaN
-    assert not found["verdict"].isna().any()
+    assert indian["verdict"] == nigerian["verdict"] == "widened"  # both gaps widened, as the paper's Figure 2 shows
+    assert indian["q_value"] < 0.05 and nigerian["q_value"] < 0.05
+    # TyDiQA: preference tuning cost English more than the median language (F1 72.8 -> 54.0 from the base)
+    zephyr = found[(found["from_model"] == "mistral-7b") & (found["to_model"] == "zephyr-7b-beta")].set_index(
+        "statistic"
+    )
+    assert zephyr.loc["english_vs_median_change:tydiqa_goldp:f1", "verdict"] == "narrowed"
+    assert zephyr.loc["languages_declined:tydiqa_goldp:f1", "verdict"] == "fell"
+    # The sample holds one model for GlobalOpinionQA and AskReddit, and Belebele is not published: no
+    # step to compare, so no rows (never a row of NaN).
+    assert not found["statistic"].str.contains("belebele|us_minus_rest|gallup").any()
+    assert found.loc[found["statistic"] == "where_from_us_rank", "to_model"].tolist() == ["starling-rm-7b-alpha"]
     assert "Findings (results/tables/findings.csv):" in out and "Report: results/report.html" in out
-    assert "[dialect_gaps] zephyr: mistral-7b → mistral-7b-sft-beta — MD3 generated_correct: US − Indian English gap: widened" in out
+    assert "[Dialects] zephyr: mistral-7b → mistral-7b-sft-beta — MD3 generated_correct US − Indian gap: widened" in out
     assert report.index('id="findings"') < report.index("Config hash")

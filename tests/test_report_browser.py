@@ -78,7 +78,8 @@ Promise.all(Array.from(document.images, img => img.decode().then(() => true, () 
     firstSection: document.querySelector("body > h1 + section")?.id,
     // what of the findings the first screen shows: their top and bottom edges, in CSS pixels
     findings: Array.from(document.querySelectorAll("#findings li, #findings img"),
-      el => ({tag: el.tagName, text: el.innerText, top: el.getBoundingClientRect().top,
+      el => ({tag: el.tagName, text: el.innerText, step: el.closest("ul")?.previousElementSibling?.innerText,
+              top: el.getBoundingClientRect().top,
               bottom: el.getBoundingClientRect().bottom, links: Array.from(el.querySelectorAll("a"), a => a.hash)})),
     metadataTop: Array.from(document.querySelectorAll("p")).find(p => p.innerText.startsWith("Config hash"))
       .getBoundingClientRect().top,
@@ -208,8 +209,8 @@ def assert_first_screen_shows_the_findings(state: dict) -> None:
     assert len(overview) == 1, state["findings"]
     sentences = [el for el in visible if el["tag"] == "LI"]
     md3, opinions = (
-        next(el for el in sentences if el["text"].startswith("demo: demo-base → demo-sft") and marker in el["text"])
-        for marker in ("MD3 generated_correct: US − Indian English gap", "GlobalOpinionQA")
+        next(el for el in sentences if el["step"] == "demo: demo-base → demo-sft" and el["text"].startswith(question))
+        for question in ("Dialects: MD3 generated_correct US − Indian gap", "Countries: GlobalOpinionQA")
     )
     assert re.search(
         r"gap: (widened|narrowed|no significant change) \([+-]\d\.\d{3} \[-?\d\.\d{3}, -?\d\.\d{3}\], q = ", md3["text"]

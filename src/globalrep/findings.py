@@ -56,6 +56,7 @@ QUESTIONS = {
     "english_first": ("languages", "Does alignment help some languages more than others, and English most?"),
     "us_opinions": ("opinions", "Does alignment pull the model's opinions towards the US's?"),
 }
+QUESTION_LABELS = {"dialect_gaps": "Dialects", "english_first": "Languages", "us_opinions": "Countries"}
 
 MD3_REFERENCE = "en_us"
 MD3_LABELS = {"en_us": "US", "en_in": "Indian", "en_ng": "Nigerian"}
@@ -588,10 +589,10 @@ def _clauses(rows: pd.DataFrame, tasks: Sequence[str]):
         task_name, metric = params
         if subject == "sae":
             up, down = found.get(WIDENED, 0), found.get(NARROWED, 0)
-            text = f"{task_name} {metric}: SAE − dialect gap widened for {up} dialect(s), narrowed for {down} (q < {SIGNIFICANCE})"
+            text = f"{task_name} {metric} SAE − dialect gaps: {up} widened, {down} narrowed (q < {SIGNIFICANCE})"
         else:
             up, down = found.get(ROSE, 0), found.get(FELL, 0)
-            text = f"{task_name} {metric}: {up} language(s) improved, {down} declined (q < {SIGNIFICANCE})"
+            text = f"{task_name} {metric}: {up} languages rose, {down} fell (q < {SIGNIFICANCE})"
         yield Clause(text, task_name)
 
 
@@ -599,7 +600,7 @@ def _described(name: str, params: list[str], r) -> str:
     tested = f"{r.verdict} ({r.value:+.3f} {_interval(r.ci_low, r.ci_high)}, q = {_q(r.q_value)})"
     if name == "md3_gap_change":
         group, metric = params
-        return f"MD3 {metric}: US − {MD3_LABELS.get(group, group)} English gap: {tested}"
+        return f"MD3 {metric} US − {MD3_LABELS.get(group, group)} gap: {tested}"
     if name == "english_vs_median_change":
         task, metric = params
         return f"{task} {metric}: English's change minus the median language's: {tested}"
@@ -635,4 +636,4 @@ def _ordinal(value: float) -> str:
 
 def summary_lines(findings: pd.DataFrame, tasks: Sequence[str]) -> list[str]:
     """The lines a finished run prints: one per step and question (as the report's first section)."""
-    return [f"  [{sentence.question}] {sentence.text}" for sentence in sentences(findings, tasks)]
+    return [f"  [{QUESTION_LABELS[sentence.question]}] {sentence.text}" for sentence in sentences(findings, tasks)]

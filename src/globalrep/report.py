@@ -23,7 +23,7 @@ import yaml
 from globalrep.atomic import write_text_atomic
 from globalrep.digests import fingerprint
 from globalrep.errors import GlobalrepError
-from globalrep.findings import QUESTIONS, sentences
+from globalrep.findings import QUESTION_LABELS, QUESTIONS, sentences
 from globalrep.intermediates import read_table_output
 from globalrep.models import ModelSpec
 from globalrep.tasks import get_task
@@ -63,6 +63,7 @@ section.findings h3 { font-size: 1rem; margin: 0.6rem 0 0.2rem; }
 section.findings ul { margin: 0; padding-left: 1.1rem; font-size: 0.9rem; }
 section.findings .lead { margin: 0 0 0.3rem; font-size: 0.9rem; }
 section.findings figure { margin: 0; }
+section.findings li a { color: inherit; text-decoration-color: #8aa4d6; }
 """
 
 
@@ -105,7 +106,7 @@ def build_report(
         "<h1>globalrep report</h1>",
         *([_findings_section(findings, tasks)] if findings else []),
         _header(config, versions),
-        _contents(axes),
+        _contents(axes, findings is not None),
         *(_axis_section(axis, {task: tasks[task] for task in names}, config) for axis, names in axes.items()),
         '<h2 id="configuration">Configuration</h2>',
         "<details><summary>config (YAML)</summary><pre>"
@@ -137,22 +138,22 @@ def _findings_section(findings: FindingsOutputs, tasks: Mapping[str, TaskOutputs
     overview figure beside them; models missing answers flagged; all rows folded below."""
     table = read_table_output(findings.table)
     said = sentences(table, list(tasks))
+    questions = " ".join(f"<strong>{_e(QUESTION_LABELS[q])}</strong>: {_e(asked)}" for q, (_, asked) in QUESTIONS.items())
     parts = [
         '<section class="findings" id="findings">',
         "<h2>Findings: what each alignment step did</h2>",
-        '<p class="lead">Each change is <em>to − from</em> with its 95% bootstrap CI and q (p corrected '
-        f"within its family); significant when q &lt; {SIGNIFICANCE}. A gap is the favoured group's lead "
-        "(US English, SAE, English, the US). Every row: <code>results/tables/findings.csv</code>; "
+        f'<p class="lead">{questions} Each change is <em>to − from</em> with its 95% bootstrap CI and q (p '
+        f"corrected within its family); significant when q &lt; {SIGNIFICANCE}. A gap is the favoured group's "
+        "lead (US English, SAE, English, the US). Every row: <code>results/tables/findings.csv</code>; "
         "definitions: <code>docs/statistics.md</code>.</p>",
         '<div class="sentences">',
         *_missing_flags(findings.missing),
     ]
     if not said:
         parts.append("<p>No chain step has a finding in this run (no task compared models along a chain).</p>")
-    for question, (_, asked) in QUESTIONS.items():
-        items = [sentence for sentence in said if sentence.question == question]
-        if items:
-            parts += [f"<h3>{_e(asked)}</h3>", "<ul>", *(_sentence_item(s, tasks) for s in items), "</ul>"]
+    for step in dict.fromkeys(sentence.step for sentence in said):
+        items = [sentence for sentence in said if sentence.step == step]
+        parts += [f"<h3>{_e(step)}</h3>", "<ul>", *(_sentence_item(s, tasks) for s in items), "</ul>"]
     parts.append("</div>")
     if findings.figure is not None:
         parts.append(
@@ -172,7 +173,7 @@ def _sentence_item(sentence, tasks: Mapping[str, TaskOutputs]) -> str:
         f'<a href="#task-{_e(clause.task)}">{_e(clause.text)}</a>' if clause.task in tasks else _e(clause.text)
         for clause in sentence.clauses
     )
-    return f"<li><strong>{_e(sentence.step)}</strong>: {clauses}.</li>"
+    return f"<li><strong>{_e(QUESTION_LABELS[sentence.question])}</strong>: {clauses}.</li>"
 
 
 def _missing_flags(missing: Mapping[str, Mapping[str, tuple[int, int]]]) -> list[str]:
@@ -218,7 +219,7 @@ def _header(config: dict, versions: Mapping[str, str]) -> str:
     )
 
 
-def _contents(axes: Mapping[str, Sequence[str]]) -> str:
+def _contents(axes: Mapping[str, Sequence[str]], with_findings: bool = False) -> str:
     items = [
         f'<li><a href="#axis-{_e(axis)}">{_e(AXES[axis][0])}</a><ul>'
         + "".join(f'<li><a href="#task-{_e(task)}">{_e(task)}</a></li>' for task in tasks)
@@ -226,6 +227,8 @@ def _contents(axes: Mapping[str, Sequence[str]]) -> str:
         for axis, tasks in axes.items()
     ]
     items.append('<li><a href="#configuration">Configuration</a></li>')
+    if with_findings:
+        items.insert(0, '<li><a href="#findings">Findings</a></li>')
     return "<h2>Contents</h2>\n<ul>" + "".join(items) + "</ul>"
 
 

@@ -18,41 +18,40 @@ TESTED_KINDS = (GAP, CHANGE)  # statistics with a value, a CI and a q: the figur
 
 
 def short_label(statistic: str) -> str:
-    """A column label: ``md3_gap_change:en_in:generated_correct`` -> "MD3 US−Indian\\ngenerated_correct"."""
+    """A row label: ``md3_gap_change:en_in:generated_correct`` -> "MD3 US−Indian generated"."""
     name, *params = statistic.split(":")
     if name == "md3_gap_change":
-        return f"MD3 US−{MD3_LABELS.get(params[0], params[0])}\n{params[1]}"
+        return f"MD3 US−{MD3_LABELS.get(params[0], params[0])} {params[1].replace('_correct', '')}"
     if name == "english_vs_median_change":
-        return f"{params[0]}\nEnglish − median"
+        return f"{params[0]} English − median"
     if name == "us_minus_rest_change":
-        return "GlobalOpinionQA\nUS − rest"
+        return "GlobalOpinionQA US − rest"
     if name == "gallup_correlation_change":
-        return f"AskReddit ρ\n{params[0]}"
+        return f"AskReddit ρ {params[0]}"
     return statistic
 
 
 def overview_matrix(findings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """``(values, scaled, significant)``: steps (rows, in the table's order) × tested statistics
-    (columns); ``scaled`` divides each column by its largest absolute value (statistics differ in
-    units), so colour shows direction and relative size within a statistic."""
+    """``(values, scaled, significant)``: tested statistics (rows) × steps (columns, in the
+    table's order); ``scaled`` divides each statistic by its largest absolute value (statistics
+    differ in units), so colour shows direction and relative size within a statistic."""
     findings = with_text(findings)
-    tested = findings[
-        findings["chain"].astype(bool)
-        & findings["statistic"].map(lambda s: STATISTICS[statistic_name(s)].kind in TESTED_KINDS)
-    ]
-    step = tested["chain"] + ": " + tested["from_model"] + " → " + tested["to_model"]
-    tested = tested.assign(step=step)
-    rows, columns = list(dict.fromkeys(tested["step"])), list(dict.fromkeys(tested["statistic"]))
-    values = tested.pivot(index="step", columns="statistic", values="value").reindex(index=rows, columns=columns)
+    kinds = findings["statistic"].map(lambda s: STATISTICS[statistic_name(s)].kind)
+    tested = findings[findings["chain"].astype(bool) & kinds.isin(TESTED_KINDS)]
+    tested = tested.assign(
+        step=tested["chain"] + ":\n" + tested["from_model"] + " →\n" + tested["to_model"],
+        significant=tested["verdict"] != NO_CHANGE,
+    )
+    rows, columns = list(dict.fromkeys(tested["statistic"])), list(dict.fromkeys(tested["step"]))
+    values = tested.pivot(index="statistic", columns="step", values="value").reindex(index=rows, columns=columns)
     significant = (
-        tested.assign(significant=tested["verdict"] != NO_CHANGE)
-        .pivot(index="step", columns="statistic", values="significant")
+        tested.pivot(index="statistic", columns="step", values="significant")
         .reindex(index=rows, columns=columns)
         .fillna(False)
         .astype(bool)
     )
-    largest = values.abs().max().replace(0, np.nan)
-    return values, values / largest, significant
+    largest = values.abs().max(axis=1).replace(0, 1)  # a statistic that never moved stays white
+    return values, values.div(largest, axis=0), significant
 
 
 def plot_findings_overview(findings: pd.DataFrame, out_prefix: str | Path) -> list[Path]:
@@ -63,7 +62,7 @@ def plot_findings_overview(findings: pd.DataFrame, out_prefix: str | Path) -> li
         return plot_notice("Findings", "No chain step has a tested finding in this run.", out_prefix)
     annotations = values.map(lambda v: "" if pd.isna(v) else f"{v:+.2f}") + significant.map(lambda s: "*" if s else "")
     with style():
-        fig = Figure(figsize=(2.2 + 1.05 * values.shape[1], 1.6 + 0.45 * values.shape[0]), layout="constrained")
+        fig = Figure(figsize=(3.4 + 1.0 * values.shape[1], 1.8 + 0.42 * values.shape[0]), layout="constrained")
         ax = fig.add_subplot()
         sns.heatmap(
             scaled,
@@ -77,17 +76,18 @@ def plot_findings_overview(findings: pd.DataFrame, out_prefix: str | Path) -> li
             annot_kws={"fontsize": 8},
             linewidths=0.5,
             linecolor="white",
-            cbar_kws={"label": "change, scaled per column\n(red: gap widened / ρ rose)", "shrink": 0.8},
-            xticklabels=[short_label(c) for c in values.columns],
-            yticklabels=list(values.index),
+            cbar_kws={"label": "change, scaled per row\n(red: gap widened / ρ rose)", "shrink": 0.8},
+            xticklabels=list(values.columns),
+            yticklabels=[short_label(statistic) for statistic in values.index],
         )
         for (i, j), flag in np.ndenumerate(significant.to_numpy()):
             if flag:
                 ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", linewidth=1.6))
         ax.set_xlabel("")
         ax.set_ylabel("")
+        ax.xaxis.tick_top()
         ax.tick_params(axis="x", labelsize=7, labelrotation=0)
         ax.tick_params(axis="y", labelsize=7, labelrotation=0)
         ax.grid(False)
-        set_title(fig, "What each alignment step did (* and frame: q < 0.05)")
+        set_title(fig, "Findings per chain step (* and frame: q < 0.05)")
         return save_figure(fig, out_prefix)
