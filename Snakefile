@@ -41,11 +41,11 @@ onstart:
             Path(path).unlink(missing_ok=True)
 
 
-# Like a test runner's summary: what each chain step did, and where the report is.
+# Like a test runner's summary: what each chain step did, and where the report is (when this run's
+# targets include the findings, so that a run of other targets prints nothing stale).
 onsuccess:
-    summary = stages.findings_summary(FINDINGS, "results/report.html", TASKS)
-    if summary:
-        print(summary)
+    if FINDINGS in set(map(str, workflow.dag.derived_targetfiles)):
+        print(stages.findings_summary(FINDINGS, "results/report.html", TASKS))
 
 
 rule all:
