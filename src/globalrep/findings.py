@@ -67,6 +67,7 @@ LANGUAGE_TASKS = {"belebele": "accuracy", "tydiqa_goldp": "f1"}  # task: its hea
 SFT_SHARE_METRICS = ("share_agreed", "share")  # the paper's (both detectors agree) first
 GOQA_US = "United States"
 GOQA_METRIC = "similarity"
+MIN_CORRELATION_COUNTRIES = 3  # fewer give no Spearman correlation to compare
 
 # The tables each task's statistics read (results/tables/{name}.csv), and the tasks whose
 # per-item scores (results/scores/{task}.parquet) some statistic resamples.
@@ -222,37 +223,20 @@ class Inputs:
 def findings_table(inputs: Inputs) -> pd.DataFrame:
     """Every statistic that the inputs hold, one row per chain step (or model) and statistic,
     in chain order, then by question and statistic."""
-    rows = [
-        row
-        for builder in (
-            _md3_gaps,
-            _sae_gaps,
-            _language_counts,
-            _english_vs_median,
-            _english_shares,
-            _us_rank,
-            _us_minus_rest,
-            _where_from,
-            _gallup,
-        )  # fmt: skip
-        for row in builder(inputs)
-    ]
+    rows = [row for builder in BUILDERS for row in builder(inputs)]
     table = pd.DataFrame(rows, columns=COLUMNS)
     order = _step_order(inputs.chains)
-    questions, names = list(QUESTIONS), list(STATISTICS)
-    keys = table.apply(
-        lambda r: (
-            order.get((r["chain"], r["from_model"], r["to_model"]), (len(order),)),
-            questions.index(r["question"]),
-            names.index(statistic_name(r["statistic"])),
-        ),
-        axis=1,
+    keys = pd.DataFrame(
+        {
+            "step": [
+                order.get(step, (len(order),)) for step in zip(table["chain"], table["from_model"], table["to_model"])
+            ],
+            "question": table["question"].map(list(QUESTIONS).index),
+            "statistic": table["statistic"].map(lambda statistic: list(STATISTICS).index(statistic_name(statistic))),
+        }
     )
-    return (
-        table.iloc[sorted(range(len(table)), key=lambda i: keys.iloc[i])].reset_index(drop=True)
-        if len(table)
-        else table
-    )
+    ordered = keys.sort_values(["step", "question", "statistic"], kind="stable").index
+    return table.loc[ordered].reset_index(drop=True)
 
 
 def _step_order(chains: Mapping[str, Sequence[str]]) -> dict[tuple, tuple]:
@@ -268,27 +252,12 @@ def _step_order(chains: Mapping[str, Sequence[str]]) -> dict[tuple, tuple]:
 
 def _row(chain, from_model, to_model, statistic, value, low, high, q_value, family, source) -> dict:
     spec = STATISTICS[statistic_name(statistic)]
-    axis = QUESTIONS[spec.question][0]
-    return dict(
-        zip(
-            COLUMNS,
-            (
-                chain,
-                from_model,
-                to_model,
-                axis,
-                spec.question,
-                statistic,
-                float(value),
-                low,
-                high,
-                q_value,
-                family,
-                verdict(spec.kind, value, q_value, spec.counted),
-                source,
-            ),  # fmt: skip
-        )
-    )
+    return {
+        "chain": chain, "from_model": from_model, "to_model": to_model,
+        "axis": QUESTIONS[spec.question][0], "question": spec.question, "statistic": statistic,
+        "value": float(value), "ci_low": low, "ci_high": high, "q_value": q_value, "family": family,
+        "verdict": verdict(spec.kind, value, q_value, spec.counted), "source_table": source,
+    }  # fmt: skip
 
 
 def _steps(table: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -312,9 +281,7 @@ def _md3_gaps(inputs: Inputs):
     if table is None:
         return
     rows = table[table["metric"].isin(MD3_METRICS)]
-    rows = rows.iloc[
-        sorted(range(len(rows)), key=lambda i: MD3_METRICS.index(rows["metric"].iloc[i]))
-    ]  # headline first
+    rows = rows.sort_values("metric", key=lambda metric: metric.map(MD3_METRICS.index), kind="stable")  # headline first
     for r in rows.itertuples(index=False):
         step = (r.chain, r.from_model, r.to_model)
         family = selector("md3_taboo_gap_changes", **_step_selector(step), reference=r.reference, metric=r.metric)
@@ -487,9 +454,6 @@ def _where_from(inputs: Inputs):
         yield _row("", "", model, "where_from_us_rank", rank, np.nan, np.nan, np.nan, "", source)
 
 
-MIN_CORRELATION_COUNTRIES = 3
-
-
 def _gallup(inputs: Inputs):
     table = inputs.tables.get("askreddit_us_favorability")
     if table is None or table.empty:
@@ -520,6 +484,13 @@ def _gallup(inputs: Inputs):
 
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+# The statistics' builders, each yielding its rows (:func:`findings_table` orders them).
+BUILDERS = (
+    _md3_gaps, _sae_gaps, _language_counts, _english_vs_median, _english_shares, _us_rank, _us_minus_rest,
+    _where_from, _gallup,
+)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ sentences
