@@ -138,7 +138,9 @@ def _findings_section(findings: FindingsOutputs, tasks: Mapping[str, TaskOutputs
     overview figure beside them; models missing answers flagged; all rows folded below."""
     table = read_table_output(findings.table)
     said = sentences(table, list(tasks))
-    questions = " ".join(f"<strong>{_e(QUESTION_LABELS[q])}</strong>: {_e(asked)}" for q, (_, asked) in QUESTIONS.items())
+    questions = " ".join(
+        f"<strong>{_e(QUESTION_LABELS[q])}</strong>: {_e(asked)}" for q, (_, asked) in QUESTIONS.items()
+    )
     parts = [
         '<section class="findings" id="findings">',
         "<h2>Findings: what each alignment step did</h2>",
