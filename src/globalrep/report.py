@@ -134,7 +134,7 @@ def _tasks_by_axis(tasks: Iterable[str]) -> dict[str, list[str]]:
 
 
 def _findings_section(findings: FindingsOutputs, tasks: Mapping[str, TaskOutputs]) -> str:
-    """The first screen: per question, one sentence per chain step linking to its evidence; the
+    """The first screen: per chain step, one sentence per question linking to its evidence; the
     overview figure beside them; models missing answers flagged; all rows folded below."""
     table = read_table_output(findings.table)
     said = sentences(table, list(tasks))
