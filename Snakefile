@@ -28,6 +28,7 @@ include: "workflow/rules/dialects.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/langid.smk"
+include: "workflow/rules/findings.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -38,6 +39,13 @@ onstart:
     for job in workflow.dag.needrun_jobs():
         for path in job.log:
             Path(path).unlink(missing_ok=True)
+
+
+# Like a test runner's summary: what each chain step did, and where the report is (when this run's
+# targets include the findings, so that a run of other targets prints nothing stale).
+onsuccess:
+    if FINDINGS in set(map(str, workflow.dag.derived_targetfiles)):
+        print(stages.findings_summary(FINDINGS, "results/report.html", TASKS))
 
 
 rule all:

@@ -18,6 +18,8 @@ import pytest
 import yaml
 from workflow_runs import REPO, copy_workflow, edit_config, job_stats, output_of, planned_jobs, snakemake, write_yaml
 
+from globalrep import findings
+
 pytestmark = pytest.mark.slow
 
 TASK = "global_opinions"
@@ -41,6 +43,7 @@ def test_demo_writes_tables_figures_and_report(demo):
     figures = list((demo / f"results/figures/{TASK}").iterdir())
     assert {".pdf", ".png"} <= {path.suffix for path in figures}
     assert (demo / "results/report.html").stat().st_size > 0
+    assert list(pd.read_csv(demo / "results/tables/findings.csv").columns) == findings.COLUMNS
     for log in ("build_demo_models.log", f"prepare_task/{TASK}.log", f"infer/{TASK}/demo-sft/shard-0-of-2.log"):
         assert (demo / "results/logs" / log).stat().st_size > 0, log
     assert "items/s" in (demo / f"results/logs/infer/{TASK}/demo-sft/shard-0-of-2.log").read_text()
@@ -75,7 +78,9 @@ def test_editing_one_model_reruns_only_its_jobs(demo):
     stats = job_stats(out)
     infer_outputs = [path for rule, outputs in planned_jobs(out) if rule == "infer" for path in outputs]
     assert stats.pop("infer") == len(infer_outputs)
-    assert set(stats) <= {"score_task", "score_extra_table", "plot_task_figures", "build_report", "all"}, stats
+    assert set(stats) <= {
+        "score_task", "score_extra_table", "plot_task_figures", "findings", "plot_findings", "build_report", "all"
+    }, stats  # fmt: skip
     # Every task that evaluates demo-sft reruns its shards, and nothing of another model.
     assert all("/demo-sft/" in path for path in infer_outputs), infer_outputs
     assert sorted(path for path in infer_outputs if f"/{TASK}/" in path) == [

@@ -9,9 +9,11 @@ import re
 import pandas as pd
 import pytest
 import yaml
+from findings_checks import contradictions
 from workflow_runs import REPO, copy_workflow, job_stats, output_of, snakemake, write_yaml
 
 from globalrep import config_checks
+from globalrep.tables import read_table
 from globalrep.tasks import get_task
 
 PAPER_MODELS = [
@@ -145,7 +147,38 @@ def test_published_config_regenerates_what_was_published(shared_data, tmp_path):
     assert "askreddit_rank_map_mistral-7b.png" in figures["askreddit"]
     assert "where_from_map_starling-rm-7b-alpha.png" in figures["where_from"]
     report = (results / "report.html").read_text(encoding="utf-8")
-    assert report.count("<img") == sum(map(len, figures.values()))
+    assert report.count("<img") == sum(map(len, figures.values())) + 1  # and the findings' overview
     assert "No published outputs for llama-2-7b" in report
     assert "Answers are significantly closer to the United States" in report
     assert "CFMatch cannot judge Arabic 67%, Bangla 98%, Korean 88%, Russian 56%, Telugu 66%" in report
+    assert_the_papers_findings(results, out, report)
+
+
+def assert_the_papers_findings(results, out: str, report: str) -> None:
+    """findings.csv says what the paper's figures show, every finding agrees with its source rows,
+    the report opens with them and the run's last lines print them."""
+    found = read_table(results / "tables" / "findings.csv")
+    tables = {path.stem: read_table(path) for path in (results / "tables").glob("*.csv")}
+    assert contradictions(found, tables) == []
+    assert set(found["chain"].dropna()) == {"zephyr"}  # the sample's one chain; the others lack models
+    sft = found[(found["from_model"] == "mistral-7b") & (found["to_model"] == "mistral-7b-sft-beta")]
+    sft = sft.set_index("statistic")
+    # The paper: SFT raised generated-correct by 29.3 (US), 15.2 (Indian), 20.3 (Nigerian) points.
+    indian, nigerian = (sft.loc[f"md3_gap_change:{group}:generated_correct"] for group in ("en_in", "en_ng"))
+    assert indian["value"] == pytest.approx(0.293 - 0.152, abs=0.002)
+    assert nigerian["value"] == pytest.approx(0.293 - 0.203, abs=0.002)
+    assert indian["verdict"] == nigerian["verdict"] == "widened"  # both gaps widened, as the paper's Figure 2 shows
+    assert indian["q_value"] < 0.05 and nigerian["q_value"] < 0.05
+    # TyDiQA: preference tuning cost English more than the median language (F1 72.8 -> 54.0 from the base)
+    zephyr = found[(found["from_model"] == "mistral-7b") & (found["to_model"] == "zephyr-7b-beta")].set_index(
+        "statistic"
+    )
+    assert zephyr.loc["english_vs_median_change:tydiqa_goldp:f1", "verdict"] == "narrowed"
+    assert zephyr.loc["languages_declined:tydiqa_goldp:f1", "verdict"] == "fell"
+    # The sample holds one model for GlobalOpinionQA and AskReddit, and Belebele is not published: no
+    # step to compare, so no rows (never a row of NaN).
+    assert not found["statistic"].str.contains("belebele|us_minus_rest|gallup").any()
+    assert found.loc[found["statistic"] == "where_from_us_rank", "to_model"].tolist() == ["starling-rm-7b-alpha"]
+    assert "Findings (results/tables/findings.csv):" in out and "Report: results/report.html" in out
+    assert "[Dialects] zephyr: mistral-7b → mistral-7b-sft-beta — MD3 generated_correct US − Indian gap: widened" in out
+    assert report.index('id="findings"') < report.index("Config hash")

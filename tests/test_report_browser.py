@@ -1,5 +1,5 @@
 """The report in a real browser: headless Chromium (Debian's ``chromium``) renders it without errors,
-fetches nothing, and decodes every figure.
+fetches nothing, decodes every figure, and shows the findings on its first 1280×800 screen.
 
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: it reads
 commands from its fd 3 and writes replies and events to its fd 4, each a JSON message ended by a
@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -28,9 +29,11 @@ from matplotlib import image
 from globalrep.atomic import write_csv_atomic
 from globalrep.figures.bars import plot_chain_bars
 from globalrep.figures.chains import plot_chain_groups
+from globalrep.figures.findings import plot_findings_overview
 from globalrep.figures.notice import plot_notice
-from globalrep.report import TaskOutputs, build_report
-from globalrep.tables import deltas_table, group_table
+from globalrep.findings import Inputs, findings_table
+from globalrep.report import FindingsOutputs, TaskOutputs, build_report
+from globalrep.tables import deltas_table, gap_changes_table, group_table
 
 EVIL = "<b>evil</b> & co"
 CHAINS = {"demo": ["demo-base", "demo-sft", EVIL]}
@@ -41,6 +44,7 @@ CONFIG = {
 }
 VERSIONS = {"globalrep": "0.1.0", "torch": "2.13.0", "transformers": "5.24.0"}
 SESSION_TIMEOUT = 60  # seconds for the whole browser session, start to screenshot
+SCREEN = (1280, 800)  # the first screen a reader sees (CSS pixels)
 FLAGS = [
     "--headless",
     "--no-sandbox",  # the test may run as root, where Chromium's sandbox refuses to start
@@ -70,6 +74,15 @@ Promise.all(Array.from(document.images, img => img.decode().then(() => true, () 
     axes: Array.from(document.querySelectorAll("section.axis"), section => section.id),
     boldElements: document.querySelectorAll("b").length,
     text: document.body.innerText,
+    viewport: [window.innerWidth, window.innerHeight],
+    firstSection: document.querySelector("body > h1 + section")?.id,
+    // what of the findings the first screen shows: their top and bottom edges, in CSS pixels
+    findings: Array.from(document.querySelectorAll("#findings li, #findings img"),
+      el => ({tag: el.tagName, text: el.innerText, step: el.closest("ul")?.previousElementSibling?.innerText,
+              top: el.getBoundingClientRect().top,
+              bottom: el.getBoundingClientRect().bottom, links: Array.from(el.querySelectorAll("a"), a => a.hash)})),
+    metadataTop: Array.from(document.querySelectorAll("p")).find(p => p.innerText.startsWith("Config hash"))
+      .getBoundingClientRect().top,
   }))
 """
 
@@ -89,7 +102,7 @@ def report(tmp_path) -> tuple[Path, int]:
     """A report with one task per axis and real figures; returns its path and figure count."""
     rng = np.random.default_rng(0)
     step = {"demo-base": 0.0, "demo-sft": 0.15, EVIL: 0.05}  # clear changes, so the summary lists some
-    tasks, n_figures = {}, 0
+    tasks, n_figures, item_scores = {}, 0, {}
     for task, groups, metric in (
         ("md3_taboo", ("en_us", "en_in", "en_ng"), "generated_correct"),
         ("global_opinions", ("United States", "China", "Jordan"), "similarity"),
@@ -102,6 +115,7 @@ def report(tmp_path) -> tuple[Path, int]:
             for i in range(20)
         ]
         scores = pd.DataFrame(rows, columns=["model", "item_id", "group", "metric", "value"])
+        item_scores[task] = scores
         table, deltas = group_table(scores), deltas_table(scores, CHAINS)
         table_csv, deltas_csv = tmp_path / f"{task}.csv", tmp_path / f"{task}_deltas.csv"
         write_csv_atomic(table, table_csv)
@@ -117,9 +131,18 @@ def report(tmp_path) -> tuple[Path, int]:
         n_figures += len(pngs)
         models = list(STAGES) if groups else []
         tasks[task] = TaskOutputs(table_csv, deltas_csv, figures=pngs, models=models, note=f"note on {EVIL}")
+    # The findings it opens with: MD3's gap changes and GlobalOpinionQA's US-minus-rest change.
+    gap_changes = gap_changes_table(item_scores["md3_taboo"], "en_us", CHAINS)
+    goqa_deltas = deltas_table(item_scores["global_opinions"], CHAINS)
+    inputs = Inputs({"md3_taboo_gap_changes": gap_changes, "global_opinions_deltas": goqa_deltas},
+                    {"global_opinions": item_scores["global_opinions"]}, CHAINS)  # fmt: skip
+    findings_csv = tmp_path / "findings.csv"
+    write_csv_atomic(findings_table(inputs), findings_csv)
+    overview = [p for p in plot_findings_overview(findings_table(inputs), tmp_path / "overview") if p.suffix == ".png"]
+    missing = {"md3_taboo": {"demo-sft": (3, 60), "demo-base": (0, 60)}}
     out = tmp_path / "site" / "report.html"
-    build_report(out, tasks, CONFIG, VERSIONS)
-    return out, n_figures
+    build_report(out, tasks, CONFIG, VERSIONS, FindingsOutputs(findings_csv, overview[0], missing))
+    return out, n_figures + 1
 
 
 def test_report_renders_in_chromium_with_every_figure(chromium, report, tmp_path):
@@ -130,6 +153,9 @@ def test_report_renders_in_chromium_with_every_figure(chromium, report, tmp_path
         session = devtools.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
             devtools.send(f"{domain}.enable", session=session)
+        # The viewport itself is the screen (the window's size would include the browser's frame).
+        screen = {"width": SCREEN[0], "height": SCREEN[1], "deviceScaleFactor": 1, "mobile": False}
+        devtools.send("Emulation.setDeviceMetricsOverride", screen, session)
         seen_before = len(devtools.events)
         navigation = devtools.send("Page.navigate", {"url": page.as_uri()}, session)
         assert "errorText" not in navigation, navigation
@@ -139,6 +165,7 @@ def test_report_renders_in_chromium_with_every_figure(chromium, report, tmp_path
         )
         assert "exceptionDetails" not in state, state
         state = state["result"]["value"]
+        first_screen = devtools.send("Page.captureScreenshot", {"format": "png"}, session)
         size = devtools.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
         clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
         screenshot = devtools.send(
@@ -150,13 +177,17 @@ def test_report_renders_in_chromium_with_every_figure(chromium, report, tmp_path
     assert state["href"] == page.as_uri() and state["readyState"] == "complete", state
     assert page_errors(events) == [], diagnostics
     assert outside_requests(events) == [], "the report must fetch nothing from elsewhere"
-    # Every figure is an <img> the browser decoded.
-    assert state["figures"] == len(state["images"]) == n_figures == 3
+    # Every figure is an <img> the browser decoded: the overview and the tasks'.
+    assert state["figures"] == len(state["images"]) == n_figures == 4
     assert all(img["decoded"] and img["width"] > 0 and img["height"] > 0 for img in state["images"]), state["images"]
     assert state["axes"] == ["axis-dialects", "axis-languages", "axis-opinions"]
     # The model name shows as text, its markup never becomes elements.
     assert state["boldElements"] == 0 and EVIL in state["text"]
     assert "What alignment changed, per chain" in state["text"]
+    assert_first_screen_shows_the_findings(state)
+    first = tmp_path / "first-screen.png"
+    first.write_bytes(base64.b64decode(first_screen["data"]))
+    assert image.imread(first).shape[:2] == (SCREEN[1], SCREEN[0])
 
     png = tmp_path / "report.png"
     png.write_bytes(base64.b64decode(screenshot["data"]))
@@ -164,6 +195,30 @@ def test_report_renders_in_chromium_with_every_figure(chromium, report, tmp_path
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 50_000
     assert pixels.shape[0] >= size["height"] - 1 and pixels.shape[1] >= 1000
     assert pixels.std() > 0.05  # not a blank page
+
+
+def assert_first_screen_shows_the_findings(state: dict) -> None:
+    """The report opens with the findings: on the first 1280×800 screen are the overview figure and
+    a sentence per question of the chain's first step, with its number, CI and q, linking to the
+    evidence; missing answers are flagged; the metadata comes below."""
+    assert state["viewport"] == list(SCREEN)
+    assert state["firstSection"] == "findings"
+    height = SCREEN[1]
+    visible = [el for el in state["findings"] if el["top"] >= 0 and el["bottom"] <= height]
+    overview = [el for el in visible if el["tag"] == "IMG"]
+    assert len(overview) == 1, state["findings"]
+    sentences = [el for el in visible if el["tag"] == "LI"]
+    md3, opinions = (
+        next(el for el in sentences if el["step"] == "demo: demo-base → demo-sft" and el["text"].startswith(question))
+        for question in ("Dialects: MD3 generated_correct US − Indian gap", "Countries: GlobalOpinionQA")
+    )
+    assert re.search(
+        r"gap: (widened|narrowed|no significant change) \([+-]\d\.\d{3} \[-?\d\.\d{3}, -?\d\.\d{3}\], q = ", md3["text"]
+    )
+    assert "#task-md3_taboo" in md3["links"] and "#task-global_opinions" in opinions["links"]
+    assert "Missing answers" in state["text"] and "demo-sft: 3 of 60 md3_taboo answers (5.0%)" in state["text"]
+    assert "demo-base: 0 of 60" not in state["text"]  # under 1%: not flagged
+    assert state["metadataTop"] > max(el["bottom"] for el in sentences)
 
 
 def page_errors(events: list[dict]) -> list[dict]:

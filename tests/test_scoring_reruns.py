@@ -13,6 +13,8 @@ from workflow_runs import REPO, copy_workflow, output_of, planned_jobs, snakemak
 from globalrep.countries import load_countries
 
 pytestmark = pytest.mark.slow
+# What new scores rerun: tables, figures, the findings (and their overview) and the report.
+RESCORED = {"score_task", "score_extra_table", "plot_task_figures", "findings", "plot_findings", "build_report"}
 
 
 def write_published_where_from(path) -> None:
@@ -64,8 +66,8 @@ def test_metric_code_reruns_scoring_figures_and_report_only(scored):
     rules = planned_rules_after_edit(
         scored, "tasks/where_from.py", '"metric": "reward",', '"metric": "reward_per_country",'
     )
-    assert {"score_task", "plot_task_figures", "build_report"} <= rules
-    assert rules <= {"score_task", "score_extra_table", "plot_task_figures", "build_report", "all"}
+    assert {"score_task", "plot_task_figures", "findings", "build_report"} <= rules  # where_from feeds the findings
+    assert rules <= {*RESCORED, "all"}
 
 
 def test_figure_code_reruns_figures_and_report_only(scored):
@@ -83,4 +85,4 @@ def test_the_multiple_comparison_correction_reruns_scoring_not_inference(scored)
     assert result.returncode == 0, output_of(result)
     rules = {rule for rule, _ in planned_jobs(output_of(result))}
     assert "score_task" in rules and "infer" not in rules
-    assert rules <= {"score_task", "score_extra_table", "plot_task_figures", "build_report", "all"}
+    assert rules <= {*RESCORED, "all"}

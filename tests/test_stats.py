@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from globalrep import stats
-from globalrep.stats import bootstrap_ci, bootstrap_cis, paired_difference, paired_differences
+from globalrep.stats import (
+    bootstrap_ci,
+    bootstrap_cis,
+    bootstrap_statistic,
+    mean_minus_median,
+    paired_difference,
+    paired_differences,
+    spearman_change,
+)
 
 
 def test_bootstrap_ci_contains_the_mean_and_shrinks_with_more_items():
@@ -104,3 +112,24 @@ def test_batched_numbers_equal_plain_scipy_calls_to_the_last_digit(monkeypatch):
     batched = paired_differences([(np.zeros(diff.size), diff) for diff in diffs])
     for diff, (_, low, high, p_value) in zip(diffs, batched):
         assert (low, high, p_value) == _scipy_alone(diff)
+
+
+def test_bootstrap_statistic_of_independent_samples_is_seeded_and_tests_against_zero():
+    rng = np.random.default_rng(3)
+    english, others = rng.normal(1.0, 1, 60), [rng.normal(0.0, 1, 40) for _ in range(3)]
+    first = bootstrap_statistic([english, *others], mean_minus_median, paired=False)
+    assert first == bootstrap_statistic([english, *others], mean_minus_median, paired=False)  # seeded
+    value, low, high, p_value = first
+    assert value == pytest.approx(english.mean() - np.median([o.mean() for o in others]))
+    assert 0 < low < value < high and p_value < 0.01
+    _, low, high, p_value = bootstrap_statistic([others[0], *others[1:]], mean_minus_median, paired=False)
+    assert low < 0 < high and p_value > 0.05
+
+
+def test_bootstrap_statistic_resamples_pairs_together_and_handles_too_few():
+    countries = np.arange(15, dtype=float)
+    before, after = countries[::-1].copy(), countries.copy()  # correlation -1, then +1
+    value, low, high, p_value = bootstrap_statistic([before, after, countries], spearman_change, paired=True)
+    assert value == pytest.approx(2.0) and low == high == pytest.approx(2.0)  # paired: every resample keeps the order
+    assert p_value == pytest.approx(2 / 2001)
+    assert np.isnan(bootstrap_statistic([[1.0], [2.0]], mean_minus_median, paired=False)[1])

@@ -31,7 +31,7 @@ def test_demo_dry_run_plans_every_stage(workdir):
     langid = config["tasks"]["sft_langid"]
     assert stats["detect_sft_languages"] == len(langid["datasets"]) * langid["shards"]
     assert stats["score_sft_langid"] == 1
-    for rule in ("build_demo_models", "build_report"):
+    for rule in ("build_demo_models", "findings", "plot_findings", "build_report"):
         assert stats[rule] == 1, rule
     assert "results/predictions/global_opinions/demo-sft/shard-1-of-2.parquet" in out
 

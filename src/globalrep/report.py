@@ -1,5 +1,6 @@
-"""The single-file HTML report: every table and figure, what each task measures, what alignment
-changed along each chain, and the config that made them.
+"""The single-file HTML report: first the findings (the paper's questions answered per chain
+step, :mod:`globalrep.findings`) beside their overview figure, then every table and figure, what
+each task measures, what alignment changed along each chain, and the config that made them.
 
 Self-contained on purpose (figures inlined as data URIs, inline CSS, no scripts, no links
 outside the page), so the one file can be mailed or archived and still show everything offline.
@@ -22,6 +23,7 @@ import yaml
 from globalrep.atomic import write_text_atomic
 from globalrep.digests import fingerprint
 from globalrep.errors import GlobalrepError
+from globalrep.findings import QUESTION_LABELS, QUESTIONS, sentences
 from globalrep.intermediates import read_table_output
 from globalrep.models import ModelSpec
 from globalrep.tasks import get_task
@@ -37,6 +39,7 @@ CORRECTIONS = {  # config key stats.correction: how the report names it
 }
 TOP_CHANGES = 3  # per chain, task and metric: the largest significant gains, and as many drops
 COLLAPSE_ROWS = 30  # longer tables start folded
+MISSING_FLAG = 0.01  # a model missing more than this share of a task's answers is flagged with the findings
 COLUMN_LABELS = {"from_model": "from", "to_model": "to", "group_name": "group name", "p_value": "p", "q_value": "q"}
 
 CSS = """
@@ -52,6 +55,15 @@ figure img { max-width: 100%; }
 figcaption { font-size: 0.9rem; color: #555; }
 .note { background: #fff6d5; padding: 0.5rem 0.8rem; border-left: 4px solid #e0b000; }
 pre { background: #f6f6f6; padding: 1rem; overflow-x: auto; }
+h1 { margin-bottom: 0.3rem; }
+section.findings { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 0 1.5rem; }
+section.findings > h2, section.findings > .lead, section.findings > details { grid-column: 1 / -1; }
+section.findings h2 { margin: 0.3rem 0; }
+section.findings h3 { font-size: 1rem; margin: 0.6rem 0 0.2rem; }
+section.findings ul { margin: 0; padding-left: 1.1rem; font-size: 0.9rem; }
+section.findings .lead { margin: 0 0 0.3rem; font-size: 0.9rem; }
+section.findings figure { margin: 0; }
+section.findings li a { color: inherit; text-decoration-color: #8aa4d6; }
 """
 
 
@@ -67,20 +79,34 @@ class TaskOutputs:
     note: str = ""  # what it could not evaluate, if anything
 
 
+@dataclass(frozen=True)
+class FindingsOutputs:
+    """What the report opens with."""
+
+    table: Path  # results/tables/findings.csv
+    figure: Path | None = None  # the overview PNG
+    missing: Mapping[str, Mapping[str, tuple[int, int]]] = field(
+        default_factory=dict
+    )  # {task: {model: (missing, total)}}
+
+
 def build_report(
     out_path: str | Path,
     tasks: Mapping[str, TaskOutputs],
     config: dict,
     versions: Mapping[str, str],
+    findings: FindingsOutputs | None = None,
 ) -> None:
-    """Write the report to ``out_path``: a header (models, chains, config hash, versions), a table
-    of contents, one section per axis with its tasks (method, note, models, figures, tables) and
-    what alignment changed per chain, then the config as YAML."""
+    """Write the report to ``out_path``: the findings (one sentence per question and chain step,
+    the overview figure, models missing answers), then a header (models, chains, config hash,
+    versions), a table of contents, one section per axis with its tasks (method, note, models,
+    figures, tables) and what alignment changed per chain, then the config as YAML."""
     axes = _tasks_by_axis(tasks)
     body = [
         "<h1>globalrep report</h1>",
+        *([_findings_section(findings, tasks)] if findings else []),
         _header(config, versions),
-        _contents(axes),
+        _contents(axes, findings is not None),
         *(_axis_section(axis, {task: tasks[task] for task in names}, config) for axis, names in axes.items()),
         '<h2 id="configuration">Configuration</h2>',
         "<details><summary>config (YAML)</summary><pre>"
@@ -107,6 +133,72 @@ def _tasks_by_axis(tasks: Iterable[str]) -> dict[str, list[str]]:
     return {axis: names for axis, names in axes.items() if names}
 
 
+def _findings_section(findings: FindingsOutputs, tasks: Mapping[str, TaskOutputs]) -> str:
+    """The first screen: per chain step, one sentence per question linking to its evidence; the
+    overview figure beside them; models missing answers flagged; all rows folded below."""
+    table = read_table_output(findings.table)
+    said = sentences(table, list(tasks))
+    questions = " ".join(
+        f"<strong>{_e(QUESTION_LABELS[q])}</strong>: {_e(asked)}" for q, (_, asked) in QUESTIONS.items()
+    )
+    parts = [
+        '<section class="findings" id="findings">',
+        "<h2>Findings: what each alignment step did</h2>",
+        f'<p class="lead">{questions} Each change is <em>to − from</em> with its 95% bootstrap CI and q (p '
+        f"corrected within its family); significant when q &lt; {SIGNIFICANCE}. A gap is the favoured group's "
+        "lead (US English, SAE, English, the US). Every row: <code>results/tables/findings.csv</code>; "
+        "definitions: <code>docs/statistics.md</code>.</p>",
+        '<div class="sentences">',
+        *_missing_flags(findings.missing),
+    ]
+    if not said:
+        parts.append("<p>No chain step has a finding in this run (no task compared models along a chain).</p>")
+    for step in dict.fromkeys(sentence.step for sentence in said):
+        items = [sentence for sentence in said if sentence.step == step]
+        parts += [f"<h3>{_e(step)}</h3>", "<ul>", *(_sentence_item(s, tasks) for s in items), "</ul>"]
+    parts.append("</div>")
+    if findings.figure is not None:
+        parts.append(
+            _figure_html(Path(findings.figure), "findings overview", "Chain steps × findings; * and frame: q < 0.05")
+        )
+    parts += [
+        f"<details><summary>findings.csv ({len(table)} rows)</summary>",
+        _frame_table(table),
+        "</details>",
+        "</section>",
+    ]
+    return "\n".join(parts)
+
+
+def _sentence_item(sentence, tasks: Mapping[str, TaskOutputs]) -> str:
+    clauses = "; ".join(
+        f'<a href="#task-{_e(clause.task)}">{_e(clause.text)}</a>' if clause.task in tasks else _e(clause.text)
+        for clause in sentence.clauses
+    )
+    return f"<li><strong>{_e(QUESTION_LABELS[sentence.question])}</strong>: {clauses}.</li>"
+
+
+def _missing_flags(missing: Mapping[str, Mapping[str, tuple[int, int]]]) -> list[str]:
+    """A note naming each model that lacks more than :data:`MISSING_FLAG` of a task's answers."""
+    flagged = [
+        f"{model}: {n_missing} of {total} {task} answers ({n_missing / total:.1%})"
+        for task, counts in missing.items()
+        for model, (n_missing, total) in counts.items()
+        if total and n_missing / total > MISSING_FLAG
+    ]
+    if not flagged:
+        return []
+    return [
+        f'<p class="note"><strong>Missing answers</strong> (over {MISSING_FLAG:.0%}, scored as not correct): '
+        f"{_e('; '.join(flagged))}.</p>"
+    ]
+
+
+def _figure_html(png: Path, alt: str, caption: str) -> str:
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{_e(alt)}"><figcaption>{_e(caption)}</figcaption></figure>'
+
+
 def _header(config: dict, versions: Mapping[str, str]) -> str:
     models = [
         (name, entry.get("path", ""), entry.get("stage", ModelSpec.stage), entry.get("kind", ModelSpec.kind))
@@ -129,7 +221,7 @@ def _header(config: dict, versions: Mapping[str, str]) -> str:
     )
 
 
-def _contents(axes: Mapping[str, Sequence[str]]) -> str:
+def _contents(axes: Mapping[str, Sequence[str]], with_findings: bool = False) -> str:
     items = [
         f'<li><a href="#axis-{_e(axis)}">{_e(AXES[axis][0])}</a><ul>'
         + "".join(f'<li><a href="#task-{_e(task)}">{_e(task)}</a></li>' for task in tasks)
@@ -137,6 +229,8 @@ def _contents(axes: Mapping[str, Sequence[str]]) -> str:
         for axis, tasks in axes.items()
     ]
     items.append('<li><a href="#configuration">Configuration</a></li>')
+    if with_findings:
+        items.insert(0, '<li><a href="#findings">Findings</a></li>')
     return "<h2>Contents</h2>\n<ul>" + "".join(items) + "</ul>"
 
 
@@ -167,11 +261,7 @@ def _task_section(task: str, outputs: TaskOutputs, table: pd.DataFrame, deltas: 
         models = "none" if get_task(task).runs_models else "none (this task runs no models)"
     parts.append(f"<p>Models evaluated: {models}.</p>")
     for png in map(Path, outputs.figures):
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        parts.append(
-            f'<figure><img src="data:image/png;base64,{data}" alt="{_e(task)}: {_e(png.stem)}">'
-            f"<figcaption>{_e(task)}: {_e(png.stem)}</figcaption></figure>"
-        )
+        parts.append(_figure_html(png, f"{task}: {png.stem}", f"{task}: {png.stem}"))
     parts += ["<h4>Per group (95% bootstrap CI over items)</h4>", _frame_table(table)]
     parts.append("<h4>Changes along chains (paired over items)</h4>")
     parts.append(_frame_table(deltas) if len(deltas) else "<p>No chain comparisons for this task.</p>")

@@ -243,13 +243,18 @@ def report(
     task_models: Mapping[str, Sequence[str]],
     notes: Mapping[str, str],
     config: Mapping,
+    findings_path: str | os.PathLike | None = None,
+    findings_figure_path: str | os.PathLike | None = None,
+    missing: Mapping[str, Mapping[str, tuple[int, int]]] | None = None,
 ) -> None:
-    """Write the single-file HTML report: per task its two tables (``tables[task] = (table_csv,
+    """Write the single-file HTML report: first the findings (``findings_path``, its overview
+    figure ``findings_figure_path``, and the models whose ``missing`` answers, ``{task: {model:
+    (missing, total)}}``, exceed 1%); then per task its two tables (``tables[task] = (table_csv,
     deltas_csv)``), the PNGs that ``figure_dirs[task]`` lists, its extra tables (``extra_tables`` holds
     the ``{task}_{name}.csv`` of the tasks' ``EXTRA_TABLES`` that were written: none for a task no
     model could answer), the models it evaluated (``task_models[task]``, empty for a model-free
     task) and its note (``notes``, if any); with the config and package versions."""
-    from globalrep.report import TaskOutputs, build_report
+    from globalrep.report import FindingsOutputs, TaskOutputs, build_report
 
     extra_by_name = {Path(path).name: Path(path) for path in extra_tables}
     tasks = {
@@ -267,9 +272,61 @@ def report(
         )
         for task, (table_csv, deltas_csv) in tables.items()
     }
-    build_report(out_path, tasks, plain(config), versions())  # writes atomically
+    findings = None
+    if findings_path is not None:
+        figure = Path(findings_figure_path) if findings_figure_path else None
+        findings = FindingsOutputs(Path(findings_path), figure, dict(missing or {}))
+    build_report(out_path, tasks, plain(config), versions(), findings)  # writes atomically
     n_figures = sum(len(outputs.figures) for outputs in tasks.values())
     log.info("wrote %s (%d tasks, %d figures)", out_path, len(tasks), n_figures)
+
+
+def findings(
+    tables: Sequence[str | os.PathLike],
+    scores: Mapping[str, str | os.PathLike],
+    task_options: Mapping[str, Mapping],
+    chains: Mapping[str, Sequence[str]],
+    out_path: str | os.PathLike,
+    correction: str = "bh",
+) -> None:
+    """Write ``findings.csv`` (:mod:`globalrep.findings`) from the ``tables`` it reads
+    (``results/tables/{name}.csv``) and the per-item ``scores[task]`` of the tasks whose
+    statistics resample items (the rows their standard tables use, by ``task_options[task]``)."""
+    from globalrep.findings import Inputs, findings_table
+
+    loaded = {Path(path).name.removesuffix(".csv"): read_table_output(path) for path in tables}
+    rows = {
+        task: get_task(task).table_scores(
+            read_parquet_output(path, {"kind": "scores", "task": task}), dict(task_options[task])
+        )
+        for task, path in scores.items()
+    }
+    chains = {name: list(members) for name, members in chains.items()}
+    table = findings_table(Inputs(loaded, rows, chains, correction))
+    write_csv_atomic(table, out_path, {"kind": "findings"}, [*tables, *scores.values()])
+    log.info("wrote %d findings from %d tables to %s", len(table), len(tables), out_path)
+
+
+def findings_summary(findings_path: str | os.PathLike, report_path: str | os.PathLike, tasks: Sequence[str]) -> str:
+    """What a finished run prints: the findings, one line per chain step and question, and the
+    report's path; empty when the run wrote neither (a run of other targets)."""
+    from globalrep.findings import summary_lines
+
+    lines = []
+    if Path(findings_path).is_file():
+        found = summary_lines(read_table_output(findings_path), tasks)
+        lines += [f"Findings ({findings_path}):", *(found or ["  none: no task compared models along a chain"])]
+    if Path(report_path).is_file():
+        lines.append(f"Report: {report_path}")
+    return "\n".join(lines)
+
+
+def findings_figure(findings_path: str | os.PathLike, out_prefix: str | os.PathLike) -> None:
+    """Draw the report's overview of the findings as ``{out_prefix}.pdf`` and ``.png``."""
+    from globalrep.figures.findings import plot_findings_overview
+
+    written = plot_findings_overview(read_table_output(findings_path), out_prefix)
+    log.info("drew %s", ", ".join(map(str, written)))
 
 
 # ---------------------------------------------------------------------------------------------

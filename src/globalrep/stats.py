@@ -6,6 +6,7 @@ task registry, while only scoring jobs compute statistics.
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
@@ -286,3 +287,72 @@ def adjusted_p_values(p_values: Sequence[float] | np.ndarray, correction: str = 
         adjusted[order] = np.minimum(stepped, 1.0)
         q_values[tested] = adjusted
     return q_values
+
+
+def bootstrap_statistic(
+    samples: Sequence[Sequence[float] | np.ndarray],
+    statistic,
+    paired: bool,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float, float]:
+    """Any statistic of one or more samples with its percentile-bootstrap interval and a
+    two-sided p-value: ``(value, low, high, p_value)``.
+
+    ``statistic(*samples, axis=-1)`` is vectorized (scipy's convention). ``paired`` resamples the
+    samples' positions together (equal lengths: one row per unit, e.g. per country); otherwise
+    each sample is resampled on its own (independent items, e.g. per language). The p-value
+    inverts the interval: twice the share of resampled values on the far side of 0, counting the
+    observed value among them ((k + 1) / (B + 1)), at most 1; p < 0.05 means about that the 95%
+    interval excludes 0. Resamples where the statistic is undefined (NaN) are dropped; none
+    defined give NaN.
+    """
+    from scipy import stats
+
+    samples = [np.asarray(values, dtype=float) for values in samples]
+    value = float(statistic(*samples, axis=-1))
+    if any(values.size < 2 for values in samples):
+        return (value, np.nan, np.nan, np.nan)
+    with warnings.catch_warnings():  # a degenerate distribution is handled below, not warned about
+        warnings.simplefilter("ignore")
+        draws = stats.bootstrap(
+            samples,
+            statistic,
+            vectorized=True,
+            paired=paired,
+            axis=-1,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        ).bootstrap_distribution
+    draws = draws[~np.isnan(draws)]
+    if np.isnan(value) or draws.size == 0:
+        return (value, np.nan, np.nan, np.nan)
+    low, high = np.percentile(draws, [50 * (1 - confidence), 50 * (1 + confidence)])
+    far_side = min(int((draws <= 0).sum()), int((draws >= 0).sum()))
+    p_value = min(1.0, 2 * (far_side + 1) / (draws.size + 1))
+    return (value, float(low), float(high), float(p_value))
+
+
+def mean_minus_median(reference: np.ndarray, *others: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The mean of ``reference`` minus the median of the other samples' means (vectorized, for
+    :func:`bootstrap_statistic`): how far one group's mean change lies from the typical group's."""
+    means = np.stack([np.mean(sample, axis=axis) for sample in others], axis=0)
+    return np.mean(reference, axis=axis) - np.median(means, axis=0)
+
+
+def spearman_change(before: np.ndarray, after: np.ndarray, reference: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Spearman correlation of ``after`` with ``reference`` minus that of ``before`` (vectorized,
+    for :func:`bootstrap_statistic` with ``paired=True``); NaN where a side is constant."""
+    return _spearman(after, reference, axis) - _spearman(before, reference, axis)
+
+
+def _spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    from scipy import stats
+
+    x, y = (np.moveaxis(stats.rankdata(v, axis=axis), axis, -1) for v in (x, y))
+    x, y = x - x.mean(axis=-1, keepdims=True), y - y.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (x * y).sum(axis=-1) / np.sqrt((x * x).sum(axis=-1) * (y * y).sum(axis=-1))

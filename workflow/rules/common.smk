@@ -21,8 +21,8 @@ if _SRC is not None and _SRC.is_dir() and str(_SRC) not in sys.path:
     _paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     os.environ.update(PYTHONPATH=os.pathsep.join([str(_SRC)] + [p for p in _paths if p != str(_SRC)]))
 
-from globalrep import config_checks, config_files, config_schema, figure_manifest, stages
-from globalrep.codebase import figure_fingerprint, scoring_fingerprint
+from globalrep import config_checks, config_files, config_schema, figure_manifest, findings, stages
+from globalrep.codebase import code_fingerprint, figure_fingerprint, scoring_fingerprint
 from globalrep.demo import DEMO_MODELS
 from globalrep.engine.backends import environment_file
 from globalrep.errors import GlobalrepError
@@ -187,9 +187,30 @@ def all_targets():
         *[f"results/tables/{task}_deltas.csv" for task in TASKS],
         *extra_table_files(),
         *[f"results/figures/{task}" for task in TASKS],
+        FINDINGS,
         "results/report.html",
         *intermediate_files(),
     ]
+
+
+FINDINGS = "results/tables/findings.csv"
+FINDINGS_FIGURE = "results/figures/findings/findings_overview.png"
+
+
+def findings_tables():
+    """The tables this run writes that findings.csv is computed from (globalrep.findings.SOURCE_TABLES)."""
+    written = {
+        *(f"results/tables/{task}.csv" for task in TASKS),
+        *(f"results/tables/{task}_deltas.csv" for task in TASKS),
+        *extra_table_files(),
+    }
+    candidates = (f"results/tables/{name}.csv" for task in TASKS for name in findings.SOURCE_TABLES.get(task, ()))
+    return [path for path in candidates if path in written]
+
+
+def findings_scores():
+    """{task: its per-item scores} of the tasks whose findings resample items and that this run scores."""
+    return {task: f"results/scores/{task}.parquet" for task in findings.ITEM_SCORE_TASKS if task in SCORED_TASKS}
 
 
 # ---- input functions and params ------------------------------------------------------------
@@ -279,6 +300,16 @@ def score_fingerprint(wildcards):
 
 def figure_fingerprint(wildcards):
     return task_options_fingerprint(wildcards, FIGURE_CODE)
+
+
+# The findings' code (and what it imports), and the overview figure's.
+FINDINGS_CODE = code_fingerprint(["globalrep.findings"], skip=("globalrep.figures",))
+FINDINGS_FIGURE_CODE = code_fingerprint(["globalrep.figures.findings"])
+
+
+def findings_fingerprint(wildcards):
+    options = {task: config["tasks"][task] for task in findings_scores()}
+    return fingerprint(FINDINGS_CODE, options)
 
 
 def report_fingerprint(wildcards):

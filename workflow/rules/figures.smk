@@ -44,6 +44,8 @@ rule build_report:
         deltas=expand("results/tables/{task}_deltas.csv", task=TASKS),
         extra_tables=extra_table_files(),
         figures=expand("results/figures/{task}", task=TASKS),
+        findings=FINDINGS,
+        findings_figure=FINDINGS_FIGURE,
         predictions=[path for task in SCORED_TASKS for paths in prediction_files(task).values() for path in paths],
     output:
         "results/report.html",

@@ -15,4 +15,7 @@ report(
     task_models=snakemake.params.task_models,
     notes=missing_answers.with_notes(snakemake.params.notes, snakemake.params.predictions),
     config=snakemake.config,
+    findings_path=inputs.findings,
+    findings_figure_path=inputs.findings_figure,
+    missing={task: missing_answers.count(files) for task, files in snakemake.params.predictions.items()},
 )
