@@ -393,3 +393,15 @@ with open_backend(spec, {{'device': 'cpu', 'max_packed_tokens': 1_000_000_000}})
     assert done.returncode == 1 and "Traceback" not in done.stderr + log, done.stderr[-3000:]
     assert "model 'tiny': out of memory answering loglik requests" in done.stderr
     assert "lower engine.max_packed_tokens" in log
+
+
+def test_a_task_prompt_template_that_escapes_the_sandbox_is_refused_naming_it(tmp_path):
+    from globalrep.prompt_templates import prompt_renderer
+
+    template = tmp_path / "hostile.jinja"
+    template.write_text("{{ passage.__class__.__mro__[1].__subclasses__() }}", encoding="utf-8")
+    render = prompt_renderer("belebele", {"prompt_template": str(template)})
+    with pytest.raises(
+        GlobalrepError, match=r"^prompt template of task 'belebele' \(.*hostile\.jinja\): refused by Jinja's sandbox"
+    ):
+        render(passage="P", question="Q", choices=["a", "b", "c", "d"])
