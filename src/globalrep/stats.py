@@ -325,6 +325,8 @@ def bootstrap_statistic(
             n_resamples=n_resamples,
             confidence_level=confidence,
             method="percentile",
+            # resamples per call, so that e.g. 122 Belebele languages x 900 items stay in memory
+            batch=max(1, MAX_RESAMPLED_VALUES // sum(values.size for values in samples)),
             rng=np.random.default_rng(seed),
         ).bootstrap_distribution
     draws = draws[~np.isnan(draws)]

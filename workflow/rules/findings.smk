@@ -14,7 +14,7 @@ rule findings:
         "../../envs/analysis.yaml"
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=30,
     params:
         scores=findings_scores(),
         task_options={task: config["tasks"][task] for task in findings_scores()},
