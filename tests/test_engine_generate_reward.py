@@ -56,8 +56,8 @@ def _one_at_a_time(model, tokenizer, prompt, max_new_tokens, end_ids, stop):
 
 @pytest.mark.parametrize("stop", [(), ("mine", "ave y")])
 def test_greedy_ids_equal_transformers_generate_one_prompt_at_a_time(tiny_lm_dir, stop):
-    """Shared prefix forwarded once and its cache repeated, rests padded between prefix and rest,
-    ended sequences dropped from the batch: the same tokens as transformers' generate on each
+    """Shared prefix forwarded once, each rest on its own after it, the caches laid side by side
+    with padding between prefix and rest, ended sequences dropped from the batch: the same tokens as transformers' generate on each
     prompt alone, token for token."""
     spec = ModelSpec(name="tiny", path=str(tiny_lm_dir), dtype="float32")
     tokenizer, model = load_tokenizer(spec), load_causal_lm(spec, CPU)
@@ -80,7 +80,7 @@ def test_generation_order_puts_a_family_in_one_batch_when_that_forwards_fewer_to
     assert {prompts[i][10] for i in order[:4]} == {2}  # one family per batch: its 60 tokens forwarded once
     by_length = sorted(range(8), key=lambda i: -len(prompts[i]))
     assert prompt_tokens_forwarded(prompts, order, 4) < prompt_tokens_forwarded(prompts, by_length, 4)
-    # Without families, longest first: batches pad least.
+    # Where families save no tokens, longest first: the decoding steps' cache holds little padding.
     lengths = [list(range(n)) for n in (5, 30, 10, 25)]
     assert generation_order(lengths, 2) == [1, 3, 2, 0]
 

@@ -70,21 +70,28 @@ class HFBackend:
         return logprobs
 
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, stop: tuple[str, ...]) -> list[str]:
-        """Greedy continuations, in batches planned by :func:`generation_order` (shared prefixes
-        together, similar lengths together); answers keep the order of ``prompts``."""
+        tokenizer = self._model()[1]
+        return tokenizer.batch_decode(self.generate_ids(prompts, max_new_tokens, stop), skip_special_tokens=True)
+
+    def generate_ids(
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, stop: tuple[str, ...]
+    ) -> list[list[int]]:
+        """The new token ids of each prompt's greedy continuation (:func:`greedy_ids`), in batches
+        planned by :func:`generation_order`; they keep the order of ``prompts``."""
         model, tokenizer = self._model()
+        end_ids = loading.end_token_ids(tokenizer, model.generation_config)
         order = generation_order(prompts, self.spec.batch_size)
-        texts = run_batched(
+        generated = run_batched(
             [prompts[i] for i in order],
             self.spec.batch_size,
-            lambda batch: generate_batch(model, tokenizer, batch, max_new_tokens, stop, self.device),
+            lambda batch: greedy_ids(model, batch, max_new_tokens, end_ids, stop, tokenizer, self.device),
             f"{self.spec.name} generate",
             self.progress,
         )
-        answers = [""] * len(prompts)
-        for index, text in zip(order, texts):
-            answers[index] = text
-        return answers
+        in_order: list[list[int]] = [[] for _ in prompts]
+        for index, ids in zip(order, generated):
+            in_order[index] = ids
+        return in_order
 
     def reward(self, sequences: Sequence[Sequence[int]]) -> list[float]:
         model, tokenizer = self._model()
@@ -149,37 +156,49 @@ def greedy_ids(
     ``generate`` one prompt at a time: at most ``max_new_tokens``, ending with an end id or with
     the token that completes a stop string in the generated text.
 
-    The batch's common prefix is forwarded once, at batch size 1, and its KV cache repeated across
-    the batch; the rest of each prompt follows, left-padded to the longest rest (the padding sits
-    between prefix and rest, masked, with positions counted over real tokens only). A sequence
-    that has ended leaves the batch (its rows of the cache are dropped), so later steps forward
-    only the sequences still running."""
+    The batch's common prefix is forwarded once; the rest of each prompt is forwarded on its own
+    after it (no padding: a prompt costs its own tokens); their KV caches are then laid side by
+    side, each rest left-padded to the longest (the padding sits between prefix and rest, masked,
+    with position ids counted over real tokens only), and the new tokens are generated for the
+    whole batch at once. A sequence that has ended leaves the batch (its rows of the cache are
+    dropped), so later steps forward only the sequences still running."""
     from transformers import DynamicCache
 
+    cache_key = _cache_key(model)
     shared = min(common_prefix_len_all(prompts), min(map(len, prompts)) - 1)
-    cache = DynamicCache()
+    prefix: list[tuple[torch.Tensor, torch.Tensor]] = []
     if shared > 0:
-        model(**{"input_ids": torch.tensor([list(prompts[0][:shared])], device=device), _cache_key(model): cache,
+        cache = DynamicCache()
+        model(**{"input_ids": torch.tensor([list(prompts[0][:shared])], device=device), cache_key: cache,
                  "use_cache": True, "logits_to_keep": 1})  # fmt: skip
-        cache.batch_repeat_interleave(len(prompts))
+        prefix = [(layer.keys, layer.values) for layer in cache.layers]
     rests = [list(prompt[shared:]) for prompt in prompts]
-    rest_ids, rest_mask = _pad(rests, tokenizer.pad_token_id, "left")
-    mask = torch.cat([torch.ones((len(prompts), shared), dtype=torch.long), rest_mask], dim=1).to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
-    step_ids = rest_ids.to(device)
-    generated: list[list[int]] = [[] for _ in prompts]
-    running = list(range(len(prompts)))  # the prompt index of each row of the batch
+    width = max(map(len, rests))
+    batch_layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+    generated: list[list[int]] = []
+    for row, rest in enumerate(rests):
+        cache = DynamicCache(ddp_cache_data=prefix) if prefix else DynamicCache()
+        positions = torch.arange(shared, shared + len(rest), device=device)[None]
+        logits = model(**{"input_ids": torch.tensor([rest], device=device), "position_ids": positions,
+                          cache_key: cache, "use_cache": True, "logits_to_keep": 1}).logits  # fmt: skip
+        generated.append([int(logits[0, -1].argmax())])
+        if not batch_layers:
+            batch_layers = [(layer.keys.new_zeros((len(rests), *layer.keys.shape[1:2], shared + width, layer.keys.shape[3])),
+                             layer.values.new_zeros((len(rests), *layer.values.shape[1:2], shared + width, layer.values.shape[3])))
+                            for layer in cache.layers]  # fmt: skip
+        for (keys, values), layer in zip(batch_layers, cache.layers):
+            keys[row, :, :shared], values[row, :, :shared] = layer.keys[0, :, :shared], layer.values[0, :, :shared]
+            keys[row, :, shared + width - len(rest) :] = layer.keys[0, :, shared:]
+            values[row, :, shared + width - len(rest) :] = layer.values[0, :, shared:]
+    cache = DynamicCache(ddp_cache_data=batch_layers)
+    mask = torch.ones((len(rests), shared + width), dtype=torch.long, device=device)
+    for row, rest in enumerate(rests):
+        mask[row, shared : shared + width - len(rest)] = 0
+    positions = torch.tensor([[shared + len(rest)] for rest in rests], device=device)  # of each row's next token
     end_ids = set(end_ids)
-    for _ in range(max_new_tokens):
-        logits = model(**{"input_ids": step_ids, "attention_mask": mask, "position_ids": positions,
-                          _cache_key(model): cache, "use_cache": True, "logits_to_keep": 1}).logits  # fmt: skip
-        tokens = logits[:, -1].argmax(-1).tolist()
-        keep = []
-        for row, (index, token) in enumerate(zip(running, tokens)):
-            generated[index].append(token)
-            ended = token in end_ids or (stop and any(s in tokenizer.decode(generated[index]) for s in stop))
-            if not ended:
-                keep.append(row)
+    running = list(range(len(prompts)))  # the prompt index of each row of the batch
+    for _ in range(max_new_tokens - 1):
+        keep = [row for row, index in enumerate(running) if not _ended(generated[index], end_ids, stop, tokenizer)]
         if not keep:
             break
         if len(keep) < len(running):
@@ -187,10 +206,18 @@ def greedy_ids(
             cache.batch_select_indices(rows)
             mask, positions = mask[rows], positions[rows]
             running = [running[row] for row in keep]
-        step_ids = torch.tensor([[generated[index][-1]] for index in running], device=device)
         mask = torch.cat([mask, torch.ones((len(running), 1), dtype=mask.dtype, device=device)], dim=1)
-        positions = positions[:, -1:] + 1
+        step_ids = torch.tensor([[generated[index][-1]] for index in running], device=device)
+        logits = model(**{"input_ids": step_ids, "attention_mask": mask, "position_ids": positions,
+                          cache_key: cache, "use_cache": True, "logits_to_keep": 1}).logits  # fmt: skip
+        for index, token in zip(running, logits[:, -1].argmax(-1).tolist()):
+            generated[index].append(token)
+        positions = positions + 1
     return generated
+
+
+def _ended(generated: list[int], end_ids: set[int], stop: tuple[str, ...], tokenizer) -> bool:
+    return generated[-1] in end_ids or bool(stop and any(s in tokenizer.decode(generated) for s in stop))
 
 
 def _cache_key(model) -> str:
@@ -207,10 +234,10 @@ def common_prefix_len_all(sequences: Sequence[Sequence[int]]) -> int:
 
 def generation_order(prompts: Sequence[Sequence[int]], batch_size: int) -> list[int]:
     """The order in which prompts are generated, cut into batches of ``batch_size``: of two plans,
-    the one whose batches forward fewer prompt tokens (each batch forwards its common prefix once
-    and the rest of each prompt padded to the longest rest):
+    the one whose batches forward fewer prompt tokens (:func:`prompt_tokens_forwarded`), on a tie
+    the first:
 
-    - longest first, so that a batch's prompts pad little;
+    - longest first, so that the decoding steps' cache holds little padding;
     - families first: prompts in token order, a family being a run that shares more than the
       prefix common to all (TyDiQA's instruction and worked example of one language), each family
       longest first, so that a batch shares a long prefix."""
@@ -230,13 +257,13 @@ def generation_order(prompts: Sequence[Sequence[int]], batch_size: int) -> list[
 
 
 def prompt_tokens_forwarded(prompts: Sequence[Sequence[int]], order: Sequence[int], batch_size: int) -> int:
-    """Prompt tokens (padding included) that :func:`greedy_ids` forwards when the prompts are
-    generated in ``order``, in batches of ``batch_size``."""
+    """Prompt tokens that :func:`greedy_ids` forwards when the prompts are generated in ``order``,
+    in batches of ``batch_size``: each batch's common prefix once, then the rest of each prompt."""
     total = 0
     for start in range(0, len(order), batch_size):
         batch = [prompts[i] for i in order[start : start + batch_size]]
-        shared = min(common_prefix_len_all(batch), min(map(len, batch)) - 1)
-        total += max(shared, 0) + len(batch) * (max(map(len, batch)) - max(shared, 0))
+        shared = max(min(common_prefix_len_all(batch), min(map(len, batch)) - 1), 0)
+        total += shared + sum(len(prompt) - shared for prompt in batch)
     return total
 
 
