@@ -54,13 +54,18 @@ def _one_at_a_time(model, tokenizer, prompt, max_new_tokens, end_ids, stop):
     return output[0, len(prompt) :].tolist()
 
 
-@pytest.mark.parametrize("stop", [(), ("mine", "ave y")])
+@pytest.mark.parametrize("stop", [(), (" un", "Vi")])
 def test_greedy_ids_equal_transformers_generate_one_prompt_at_a_time(tiny_lm_dir, stop):
     """Shared prefix forwarded once, each rest on its own after it, the caches laid side by side
     with padding between prefix and rest, ended sequences dropped from the batch: the same tokens as transformers' generate on each
     prompt alone, token for token."""
     spec = ModelSpec(name="tiny", path=str(tiny_lm_dir), dtype="float32")
     tokenizer, model = load_tokenizer(spec), load_causal_lm(spec, CPU)
+    # Random weights attend almost uniformly, which hides a wrong position or mask: sharpen them.
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.q_proj.weight *= 8
+            layer.self_attn.k_proj.weight *= 8
     endings = ["Context: a city near the river.\nQuestion: where?\nAnswer:", "Question: who?\nAnswer:",
                "Context: the first speaker talks about a long trip across the sea to an island.\nAnswer:", "A"]  # fmt: skip
     prompts = [encode(SHARED_INSTRUCTION + ending, tokenizer) for ending in endings] + [encode(PROMPTS[1], tokenizer)]
@@ -68,7 +73,7 @@ def test_greedy_ids_equal_transformers_generate_one_prompt_at_a_time(tiny_lm_dir
     expected = [_one_at_a_time(model, tokenizer, prompt, 16, end_ids, stop) for prompt in prompts]
     for batch in (prompts[:4], prompts):  # with a long shared prefix; with none
         assert greedy_ids(model, batch, 16, end_ids, stop, tokenizer, CPU) == expected[: len(batch)]
-    if stop:  # "ave y" spans two tokens of the tiny model's continuation of "A"
+    if stop:
         assert len({len(ids) for ids in expected}) > 1, "no sequence ended early: dropping ended rows is untested"
 
 
