@@ -30,6 +30,8 @@ vLLM runs first (loaded once; a failure shows before the long runs), then the en
 transformers in interleaved rounds; medians of ``--repeats`` runs. Each way's tokens are compared with transformers': identical
 sequences, and for the others where the first difference falls.
 
+Threads: ``OMP_NUM_THREADS`` (default 2) for every way, set before torch is imported.
+
     python bench/generate.py                      # in .venv-vllm: all three ways
     python bench/generate.py --items 8 --repeats 1 --ways engine,transformers
 """
@@ -50,6 +52,9 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+# Every way's threads: vLLM would otherwise cut this process's torch threads to 1 (and then
+# refuses torch.set_num_threads), so the thread count is set before torch is imported.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import torch
 from loglik import LoadMeter  # bench/loglik.py's meter of other processes' CPU
@@ -118,7 +123,13 @@ def first_difference(a: list[int], b: list[int]) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
-def compare(ids: list[list[int]], reference: list[list[int]], texts, reference_texts) -> str:
+def compare(ids: list[list[int]], reference: list[list[int]], tokenizer, stop: tuple[str, ...]) -> str:
+    """How many token sequences equal the reference's, and how many answers (the text up to the
+    first stop string, what the tasks score)."""
+    texts, reference_texts = (
+        [cut_at_stop(tokenizer.decode(one, skip_special_tokens=True), stop) for one in all_ids]
+        for all_ids in (ids, reference)
+    )
     same = sum(a == b for a, b in zip(ids, reference))
     same_text = sum(a == b for a, b in zip(texts, reference_texts))
     where = [first_difference(a, b) for a, b in zip(ids, reference) if a != b]
@@ -133,19 +144,17 @@ def main() -> None:
     parser.add_argument("--ways", default="engine,transformers,vllm", help="vllm is skipped where not installed")
     parser.add_argument("--items", type=int, default=32, help="prompts per shape (default 32)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per way and shape (default 3)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--batch-size", type=int, default=8, help="the engine's batch size (default 8)")
     args = parser.parse_args()
     ways = args.ways.split(",")
     if "vllm" in ways and importlib.util.find_spec("vllm") is None:
         print("vLLM is not installed here: way vllm skipped (run in .venv-vllm, see .ci/run)")
         ways.remove("vllm")
-    torch.set_num_threads(args.threads)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.model or str(smollm2_folder(Path(scratch) / "smollm2"))
         spec = ModelSpec(name="bench", path=folder, chat_template=True, dtype="float32", batch_size=args.batch_size)
-        engine = HFBackend(spec, {"device": "cpu", "threads": args.threads})
+        engine = HFBackend(spec, {"device": "cpu"})
         model, tokenizer = engine._model()
         runner = ModelRunner(spec, engine)
         shapes = {}
@@ -176,6 +185,7 @@ def main() -> None:
                     results["vllm", shape] = (seconds + [meter.seconds], others + [meter.others], ids)
             vllm.close()
 
+        threads = torch.get_num_threads()  # after vLLM: what the engine and transformers run with
         for shape, (prompts, n, stop, _) in shapes.items():
             for way in ("engine", "transformers"):
                 run[way](prompts[:2], n, stop)  # warm-up
@@ -189,7 +199,7 @@ def main() -> None:
         if "vllm" in ways:
             versions += f", vllm {__import__('vllm').__version__} (load {vllm_load:.0f} s)"
         print(f"# generation: {Path(folder).name if args.model else 'SmolLM2-135M-Instruct'} (float32), "
-              f"{args.threads} threads, engine batch size {args.batch_size}, median of {args.repeats}; {versions}; "
+              f"{threads} threads (OMP_NUM_THREADS), engine batch size {args.batch_size}, median of {args.repeats}; {versions}; "
               f"{platform.machine()}, {os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.2f}")  # fmt: skip
         for shape, (prompts, n, stop, where) in shapes.items():
             lengths = sorted(map(len, prompts))
@@ -201,9 +211,6 @@ def main() -> None:
                 f"{sum(lengths)} tokens (each batch's common prefix once)\n"
             )
             reference = results["transformers", shape][2] if ("transformers", shape) in results else None
-            decode = lambda all_ids: [
-                cut_at_stop(tokenizer.decode(ids, skip_special_tokens=True), stop) for ids in all_ids
-            ]  # noqa: E731
             print(
                 "| way          | seconds | prompts/s | new tokens/s | all tokens/s | time / transformers | other load (cores) |"
             )
@@ -221,7 +228,7 @@ def main() -> None:
                 for way in ways:
                     if way != "transformers":
                         ids = results[way, shape][2]
-                        print(f"{way} vs transformers: {compare(ids, reference, decode(ids), decode(reference))}")
+                        print(f"{way} vs transformers: {compare(ids, reference, tokenizer, stop)}")
         print(f"\ntotal {time.perf_counter() - started:.0f} s; load average at end {os.getloadavg()[0]:.2f}")
 
 

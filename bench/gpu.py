@@ -81,17 +81,16 @@ def build_model(shape: str, device: torch.device, dtype: torch.dtype, folder: Pa
     return model.eval()
 
 
-def demo_requests(task_name: str, overrides: dict | None = None) -> tuple[list, int]:
-    """A task's requests on its demo items (config.yaml's options, then ``overrides``), and the
-    number of items."""
+def demo_requests(task_name: str, overrides: dict | None = None, model_kind: str = "lm") -> tuple[list, int]:
+    """A task's requests for ``model_kind`` on its demo items (config.yaml's options, then
+    ``overrides``), and the number of items."""
     options = {**yaml.safe_load((REPO / "config.yaml").read_text())["tasks"][task_name], **(overrides or {})}
     options = {key: str(REPO / value) if isinstance(value, str) and value.startswith("data/") else value
                for key, value in options.items()}  # fmt: skip
     task = get_task(task_name)
     source = task.resolve_source(options) if task.resolve_source else options.get("source")
     items = task.prepare(options, source)
-    kinds = task.model_kinds
-    return task.requests(items, options, "lm" if "lm" in kinds else "reward"), len(items)
+    return task.requests(items, options, model_kind), len(items)
 
 
 def repeated(requests: list, n: int) -> list:
@@ -136,24 +135,22 @@ def timed_rate(runner: ModelRunner, requests: list, kind: str) -> float:
 def projection(runner: ModelRunner, rates: dict[str, float]) -> pd.DataFrame:
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     models = paper["models"].values()
-    n_lm = sum(m.get("kind", "lm") == "lm" for m in models)
-    n_reward = sum(m.get("kind", "lm") == "reward" for m in models)
+    n_models_of = {kind: sum(m.get("kind", "lm") == kind for m in models) for kind in ("lm", "reward")}
     rows = []
     for task_name, options in paper["tasks"].items():
         task = get_task(task_name)
-        if not task.model_kinds:
-            continue
         measured = STAND_IN.get(task_name, task_name)
         paper_options = {k: v for k, v in (options or {}).items()
                          if k in ("num_shots", "shot_sampling", "max_new_tokens", "articles")}  # fmt: skip
-        requests, n_demo = demo_requests(measured, paper_options)
-        tokens = request_tokens(runner, requests)
-        scale = (PAPER_ITEMS[task_name] or n_demo) / n_demo
-        n_models = n_lm if "lm" in task.model_kinds else n_reward
-        hours = sum(tokens[kind] * scale / rates[kind] for kind in tokens) / 3600
-        rows.append({"task": task_name, "items": round(n_demo * scale), "models": n_models,
-                     **{f"{kind} tokens": round(tokens[kind] * scale) for kind in tokens},
-                     "hours per model": hours, "GPU-hours": hours * n_models})  # fmt: skip
+        for kind in task.model_kinds:  # a task that runs no models has none
+            requests, n_demo = demo_requests(measured, paper_options, kind)
+            tokens = request_tokens(runner, requests)
+            scale = (PAPER_ITEMS[task_name] or n_demo) / n_demo
+            hours = sum(tokens[k] * scale / rates[k] for k in tokens) / 3600
+            n_models = n_models_of[kind]
+            rows.append({"task": task_name, "model kind": kind, "items": round(n_demo * scale), "models": n_models,
+                         **{f"{k} tokens": round(tokens[k] * scale) for k in tokens},
+                         "hours per model": hours, "GPU-hours": hours * n_models})  # fmt: skip
     return pd.DataFrame(rows)
 
 
