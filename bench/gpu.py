@@ -52,7 +52,8 @@ from globalrep.tasks import get_task
 REPO = Path(__file__).resolve().parents[1]
 SHAPES = {
     "7b": {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32},
-    "tiny": {"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2, "num_attention_heads": 4},
+    # head_dim 64: vLLM's CPU attention takes no smaller heads
+    "tiny": {"hidden_size": 128, "intermediate_size": 344, "num_hidden_layers": 2, "num_attention_heads": 2},
 }
 # Items per task in the paper's runs (config/paper.yaml's comments and docs/tasks.md): MD3's 894
 # cleaned games; the transfer task's 427 US games as written and in 2 dialects; Belebele's 122
