@@ -131,7 +131,7 @@ def main() -> None:
     if "vllm" in ways and importlib.util.find_spec("vllm") is None:
         print("vLLM is not installed here: way vllm skipped (run in .venv-vllm, see .ci/run)")
         ways.remove("vllm")
-    started = time.perf_counter()
+    started, load_at_start = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.model or str(smollm2_folder(Path(scratch) / "smollm2"))
         spec = ModelSpec(name="bench", path=folder, chat_template=True, dtype="float32", batch_size=args.batch_size)
@@ -185,7 +185,7 @@ def main() -> None:
             versions += f", vllm {__import__('vllm').__version__} (load {vllm_load:.0f} s)"
         print(f"# generation: {Path(folder).name if args.model else 'SmolLM2-135M-Instruct'} (float32), "
               f"{threads} threads (OMP_NUM_THREADS), engine batch size {args.batch_size}, median of {args.repeats}; {versions}; "
-              f"{platform.machine()}, {os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.2f}")  # fmt: skip
+              f"{platform.machine()}, {os.cpu_count()} CPUs; load average at start {load_at_start:.2f}")  # fmt: skip
         for shape, (prompts, n, stop, where) in shapes.items():
             lengths = sorted(map(len, prompts))
             order = generation_order(prompts, args.batch_size)
