@@ -181,7 +181,7 @@ def smollm2_gguf() -> tuple[Path, str]:
 
 def convert_smollm2(gguf_folder: Path, gguf_file: str, out_dir: Path) -> Path:
     """SmolLM2 converted from the GGUF to a float32 Hugging Face folder (safetensors, tokenizer,
-    generation config): what backends without a GGUF loader (vLLM) read. bench/vllm.py uses it too."""
+    generation config): what backends without a GGUF loader (vLLM) read. bench/vllm_vs_hf.py and bench/generate.py use it too."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

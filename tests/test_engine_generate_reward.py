@@ -5,9 +5,10 @@ import shutil
 
 import pytest
 import torch
+from oracles import greedy_one_prompt_at_a_time
 
 from globalrep.engine import Chat, GenerateRequest, RewardRequest, answer
-from globalrep.engine.hf import _pad, generate_batch
+from globalrep.engine.hf import _pad, generate_batch, generation_order, greedy_ids, prompt_tokens_forwarded
 from globalrep.engine.loading import end_token_ids, load_causal_lm, load_reward_model, load_tokenizer
 from globalrep.engine.prompts import encode, render
 from globalrep.engine.runner import cut_at_stop
@@ -32,6 +33,48 @@ def test_batched_greedy_equals_unbatched(tiny_lm_dir):
         alone = generate_batch(model, tokenizer, [encode(request.prompt, tokenizer)], 12, (), CPU)[0]
         assert batched[request.item_id] == alone
     assert any(len(text) > 0 for text in batched)
+
+
+SHARED_INSTRUCTION = (
+    "Answer the question by extracting a span of text from the context. Reply with the span only.\n\n"
+    "Context: people of the world speak many languages.\nQuestion: what do people speak?\nAnswer: languages\n\n"
+)
+
+
+@pytest.mark.parametrize("stop", [(), (" un", "Vi")])
+def test_greedy_ids_equal_transformers_generate_one_prompt_at_a_time(tiny_lm_dir, stop):
+    """Shared prefix forwarded once, each rest on its own after it, the caches laid side by side
+    with padding between prefix and rest, ended sequences dropped from the batch: the same tokens as transformers' generate on each
+    prompt alone, token for token."""
+    spec = ModelSpec(name="tiny", path=str(tiny_lm_dir), dtype="float32")
+    tokenizer, model = load_tokenizer(spec), load_causal_lm(spec, CPU)
+    # Random weights attend almost uniformly, which hides a wrong position or mask: sharpen them.
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.q_proj.weight *= 8
+            layer.self_attn.k_proj.weight *= 8
+    endings = ["Context: a city near the river.\nQuestion: where?\nAnswer:", "Question: who?\nAnswer:",
+               "Context: the first speaker talks about a long trip across the sea to an island.\nAnswer:", "A"]  # fmt: skip
+    prompts = [encode(SHARED_INSTRUCTION + ending, tokenizer) for ending in endings] + [encode(PROMPTS[1], tokenizer)]
+    end_ids = end_token_ids(tokenizer, model.generation_config)
+    expected = [greedy_one_prompt_at_a_time(model, tokenizer, prompt, 16, stop) for prompt in prompts]
+    for batch in (prompts[:4], prompts):  # with a long shared prefix; with none
+        assert greedy_ids(model, batch, 16, end_ids, stop, tokenizer, CPU) == expected[: len(batch)]
+    if stop:
+        assert len({len(ids) for ids in expected}) > 1, "no sequence ended early: dropping ended rows is untested"
+
+
+def test_generation_order_puts_a_family_in_one_batch_when_that_forwards_fewer_tokens():
+    shared, family_a, family_b = [1] * 10, [2] * 50, [3] * 50
+    prompts = [shared + family_a + [4] * n for n in (1, 9, 2, 8)] + [shared + family_b + [5] * n for n in (3, 7, 4, 6)]
+    order = generation_order(prompts, 4)
+    assert sorted(order) == list(range(8))
+    assert {prompts[i][10] for i in order[:4]} == {2}  # one family per batch: its 60 tokens forwarded once
+    by_length = sorted(range(8), key=lambda i: -len(prompts[i]))
+    assert prompt_tokens_forwarded(prompts, order, 4) < prompt_tokens_forwarded(prompts, by_length, 4)
+    # Where families save no tokens, longest first: the decoding steps' cache holds little padding.
+    lengths = [list(range(n)) for n in (5, 30, 10, 25)]
+    assert generation_order(lengths, 2) == [1, 3, 2, 0]
 
 
 def test_generation_is_cut_at_the_first_stop_string(tiny_lm_dir):

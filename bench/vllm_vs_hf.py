@@ -13,7 +13,7 @@ Items are the demo's (``data/demo``), repeated to ``--items``. First the answers
 each shape is timed, median of ``--repeats`` runs, and vLLM's time is given as a ratio of hf's.
 Run it where vLLM is installed (``.venv-vllm``, see .ci/run), with VLLM_CPU_KVCACHE_SPACE set on CPU:
 
-    VLLM_CPU_KVCACHE_SPACE=1 python bench/vllm.py
+    VLLM_CPU_KVCACHE_SPACE=1 python bench/vllm_vs_hf.py
 """
 
 from __future__ import annotations
