@@ -181,7 +181,7 @@ def test_each_token_sees_exactly_its_ancestors(lm):
     mask = _tree_mask(rows, length, torch.float32)[:, 0] == 0
     for i, row in enumerate(rows):
         pad = length - len(row.tokens)
-        assert mask[i, :pad, :pad].equal(torch.ones(pad, pad, dtype=torch.bool).tril())
+        assert mask[i, :pad, :pad].equal(torch.eye(pad, dtype=torch.bool))  # padding sees itself only
         assert not mask[i, pad:, :pad].any() and not mask[i, :pad, pad:].any()
         for q, node in enumerate(row.nodes):
             ancestors = {node}
@@ -265,3 +265,34 @@ def test_a_continuation_longer_than_the_window_is_an_error(short_window_lm):
         GlobalrepError, match="item huge, k: a continuation of .* does not fit the model's window of 32"
     ):
         answer(short_window_lm[0], [request], {"device": "cpu"})
+
+
+def test_contexts_as_long_as_the_window_are_forwarded_once(tiny_tokenizer, tmp_path):
+    """Issue 29's long-context shape: contexts at 100% and 150% of the window (shortened to fit),
+    4 short continuations each, rows of the window's size. A row that split an item's subtree
+    would repeat the whole context once per continuation; the trie forwards each context once."""
+    from globalrep.demo import build_causal_lm
+    from globalrep.engine.loglik import OVERFLOW_SHARE, fit_window
+
+    window = 64  # its 1/OVERFLOW_SHARE (8 tokens) holds the 4 continuations
+    spec = ModelSpec(name="w64", path=str(build_causal_lm(tiny_tokenizer, tmp_path, 0, max_position_embeddings=window)))
+    tokenizer, model = load_tokenizer(spec), load_causal_lm(spec, CPU)
+    rng = random.Random(9)
+    encode_texts = lambda texts: encode_many(texts, tokenizer)  # noqa: E731
+    continuations = (" a", " city", " the world", " news")
+    requests = []
+    for share in (1.0, 1.5, 1.0, 1.5):
+        words = [rng.choice(WORDS)]
+        while len(encode(" ".join(words), tokenizer)) < share * window:
+            words.append(rng.choice(WORDS))
+        tokenized = tokenize_request(encode_texts, " ".join(words), continuations)
+        requests.append(fit_window(tokenized, window, keep_first=True)[0])
+    assert all(max(c.prefix_len + len(c.tokens) for c in r.continuations) == window for r in requests)
+    assert sum(len(c.tokens) for c in requests[0].continuations) <= window // OVERFLOW_SHARE
+    logprobs, counts = score_requests(model, requests, window, 2, tokenizer.pad_token_id, CPU, "test", False)
+    # One row per item: its context once (repeating only the BOS the items share), then its
+    # continuations; before, one row per continuation repeated the context (3.6x the trie here).
+    assert counts.rows == len(requests) and counts.forwarded <= counts.unique + len(requests)
+    assert counts.forwarded <= 1.05 * counts.unique and counts.forwarded <= counts.item_level
+    for request, values in zip(requests, logprobs):
+        assert values == pytest.approx(loglik_one_forward_per_continuation(model, request, CPU), abs=2e-6)
