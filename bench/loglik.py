@@ -299,7 +299,7 @@ def run_floor(model, inputs):
 @torch.no_grad()
 def run_engine_forwards(model, inputs):
     """The engine's forwards alone, with their inputs prebuilt."""
-    with tree_attention(model):
+    with tree_attention(model, CPU):
         for batch_inputs in inputs:
             model(**batch_inputs, use_cache=False)
 

@@ -296,3 +296,24 @@ def test_contexts_as_long_as_the_window_are_forwarded_once(tiny_tokenizer, tmp_p
     assert counts.forwarded <= 1.05 * counts.unique and counts.forwarded <= counts.item_level
     for request, values in zip(requests, logprobs):
         assert values == pytest.approx(loglik_one_forward_per_continuation(model, request, CPU), abs=2e-6)
+
+
+def test_query_blocks_attend_as_the_dense_mask_and_read_fewer_keys(lm):
+    """The CPU attention path (globalrep.engine.tree_attention): each block of queries reads the
+    path above it, not the whole row, and gives the dense mask's output."""
+    from globalrep.engine.loglik import _ranks_and_ends
+    from globalrep.engine.tree_attention import _attention, plan_blocks
+
+    _, tokenizer, _ = lm
+    requests = _shared_prefix_requests(tokenizer, random.Random(10), passages=8)
+    rows = pack_tree_rows(build_trie(requests), max_row_tokens=400)
+    length = 32 * -(-max(len(row.tokens) for row in rows) // 32) + 32  # padding too
+    plan = plan_blocks(*_ranks_and_ends(rows, length), torch.float32, chunk=32)
+    assert len(rows) > 1 and plan.chunk == 32 and plan.n_keys < length / 2
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(len(rows), 2, length, 16) for _ in range(3))
+    blocks, _ = _attention(torch.nn.Module(), query, key, value, None, tree_blocks=plan)
+    dense = torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=_tree_mask(rows, length, torch.float32)
+    )
+    assert torch.allclose(blocks.transpose(1, 2), dense, atol=1e-6)

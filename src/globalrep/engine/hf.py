@@ -14,9 +14,10 @@ from globalrep.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
-# Tokens of one tree-packed log-likelihood row (config key engine.max_packed_tokens); a forward
-# holds up to batch_size rows. Its 4D mask is row² entries (8 MiB in bf16 at 2048, 128 MiB at
-# 8192): docs/architecture.md says what a row costs; 2048 fits a 24 GB GPU with a 7B model in bf16.
+# Tokens of one tree-packed log-likelihood row (config key engine.max_packed_tokens; a row holding
+# one subtree whole may take 1/8 more); a forward holds up to batch_size rows. On CUDA its 4D mask
+# is row² entries (10 MiB in bf16 at 2304, 128 MiB at 8192): docs/architecture.md says what a row
+# costs; 2048 fits a 24 GB GPU with a 7B model in bf16.
 DEFAULT_MAX_PACKED_TOKENS = 2048
 
 

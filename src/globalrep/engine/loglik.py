@@ -358,7 +358,7 @@ def score_requests(
     and what that forwarded."""
     trie = build_trie(requests, share_across_requests)
     rows = sorted(pack_tree_rows(trie, max_row_tokens), key=lambda row: -len(row.tokens))
-    with tree_attention(model) as tree_blocks:
+    with tree_attention(model, device) as tree_blocks:
         row_values = run_batched(
             rows,
             batch_size,

@@ -8,7 +8,8 @@ all row² pairs (on CPU no kernel skips masked blocks of an arbitrary mask). Eac
 gathered with its keys into one batched ``scaled_dot_product_attention`` call per layer, under
 the exact ancestor mask, so every number is what the dense mask gives (to float rounding).
 
-Used through transformers' attention interface: while :func:`tree_attention` is active, the
+Used on CPU (where it was measured) through transformers' attention interface: while
+:func:`tree_attention` is active, the
 model's attention implementation is ``globalrep_tree``, which runs the block plan passed to the
 forward as ``tree_blocks`` and is plain SDPA otherwise. A batch whose blocks would not halve the
 pairs computed (long single paths: a context as long as the window) or would gather more than
@@ -126,11 +127,11 @@ def _register() -> None:
 
 
 @contextmanager
-def tree_attention(model):
+def tree_attention(model, device: torch.device):
     """While active, ``model`` (loaded with SDPA attention) runs :func:`_attention`; yields
-    whether it does (a model with another implementation is left as it is)."""
-    config = model.config
-    if getattr(config, "_attn_implementation", None) != "sdpa":
+    whether it does. Only on CPU, where it was measured (BENCHMARKS.md); on CUDA, and for a model
+    with another attention implementation, the rows keep their dense 4D masks."""
+    if device.type != "cpu" or getattr(model.config, "_attn_implementation", None) != "sdpa":
         yield False
         return
     _register()
