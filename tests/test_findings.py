@@ -156,6 +156,16 @@ def test_findings_are_absent_where_a_task_or_model_is(inputs, table):
     assert not no_items.isna().all(axis=1).any()
 
 
+def test_a_statistic_without_a_value_is_left_out_not_given_a_verdict(inputs, caplog):
+    gaps = inputs.tables["md3_taboo_gap_changes"].copy()
+    gaps["change"] = NAN  # e.g. a model whose answers were all missing in one dialect
+    findings_without = findings.findings_table(findings.Inputs({**inputs.tables, "md3_taboo_gap_changes": gaps},
+                                                               inputs.scores, inputs.chains))  # fmt: skip
+    assert not findings_without["statistic"].str.startswith("md3_gap_change").any()
+    assert findings_without["value"].notna().all()
+    assert "has no value" in caplog.text and "left out" in caplog.text
+
+
 def test_findings_are_ordered_by_chain_step_then_question(table):
     steps = list(dict.fromkeys(zip(table["chain"], table["from_model"], table["to_model"])))
     # chain steps in chain order (base → pt after the steps), then the SFT data, then the reward model

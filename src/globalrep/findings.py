@@ -224,7 +224,15 @@ def findings_table(inputs: Inputs) -> pd.DataFrame:
     """Every statistic that the inputs hold, one row per chain step (or model) and statistic,
     in chain order, then by question and statistic."""
     rows = [row for builder in BUILDERS for row in builder(inputs)]
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    # A statistic that came out NaN or infinite (its source rows had no number) states nothing:
+    # it is left out, like one whose task did not run, and named in the log, never given a verdict.
+    for row in rows:
+        if not math.isfinite(row["value"]):
+            log.warning(
+                "findings: %s for %s → %s has no value (%s); left out", row["statistic"], row["from_model"],
+                row["to_model"], row["source_table"],
+            )  # fmt: skip
+    table = pd.DataFrame([row for row in rows if math.isfinite(row["value"])], columns=COLUMNS)
     order = _step_order(inputs.chains)
     keys = pd.DataFrame(
         {
