@@ -174,7 +174,7 @@ def greedy_ids(
     from transformers import DynamicCache
 
     cache_key = _cache_key(model)
-    shared = min(common_prefix_len_all(prompts), min(map(len, prompts)) - 1)
+    shared = forwarded_once(prompts)
     prefix: list[tuple[torch.Tensor, torch.Tensor]] = []
     if shared > 0:
         cache = DynamicCache()
@@ -249,6 +249,12 @@ def _cache_key(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+def forwarded_once(prompts: Sequence[Sequence[int]]) -> int:
+    """Tokens of a batch's common prefix that :func:`greedy_ids` forwards once: all of it but the
+    shortest prompt's last token, whose logits start that prompt's answer (0 for a lone token)."""
+    return max(min(common_prefix_len_all(prompts), min(map(len, prompts)) - 1), 0)
+
+
 def common_prefix_len_all(sequences: Sequence[Sequence[int]]) -> int:
     """The length of the prefix that all ``sequences`` share."""
     first = sequences[0]
@@ -285,7 +291,7 @@ def prompt_tokens_forwarded(prompts: Sequence[Sequence[int]], order: Sequence[in
     total = 0
     for start in range(0, len(order), batch_size):
         batch = [prompts[i] for i in order[start : start + batch_size]]
-        shared = max(min(common_prefix_len_all(batch), min(map(len, batch)) - 1), 0)
+        shared = forwarded_once(batch)
         total += shared + sum(len(prompt) - shared for prompt in batch)
     return total
 
